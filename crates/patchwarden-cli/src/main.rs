@@ -1,0 +1,37 @@
+//! `patchwarden`: one binary, many subcommands. This crate parses arguments and wires the
+//! library crates together; the work itself lives in those crates.
+
+mod version_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Patch management that security teams can trust.
+#[derive(Debug, Parser)]
+#[command(name = "patchwarden", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Version ordering as dpkg, rpm, apk and the language ecosystems do it.
+    #[command(subcommand)]
+    Version(version_cmd::VersionCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Version(cmd) => version_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("patchwarden: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Patchwarden's domain: hosts, packages, advisories, findings and the pure rules over them.
+//!
+//! **Architecture Invariant**: this crate does no I/O, has no async and never reads the clock.
+//! Time arrives as a parameter (`now: jiff::Timestamp`), so every SLA clock, window and freeze
+//! is testable to the second. The agent, the server and the CLI are the shell around it.
+
+pub mod inventory;
