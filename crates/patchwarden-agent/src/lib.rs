@@ -1,0 +1,10 @@
+//! The agent's host side: what this host is (facts), what is installed on it (inventory
+//! collectors for dpkg, rpm and apk, and SBOM input), and what its own repositories offer
+//! (available updates).
+//!
+//! Parsing is pure wherever the format allows — functions from bytes to values, tested on the
+//! real files — and the thin functions that read a `--root` call them. Nothing here talks to
+//! the network.
+
+pub mod facts;
+pub mod inventory;
