@@ -5,6 +5,12 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+mod delta;
+mod digest;
+
+pub use delta::{DeltaError, InventoryDelta, PackageChange, UpdatesSnapshot, apply, delta};
+pub use digest::PackagesDigest;
+
 /// The package manager that owns a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,7 +58,10 @@ impl PackageStatus {
     /// Whether the package's files are on the host: everything but `config-files` and
     /// `not-installed`. A half-installed package can still be exposed to a vulnerability.
     pub fn files_present(self) -> bool {
-        !matches!(self, PackageStatus::ConfigFiles | PackageStatus::NotInstalled)
+        !matches!(
+            self,
+            PackageStatus::ConfigFiles | PackageStatus::NotInstalled
+        )
     }
 }
 
