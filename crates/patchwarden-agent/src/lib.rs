@@ -8,3 +8,4 @@
 
 pub mod facts;
 pub mod inventory;
+pub mod root;
