@@ -20,6 +20,27 @@ pub(crate) fn cmp_digits(a: &[u8], b: &[u8]) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
+/// Where a comparison can resume after two versions' identical prefix: the prefix's length,
+/// moved back to the start of the run (of bytes for which `in_run` holds) that it ends in,
+/// because a run compares as a whole (`10` vs `9` differ at the first byte, but `10` is the
+/// larger). Versions that are compared usually share most of their length (`2.36-9+deb12u3`
+/// against `2.36-9+deb12u4`), so this skips most of the character-by-character work.
+#[inline]
+pub(crate) fn resume_after_common_prefix(a: &[u8], b: &[u8], in_run: impl Fn(u8) -> bool) -> usize {
+    let max = a.len().min(b.len());
+    let mut n = 0;
+    while n + 8 <= max && a[n..n + 8] == b[n..n + 8] {
+        n += 8;
+    }
+    while n < max && a[n] == b[n] {
+        n += 1;
+    }
+    while n > 0 && in_run(a[n - 1]) {
+        n -= 1;
+    }
+    n
+}
+
 /// Length of the leading run of ASCII digits.
 pub(crate) fn digit_run(s: &[u8]) -> usize {
     s.iter().take_while(|c| c.is_ascii_digit()).count()

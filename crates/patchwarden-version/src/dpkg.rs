@@ -20,7 +20,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::digits::trim_zeros;
+use crate::digits::{resume_after_common_prefix, trim_zeros};
 use crate::{Reason, Scheme, VersionError};
 
 /// A parsed Debian version borrowing its parts from the input. Parsing it allocates nothing.
@@ -105,25 +105,45 @@ pub fn validate(input: &str) -> Result<(), VersionError> {
 
 /// Splits a version into its parts; the second value is dpkg's warning, if any.
 fn parts(input: &str) -> Result<(DpkgVersionRef<'_>, Option<Reason>), Reason> {
-    // A C string ends at NUL; a version of ours that holds one is not what it seems.
-    if input.as_bytes().contains(&0) {
-        return Err(Reason::ControlCharacter('\0'));
-    }
     let b = input.as_bytes();
     let start = b.iter().position(|&c| !is_blank(c)).ok_or(Reason::Empty)?;
-    let end = b[start..]
-        .iter()
-        .position(|&c| is_blank(c))
-        .map_or(b.len(), |n| start + n);
-    if b[end..].iter().any(|&c| !is_blank(c)) {
-        return Err(Reason::EmbeddedSpace);
-    }
-    let token = &b[start..end];
 
-    let (epoch, version) = match token.iter().position(|&c| c == b':') {
+    // One pass over the token finds its end, the first and last colon, the last hyphen, and
+    // whether every byte is one dpkg allows in an upstream version; the precise checks below
+    // run only when that says something is off.
+    let (mut first_colon, mut last_colon, mut last_hyphen) = (None, None, None);
+    let mut clean = true;
+    let mut end = b.len();
+    for (i, &c) in b.iter().enumerate().skip(start) {
+        match c {
+            b' ' | b'\t' => {
+                end = i;
+                break;
+            }
+            b':' => {
+                first_colon = first_colon.or(Some(i));
+                last_colon = Some(i);
+            }
+            b'-' => last_hyphen = Some(i),
+            b'.' | b'+' | b'~' => {}
+            // A C string ends at NUL; a version of ours that holds one is not what it seems.
+            0 => return Err(Reason::ControlCharacter('\0')),
+            c if c.is_ascii_alphanumeric() => {}
+            _ => clean = false,
+        }
+    }
+    if b[end..].iter().any(|&c| !is_blank(c)) {
+        return Err(if b[end..].contains(&0) {
+            Reason::ControlCharacter('\0')
+        } else {
+            Reason::EmbeddedSpace
+        });
+    }
+
+    let (epoch, version) = match first_colon {
         Some(colon) => {
-            let (value, stop) = strtol(token).ok_or(Reason::EpochEmpty)?;
-            if stop != colon {
+            let (value, stop) = strtol(&b[start..end]).ok_or(Reason::EpochEmpty)?;
+            if start + stop != colon {
                 return Err(Reason::EpochNotNumber);
             }
             if value < 0 {
@@ -135,21 +155,22 @@ fn parts(input: &str) -> Result<(DpkgVersionRef<'_>, Option<Reason>), Reason> {
                 .ok_or(Reason::EpochTooBig)?;
             // dpkg complains here only when the colon ends the whole string; "1: " goes on
             // to fail as an empty version number.
-            if start + colon + 1 == b.len() {
+            if colon + 1 == b.len() {
                 return Err(Reason::NothingAfterColon);
             }
-            (epoch, start + colon + 1)
+            (epoch, colon + 1)
         }
         None => (0, start),
     };
 
-    let v = &b[version..end];
-    let (upstream, revision) = match v.iter().rposition(|&c| c == b'-') {
+    // The revision follows the last hyphen of the version part ("-0:1" has its hyphen in the
+    // epoch, which strtol read as a sign).
+    let (upstream, revision) = match last_hyphen.filter(|&h| h >= version) {
         Some(hyphen) => {
-            if hyphen + 1 == v.len() {
+            if hyphen + 1 == end {
                 return Err(Reason::RevisionEmpty);
             }
-            ((version, version + hyphen), (version + hyphen + 1, end))
+            ((version, hyphen), (hyphen + 1, end))
         }
         None => ((version, end), (end, end)),
     };
@@ -160,18 +181,23 @@ fn parts(input: &str) -> Result<(DpkgVersionRef<'_>, Option<Reason>), Reason> {
         Some(c) if !c.is_ascii_digit() => Some(Reason::VersionNotDigit),
         Some(_) => None,
     };
-    let warning = warning
-        .or_else(|| {
-            up.iter()
-                .find(|&&c| !(c.is_ascii_alphanumeric() || b".-+~:".contains(&c)))
-                .map(|&c| Reason::InvalidVersionChar(char_at(input, c)))
-        })
-        .or_else(|| {
-            b[revision.0..revision.1]
-                .iter()
-                .find(|&&c| !(c.is_ascii_alphanumeric() || b".+~".contains(&c)))
-                .map(|&c| Reason::InvalidRevisionChar(char_at(input, c)))
-        });
+    let colon_in_revision = last_colon.is_some_and(|c| c >= revision.0 && revision.0 < end);
+    let warning = if warning.is_some() || !clean || colon_in_revision {
+        warning
+            .or_else(|| {
+                up.iter()
+                    .find(|&&c| !(c.is_ascii_alphanumeric() || b".-+~:".contains(&c)))
+                    .map(|&c| Reason::InvalidVersionChar(char_at(input, c)))
+            })
+            .or_else(|| {
+                b[revision.0..revision.1]
+                    .iter()
+                    .find(|&&c| !(c.is_ascii_alphanumeric() || b".+~".contains(&c)))
+                    .map(|&c| Reason::InvalidRevisionChar(char_at(input, c)))
+            })
+    } else {
+        None
+    };
 
     // Every boundary above sits next to an ASCII byte (blank, colon or hyphen) or at an end,
     // so these slices are on char boundaries.
@@ -219,7 +245,11 @@ pub fn verrevcmp(a: &str, b: &str) -> Ordering {
 }
 
 #[inline]
-fn verrevcmp_bytes(mut a: &[u8], mut b: &[u8]) -> Ordering {
+fn verrevcmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    // The identical prefix compares equal: skip it, backing up to the start of a digit run
+    // (a non-digit run compares byte by byte, so resuming inside one is exact).
+    let skip = resume_after_common_prefix(a, b, |c| c.is_ascii_digit());
+    let (mut a, mut b) = (&a[skip..], &b[skip..]);
     while !a.is_empty() || !b.is_empty() {
         // Non-digit prefixes, character by character.
         loop {
@@ -256,7 +286,7 @@ fn verrevcmp_bytes(mut a: &[u8], mut b: &[u8]) -> Ordering {
 
 impl DpkgVersionRef<'_> {
     /// Orders two versions as `dpkg --compare-versions` does.
-    pub fn cmp(&self, other: &DpkgVersionRef<'_>) -> Ordering {
+    pub fn compare(&self, other: &DpkgVersionRef<'_>) -> Ordering {
         self.epoch
             .cmp(&other.epoch)
             .then_with(|| verrevcmp(self.upstream, other.upstream))
@@ -266,7 +296,7 @@ impl DpkgVersionRef<'_> {
 
 /// Compares two version strings as dpkg does, parsing both without allocating.
 pub fn compare(a: &str, b: &str) -> Result<Ordering, VersionError> {
-    Ok(parse_ref(a)?.cmp(&parse_ref(b)?))
+    Ok(parse_ref(a)?.compare(&parse_ref(b)?))
 }
 
 impl DpkgVersion {
@@ -335,7 +365,7 @@ impl fmt::Debug for DpkgVersion {
 
 impl Ord for DpkgVersion {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.as_ref().cmp(&other.as_ref())
+        self.as_ref().compare(&other.as_ref())
     }
 }
 

@@ -19,7 +19,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::digits::cmp_digits;
+use crate::digits::{cmp_digits, resume_after_common_prefix};
 use crate::{Reason, Scheme, VersionError};
 
 /// rpm's `rpmvercmp`: orders two version (or release) strings. Total over all strings.
@@ -32,7 +32,10 @@ fn vercmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
         return Ordering::Equal;
     }
     let is_sep = |c: u8| !c.is_ascii_alphanumeric() && c != b'~' && c != b'^';
-    let (mut i, mut j) = (0, 0);
+    // The identical prefix compares equal: skip it, backing up to the start of the segment it
+    // ends in (separators, `~` and `^` there were matched pairwise and are consumed).
+    let skip = resume_after_common_prefix(a, b, |c| c.is_ascii_alphanumeric());
+    let (mut i, mut j) = (skip, skip);
     while i < a.len() || j < b.len() {
         while i < a.len() && is_sep(a[i]) {
             i += 1;
@@ -131,29 +134,31 @@ fn split(input: &str) -> Result<EvrRef<'_>, Reason> {
     if b.is_empty() {
         return Err(Reason::Empty);
     }
-    if let Some(&c) = b
-        .iter()
-        .find(|c| c.is_ascii_whitespace() || c.is_ascii_control())
-    {
-        return Err(if c == b' ' || c == b'\t' {
-            Reason::EmbeddedSpace
-        } else {
-            Reason::ControlCharacter(char::from(c))
-        });
+    // One pass: refuse white space and control characters, and find the last hyphen.
+    let mut last_hyphen = None;
+    for (i, &c) in b.iter().enumerate() {
+        if c <= b' ' || c == 0x7f {
+            return Err(if c == b' ' || c == b'\t' {
+                Reason::EmbeddedSpace
+            } else {
+                Reason::ControlCharacter(char::from(c))
+            });
+        }
+        if c == b'-' {
+            last_hyphen = Some(i);
+        }
     }
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
     let (epoch, rest) = if b.get(digits) == Some(&b':') {
         let e = &input[..digits];
-        (
-            Some(if e.is_empty() { "0" } else { e }),
-            &input[digits + 1..],
-        )
+        (Some(if e.is_empty() { "0" } else { e }), digits + 1)
     } else {
-        (None, input)
+        (None, 0)
     };
-    let (version, release) = match rest.rfind('-') {
-        Some(h) => (&rest[..h], Some(&rest[h + 1..])),
-        None => (rest, None),
+    // Epoch digits hold no hyphen, so the last hyphen is always in the rest.
+    let (version, release) = match last_hyphen {
+        Some(h) => (&input[rest..h], Some(&input[h + 1..])),
+        None => (&input[rest..], None),
     };
     if version.is_empty() {
         return Err(Reason::VersionEmpty);
@@ -167,7 +172,7 @@ fn split(input: &str) -> Result<EvrRef<'_>, Reason> {
 
 impl EvrRef<'_> {
     /// Orders two EVRs as rpm's `rpmverCmp` (and so `rpm.labelCompare`) does.
-    pub fn cmp(&self, other: &EvrRef<'_>) -> Ordering {
+    pub fn compare(&self, other: &EvrRef<'_>) -> Ordering {
         vercmp(self.epoch.unwrap_or("0"), other.epoch.unwrap_or("0"))
             .then_with(|| vercmp(self.version, other.version))
             .then_with(|| match (self.release, other.release) {
@@ -201,7 +206,7 @@ impl EvrRef<'_> {
 
 /// Compares two EVR strings as `rpm.labelCompare` does, without allocating.
 pub fn compare(a: &str, b: &str) -> Result<Ordering, VersionError> {
-    Ok(parse_ref(a)?.cmp(&parse_ref(b)?))
+    Ok(parse_ref(a)?.compare(&parse_ref(b)?))
 }
 
 /// A parsed, owned EVR.
@@ -292,7 +297,7 @@ impl fmt::Debug for RpmVersion {
 
 impl Ord for RpmVersion {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.as_ref().cmp(&other.as_ref())
+        self.as_ref().compare(&other.as_ref())
     }
 }
 
@@ -366,7 +371,7 @@ mod tests {
     #[test]
     fn missing_release_sorts_first_but_matches_any() {
         let (a, b) = (parse_ref("1.0").unwrap(), parse_ref("1.0-1").unwrap());
-        assert_eq!(a.cmp(&b), Ordering::Less);
+        assert_eq!(a.compare(&b), Ordering::Less);
         assert!(a.matches_release(&b));
         assert!(!parse_ref("1:1.0").unwrap().matches_release(&b));
         assert!(parse_ref("0:1.0").unwrap().matches_release(&b));

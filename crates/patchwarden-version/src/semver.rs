@@ -103,7 +103,7 @@ fn check_identifiers(s: &str, empty: &'static str) -> Result<(), &'static str> {
 
 impl SemverRef<'_> {
     /// SemVer precedence.
-    pub fn cmp(&self, other: &SemverRef<'_>) -> Ordering {
+    pub fn compare(&self, other: &SemverRef<'_>) -> Ordering {
         cmp_core(self.core, other.core).then_with(|| match (self.pre, other.pre) {
             (None, None) => Ordering::Equal,
             (None, Some(_)) => Ordering::Greater,
@@ -154,7 +154,7 @@ fn cmp_pre(a: &str, b: &str) -> Ordering {
 
 /// Compares two version strings by SemVer precedence.
 pub fn compare(a: &str, b: &str) -> Result<Ordering, VersionError> {
-    Ok(parse_ref(a)?.cmp(&parse_ref(b)?))
+    Ok(parse_ref(a)?.compare(&parse_ref(b)?))
 }
 
 /// A parsed, owned SemVer version.
@@ -200,7 +200,7 @@ impl fmt::Debug for SemverVersion {
 
 impl Ord for SemverVersion {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.as_ref().cmp(&other.as_ref())
+        self.as_ref().compare(&other.as_ref())
     }
 }
 

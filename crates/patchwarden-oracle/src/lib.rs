@@ -1,0 +1,32 @@
+//! Dev-only: the real libdpkg and librpm, linked in process, as oracles for
+//! `patchwarden-version`, and a generator of nasty version pairs to feed both.
+//!
+//! `tests/differential.rs` compares a million generated pairs per run against the C libraries
+//! and requires zero disagreements; `benches/vercmp.rs` measures both on the same pairs. The
+//! libraries come from `libdpkg-dev` and `librpm-dev` (`scripts/install-test-deps`); without
+//! them the crate builds but [`oracles_available`] is false and the tests say they skipped.
+
+pub mod generate;
+
+#[cfg(oracle_libs)]
+pub mod ffi;
+
+/// Whether the C libraries were found at build time.
+pub fn oracles_available() -> bool {
+    cfg!(oracle_libs)
+}
+
+/// For tests and benches: true when the oracles can run; otherwise says plainly why not and
+/// returns false — or fails when `PATCHWARDEN_REQUIRE_TOOLS` is set (as `scripts/test` sets it
+/// after installing the packages), so that CI never skips them silently.
+pub fn require_oracles(what: &str) -> bool {
+    if oracles_available() {
+        return true;
+    }
+    let why = "libdpkg-dev and librpm-dev were not found by pkg-config when this crate was built";
+    if std::env::var_os("PATCHWARDEN_REQUIRE_TOOLS").is_some() {
+        panic!("{what}: {why} (scripts/install-test-deps installs them)");
+    }
+    eprintln!("SKIPPED {what}: {why}; run scripts/test, which installs them");
+    false
+}
