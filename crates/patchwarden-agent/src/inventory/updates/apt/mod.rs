@@ -477,8 +477,9 @@ pub fn origin_name(r: &ReleaseInfo) -> Option<String> {
 /// What an update is for, from the archives that offer it: security when any of them is a
 /// security archive (`*-security`, Debian's old `*/updates`, label `Debian-Security`);
 /// bugfix when one is a stable-updates archive (`*-updates`, `*-proposed-updates`) or a
-/// stable point release (a `Version:` with a point, or the `stable` family of suites);
-/// unknown otherwise.
+/// Debian point release (a `Version:` with a point, like `12.5`, or the `stable` family of
+/// suites); unknown otherwise. Only Debian numbers its point releases that way: Ubuntu's
+/// `22.04` is the release itself, whose pocket is frozen once released.
 pub fn classify<'a>(releases: impl IntoIterator<Item = &'a ReleaseInfo>) -> UpdateKind {
     let mut kind = UpdateKind::Unknown;
     for r in releases {
@@ -492,11 +493,13 @@ pub fn classify<'a>(releases: impl IntoIterator<Item = &'a ReleaseInfo>) -> Upda
             return UpdateKind::Security;
         }
         let updates = names.iter().flatten().any(|s| s.ends_with("-updates"));
-        let point_release = r.version.as_deref().is_some_and(|v| v.contains('.'))
-            || matches!(
-                r.archive.as_deref(),
-                Some("stable" | "oldstable" | "oldoldstable")
-            );
+        let debian = r.origin.as_deref() == Some("Debian");
+        let point_release = debian
+            && (r.version.as_deref().is_some_and(|v| v.contains('.'))
+                || matches!(
+                    r.archive.as_deref(),
+                    Some("stable" | "oldstable" | "oldoldstable")
+                ));
         if updates || point_release {
             kind = UpdateKind::Bugfix;
         }
