@@ -91,33 +91,29 @@ pub fn kernel_check(running: &str, packages: &[Package]) -> KernelCheck {
         ));
     }
     let running_vr = running_version_release(running);
-    let running_evr = match rpm::parse_ref(running_vr) {
-        Ok(evr) => evr,
-        Err(e) => {
-            return KernelCheck::Unknown(format!(
-                "the running kernel {running} has no rpm version: {e}"
-            ));
-        }
-    };
-    let mut newest: Option<(String, &Package)> = None;
+    if let Err(e) = rpm::parse_ref(running_vr) {
+        return KernelCheck::Unknown(format!(
+            "the running kernel {running} has no rpm version: {e}"
+        ));
+    }
+    let mut newest: Option<String> = None;
     for k in kernels {
         let full = k.full_version().into_owned();
-        let evr = match rpm::parse_ref(&full) {
-            Ok(evr) => evr,
-            Err(e) => return KernelCheck::Unknown(format!("kernel package {}: {e}", k.name)),
-        };
+        if let Err(e) = rpm::parse_ref(&full) {
+            return KernelCheck::Unknown(format!("kernel package {}: {e}", k.name));
+        }
         let newer = match &newest {
             None => true,
-            Some((n, _)) => rpm::parse_ref(n).is_ok_and(|n| evr.cmp(&n).is_gt()),
+            Some(n) => rpm::compare(&full, n).is_ok_and(|o| o.is_gt()),
         };
         if newer {
-            newest = Some((full, k));
+            newest = Some(full);
         }
     }
-    let Some((newest, _)) = newest else {
+    let Some(newest) = newest else {
         return KernelCheck::Unknown("no kernel package".into());
     };
-    let outdated = rpm::parse_ref(&newest).is_ok_and(|n| running_evr.cmp(&n).is_lt());
+    let outdated = rpm::compare(running_vr, &newest).is_ok_and(|o| o.is_lt());
     if outdated {
         KernelCheck::Outdated {
             running: running_vr.to_string(),
