@@ -18,6 +18,7 @@
 
 pub mod apt;
 mod command;
+pub mod dnf;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use patchwarden_core::inventory::AvailableUpdate;
 use serde::{Deserialize, Serialize};
 
 pub use apt::{Apt, apt_updates};
+pub use dnf::{Dnf, dnf_updates};
 
 /// What a package manager would install, and what it offers but would not install.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +63,9 @@ pub enum WithheldReason {
     /// A phased update (`Phased-Update-Percentage`) that has not yet reached this host: apt
     /// offers it to `percentage` per cent of machines, chosen from `/etc/machine-id`.
     Phased { percentage: u8 },
+    /// dnf's configuration excludes the package from upgrades (`excludepkgs=` in
+    /// `dnf.conf` or a repository file, or the versionlock plugin).
+    Excluded,
 }
 
 /// Why the available updates could not be computed.
