@@ -1,0 +1,571 @@
+//! The advisory index, and matching one host's packages against it.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+use patchwarden_core::advisory::{
+    Advisory, Event, PackageNaming, RangeKind, group_vulnerabilities,
+};
+use patchwarden_core::finding::Finding;
+use patchwarden_core::inventory::{Manager, Package};
+use patchwarden_version::{Scheme, Version, VersionError};
+
+use crate::ecosystem::ecosystem_applies;
+use crate::module;
+use crate::range::{Bound, CompiledRange, Verdict};
+
+/// One `affected[]` entry, compiled.
+#[derive(Debug)]
+struct Entry {
+    advisory: u32,
+    ranges: Vec<CompiledRange>,
+    /// Explicitly listed affected versions.
+    versions: Vec<Version>,
+}
+
+/// A "not affected" statement, compiled.
+#[derive(Debug)]
+struct NotAffected {
+    advisory: u32,
+    /// `None`: every version.
+    version: Option<Version>,
+}
+
+/// The entries of one ecosystem, by package name.
+#[derive(Debug, Default)]
+struct EcosystemEntries {
+    naming: Option<PackageNaming>,
+    scheme: Option<Scheme>,
+    by_name: HashMap<String, Vec<Entry>>,
+    not_affected: HashMap<String, Vec<NotAffected>>,
+}
+
+/// Something in the advisories that the index could not use, said with the advisory's id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{advisory}: {reason}")]
+pub struct IndexProblem {
+    pub advisory: String,
+    pub reason: String,
+}
+
+/// Something about a host's package that the matcher could not judge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{package} {version}: {reason}")]
+pub struct MatchProblem {
+    pub package: String,
+    pub version: String,
+    pub reason: String,
+}
+
+/// What matching one host gave.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MatchReport {
+    /// One finding per (package, vulnerability), sorted by package then vulnerability.
+    pub findings: Vec<Finding>,
+    /// Packages whose versions could not be ordered.
+    pub problems: Vec<MatchProblem>,
+    /// How many packages were looked up (installed, with files present, in a known ecosystem).
+    pub packages_checked: usize,
+}
+
+/// Advisories indexed for matching.
+#[derive(Debug)]
+pub struct Index {
+    advisories: Vec<Advisory>,
+    /// For each advisory, the vulnerabilities (indices into `vulnerabilities`) it speaks of.
+    advisory_vulns: Vec<Vec<u32>>,
+    vulnerabilities: Vec<patchwarden_core::advisory::Vulnerability>,
+    /// Advisory module streams (AlmaLinux/Rocky summaries), per advisory.
+    streams: Vec<Vec<String>>,
+    ecosystems: HashMap<String, EcosystemEntries>,
+}
+
+impl Index {
+    /// Indexes advisories. Withdrawn ones are kept out; entries whose versions cannot be
+    /// ordered are kept out with a problem each, and the rest of their advisory still counts.
+    pub fn build(advisories: Vec<Advisory>) -> (Index, Vec<IndexProblem>) {
+        let mut problems = Vec::new();
+        let vulnerabilities = group_vulnerabilities(&advisories);
+        let mut advisory_vulns = vec![Vec::new(); advisories.len()];
+        for (v, vuln) in vulnerabilities.iter().enumerate() {
+            for &s in &vuln.sources {
+                if let Some(list) = advisory_vulns.get_mut(s) {
+                    list.push(v as u32);
+                }
+            }
+        }
+        let mut ecosystems: HashMap<String, EcosystemEntries> = HashMap::new();
+        let mut streams = Vec::with_capacity(advisories.len());
+        for (i, adv) in advisories.iter().enumerate() {
+            streams.push(
+                adv.summary
+                    .as_deref()
+                    .map(module::summary_streams)
+                    .unwrap_or_default(),
+            );
+            if !adv.is_active() {
+                continue;
+            }
+            let problem = |reason: String| IndexProblem {
+                advisory: adv.id.clone(),
+                reason,
+            };
+            for affected in &adv.affected {
+                let Some(pkg) = &affected.package else {
+                    continue;
+                };
+                let Ok(scheme) = Scheme::from_osv_ecosystem(&pkg.ecosystem) else {
+                    // Language ecosystems we cannot order are not errors: we do not inventory
+                    // them on hosts either.
+                    continue;
+                };
+                match compile_entry(i as u32, scheme, affected) {
+                    Ok(entry) => {
+                        let eco = ecosystems.entry(pkg.ecosystem.clone()).or_default();
+                        eco.naming = Some(pkg.naming());
+                        eco.scheme = Some(scheme);
+                        eco.by_name.entry(pkg.name.clone()).or_default().push(entry);
+                    }
+                    Err(e) => {
+                        problems.push(problem(format!("{} {}: {e}", pkg.ecosystem, pkg.name)))
+                    }
+                }
+            }
+            for na in &adv.not_affected {
+                let Ok(scheme) = Scheme::from_osv_ecosystem(&na.package.ecosystem) else {
+                    continue;
+                };
+                let version = match na.version.as_deref().map(|v| scheme.parse(v)) {
+                    None => None,
+                    Some(Ok(v)) => Some(v),
+                    Some(Err(e)) => {
+                        problems.push(problem(format!("not-affected statement: {e}")));
+                        continue;
+                    }
+                };
+                let eco = ecosystems.entry(na.package.ecosystem.clone()).or_default();
+                eco.naming = Some(na.package.naming());
+                eco.scheme = Some(scheme);
+                eco.not_affected
+                    .entry(na.package.name.clone())
+                    .or_default()
+                    .push(NotAffected {
+                        advisory: i as u32,
+                        version,
+                    });
+            }
+        }
+        let index = Index {
+            advisories,
+            advisory_vulns,
+            vulnerabilities,
+            streams,
+            ecosystems,
+        };
+        (index, problems)
+    }
+
+    /// How many advisories the index holds (withdrawn ones included).
+    pub fn advisory_count(&self) -> usize {
+        self.advisories.len()
+    }
+
+    /// The advisories, in the order given to [`Index::build`].
+    pub fn advisories(&self) -> &[Advisory] {
+        &self.advisories
+    }
+
+    /// The advisory with this id, if indexed.
+    pub fn advisory(&self, id: &str) -> Option<&Advisory> {
+        self.advisories.iter().find(|a| a.id == id)
+    }
+
+    /// How many (ecosystem, package) keys the index has.
+    pub fn package_keys(&self) -> usize {
+        self.ecosystems.values().map(|e| e.by_name.len()).sum()
+    }
+
+    /// The ecosystems whose advisories concern a host of `host_ecosystem`.
+    fn applicable<'a>(
+        &'a self,
+        host_ecosystem: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a EcosystemEntries)> {
+        self.ecosystems
+            .iter()
+            .filter(move |(eco, _)| ecosystem_applies(eco, host_ecosystem))
+            .map(|(eco, entries)| (eco.as_str(), entries))
+    }
+
+    /// Matches one host's packages. `host_ecosystem` is the host's OSV ecosystem
+    /// (`OsInfo::ecosystem`).
+    pub fn match_packages(&self, host_ecosystem: &str, packages: &[Package]) -> MatchReport {
+        let ecosystems: Vec<(&str, &EcosystemEntries)> = self.applicable(host_ecosystem).collect();
+        let mut report = MatchReport::default();
+        // (package index, vulnerability) → the evidence gathered for it.
+        let mut hits: BTreeMap<(usize, u32), Evidence<'_>> = BTreeMap::new();
+        for (p, pkg) in packages.iter().enumerate() {
+            if !pkg.status.files_present() {
+                continue;
+            }
+            for &(eco_name, eco) in &ecosystems {
+                let (Some(naming), Some(scheme)) = (eco.naming, eco.scheme) else {
+                    continue;
+                };
+                if !manager_fits(pkg.manager, scheme) {
+                    continue;
+                }
+                let (name, version_text) = names_for(pkg, naming);
+                let entries = eco.by_name.get(name);
+                let statements = eco.not_affected.get(name);
+                if entries.is_none() && statements.is_none() {
+                    continue;
+                }
+                report.packages_checked += 1;
+                let installed = match scheme.parse(&version_text) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        report.problems.push(problem(pkg, &version_text, &e));
+                        continue;
+                    }
+                };
+                let suppressed = |advisory: u32| -> bool {
+                    statements.is_some_and(|list| {
+                        list.iter().any(|s| {
+                            self.shares_vulnerability(s.advisory, advisory)
+                                && s.version.as_ref().is_none_or(|v| v == &installed)
+                        })
+                    })
+                };
+                for entry in entries.into_iter().flatten() {
+                    let Some(judgement) = self.judge(entry, pkg, &installed, &version_text) else {
+                        continue;
+                    };
+                    if suppressed(entry.advisory) {
+                        continue;
+                    }
+                    for &v in &self.advisory_vulns[entry.advisory as usize] {
+                        let ev = hits.entry((p, v)).or_insert_with(|| Evidence {
+                            ecosystem: eco_name,
+                            name,
+                            installed: version_text.clone().into_owned(),
+                            advisories: Vec::new(),
+                            best_fix: None,
+                            introduced: None,
+                            listed: false,
+                        });
+                        ev.add(entry.advisory, &judgement, &self.advisories);
+                    }
+                }
+            }
+        }
+        report.findings = hits
+            .into_iter()
+            .map(|((p, v), ev)| self.finding(&packages[p], v, ev))
+            .collect();
+        report
+    }
+
+    /// Whether two advisories speak of a common vulnerability (a VEX statement in one
+    /// document answers for the CVE, whichever advisory reported it).
+    fn shares_vulnerability(&self, a: u32, b: u32) -> bool {
+        a == b || {
+            let (va, vb) = (
+                &self.advisory_vulns[a as usize],
+                &self.advisory_vulns[b as usize],
+            );
+            va.iter().any(|v| vb.contains(v))
+        }
+    }
+
+    /// How one entry judges one package; `None` when it is not affected.
+    fn judge<'a>(
+        &'a self,
+        entry: &'a Entry,
+        pkg: &Package,
+        installed: &Version,
+        installed_text: &str,
+    ) -> Option<Judgement<'a>> {
+        if entry.versions.iter().any(|v| v == installed) {
+            return Some(Judgement {
+                fixed: None,
+                introduced: "",
+                listed: true,
+            });
+        }
+        let mut affected: Option<Judgement<'a>> = None;
+        for range in &entry.ranges {
+            if let Verdict::Affected { fixed, introduced } = range.judge(installed) {
+                // A fix from another module stream does not close this package.
+                let fixed = fixed.filter(|(_, text)| {
+                    pkg.manager != Manager::Rpm
+                        || module::stream_mismatch(
+                            installed_text,
+                            pkg.module.as_deref(),
+                            text,
+                            &self.streams[entry.advisory as usize],
+                        )
+                        .is_none()
+                });
+                if pkg.manager == Manager::Rpm && fixed.is_none() {
+                    // Every fix this range offers is for another stream (or there is none):
+                    // only an open-ended range still speaks of this package.
+                    let has_fix = range.bounds.iter().any(|b| matches!(b, Bound::Fixed(_)));
+                    if has_fix {
+                        continue;
+                    }
+                }
+                let better = match (&affected, fixed) {
+                    (None, _) => true,
+                    (Some(a), Some((v, _))) => a
+                        .fixed
+                        .is_none_or(|(w, _)| v.compare(w) == Some(std::cmp::Ordering::Less)),
+                    (Some(_), None) => false,
+                };
+                if better {
+                    affected = Some(Judgement {
+                        fixed,
+                        introduced,
+                        listed: false,
+                    });
+                }
+            }
+        }
+        affected
+    }
+
+    fn finding(&self, pkg: &Package, v: u32, ev: Evidence<'_>) -> Finding {
+        let vuln = &self.vulnerabilities[v as usize];
+        let mut advisories: Vec<String> = ev
+            .advisories
+            .iter()
+            .map(|&a| self.advisories[a as usize].id.clone())
+            .collect();
+        advisories.sort();
+        advisories.dedup();
+        let published_at = ev
+            .advisories
+            .iter()
+            .filter_map(|&a| self.advisories[a as usize].published)
+            .min();
+        let fixed = ev.best_fix.as_ref().map(|f| f.text.to_owned());
+        let available_at = ev.best_fix.as_ref().and_then(|f| f.available_at);
+        let source = match pkg.manager {
+            Manager::Dpkg | Manager::Apk if ev.name != pkg.name => Some(ev.name.to_owned()),
+            Manager::Dpkg | Manager::Apk => {
+                pkg.source_name.clone().or_else(|| Some(pkg.name.clone()))
+            }
+            Manager::Rpm => None,
+        };
+        let explanation = explain(pkg, &ev, source.as_deref(), &advisories, self);
+        Finding {
+            vulnerability: vuln.id.clone(),
+            aliases: vuln
+                .names
+                .iter()
+                .filter(|n| **n != vuln.id)
+                .cloned()
+                .collect(),
+            advisories,
+            manager: pkg.manager,
+            package: pkg.name.clone(),
+            source_package: source,
+            installed: ev.installed,
+            fixed,
+            ecosystem: ev.ecosystem.to_owned(),
+            available_at,
+            published_at,
+            explanation,
+        }
+    }
+}
+
+/// What one entry said about one package.
+#[derive(Debug, Clone, Copy)]
+struct Judgement<'a> {
+    fixed: Option<(&'a Version, &'a str)>,
+    introduced: &'a str,
+    /// Matched through the explicit `versions` list rather than a range.
+    listed: bool,
+}
+
+#[derive(Debug)]
+struct Fix<'a> {
+    version: &'a Version,
+    text: &'a str,
+    advisory: u32,
+    available_at: Option<Timestamp>,
+}
+
+/// Everything gathered for one (package, vulnerability).
+#[derive(Debug)]
+struct Evidence<'a> {
+    ecosystem: &'a str,
+    /// The name the advisories use (source, origin or binary).
+    name: &'a str,
+    installed: String,
+    advisories: Vec<u32>,
+    best_fix: Option<Fix<'a>>,
+    /// Where the affected range starts ("0" for always), from the first range that matched.
+    introduced: Option<&'a str>,
+    /// Whether an advisory lists the installed version explicitly.
+    listed: bool,
+}
+
+impl<'a> Evidence<'a> {
+    fn add(&mut self, advisory: u32, j: &Judgement<'a>, all: &[Advisory]) {
+        if !self.advisories.contains(&advisory) {
+            self.advisories.push(advisory);
+        }
+        self.listed |= j.listed;
+        if !j.listed && self.introduced.is_none() {
+            self.introduced = Some(j.introduced);
+        }
+        let Some((version, text)) = j.fixed else {
+            return;
+        };
+        let available_at = all[advisory as usize].fix_available_at();
+        match &mut self.best_fix {
+            Some(best) => match version.compare(best.version) {
+                Some(std::cmp::Ordering::Less) => {
+                    *best = Fix {
+                        version,
+                        text,
+                        advisory,
+                        available_at,
+                    };
+                }
+                // The same fix offered by several advisories: available from the earliest.
+                Some(std::cmp::Ordering::Equal) => {
+                    if let Some(t) = available_at {
+                        if best.available_at.is_none_or(|b| t < b) {
+                            best.available_at = Some(t);
+                            best.advisory = advisory;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            None => {
+                self.best_fix = Some(Fix {
+                    version,
+                    text,
+                    advisory,
+                    available_at,
+                })
+            }
+        }
+    }
+}
+
+fn explain(
+    pkg: &Package,
+    ev: &Evidence<'_>,
+    source: Option<&str>,
+    advisories: &[String],
+    index: &Index,
+) -> String {
+    let whose = match (pkg.manager, source) {
+        (Manager::Dpkg, Some(s)) => format!("{}, source {s}", ev.ecosystem),
+        (Manager::Apk, Some(s)) => format!("{}, origin {s}", ev.ecosystem),
+        _ => ev.ecosystem.to_owned(),
+    };
+    // A binNMU or a binary versioned apart from its source: say which version was compared.
+    let binary = if pkg.manager != Manager::Rpm && pkg.version != ev.installed {
+        format!(" (binary {} {})", pkg.name, pkg.version)
+    } else {
+        String::new()
+    };
+    let name = source
+        .filter(|_| pkg.manager != Manager::Rpm)
+        .unwrap_or(&pkg.name);
+    match &ev.best_fix {
+        Some(fix) => format!(
+            "{name} {}{binary} < {} fixed in {} ({whose})",
+            ev.installed, fix.text, index.advisories[fix.advisory as usize].id,
+        ),
+        None => {
+            let since = match (ev.listed, ev.introduced) {
+                (true, _) => "listed as affected".to_owned(),
+                (false, Some("0") | None) => "affected in every version".to_owned(),
+                (false, Some(v)) => format!("affected since {v}"),
+            };
+            format!(
+                "{name} {}{binary} is {since} per {} ({whose}); no fixed version is published",
+                ev.installed,
+                advisories.join(", "),
+            )
+        }
+    }
+}
+
+/// Which of a package's names and versions an ecosystem's advisories use.
+fn names_for(pkg: &Package, naming: PackageNaming) -> (&str, Cow<'_, str>) {
+    match naming {
+        PackageNaming::Source | PackageNaming::Origin => (
+            pkg.source_name.as_deref().unwrap_or(&pkg.name),
+            Cow::Borrowed(pkg.source_version.as_deref().unwrap_or(&pkg.version)),
+        ),
+        PackageNaming::Binary => (&pkg.name, pkg.full_version()),
+    }
+}
+
+/// Only dpkg packages answer Debian advisories, only rpm packages rpm ones, and so on: a
+/// Debian host with an rpm database of its own (for building rpms) must not match its rpm
+/// packages against Debian's advisories.
+fn manager_fits(manager: Manager, scheme: Scheme) -> bool {
+    matches!(
+        (manager, scheme),
+        (Manager::Dpkg, Scheme::Dpkg)
+            | (Manager::Rpm, Scheme::Rpm)
+            | (Manager::Apk, Scheme::Apk | Scheme::Apk2)
+    )
+}
+
+fn problem(pkg: &Package, version: &str, e: &VersionError) -> MatchProblem {
+    MatchProblem {
+        package: pkg.name.clone(),
+        version: version.to_owned(),
+        reason: e.reason.to_string(),
+    }
+}
+
+fn compile_entry(
+    advisory: u32,
+    scheme: Scheme,
+    affected: &patchwarden_core::advisory::Affected,
+) -> Result<Entry, VersionError> {
+    let mut ranges = Vec::new();
+    for r in &affected.ranges {
+        if r.kind == RangeKind::Git {
+            continue;
+        }
+        // ECOSYSTEM and SEMVER ranges alike order with the ecosystem's scheme: the installed
+        // version is parsed with it, and the ecosystems that publish SEMVER ranges (npm,
+        // crates.io, Go …) use SemVer as their scheme.
+        let mut pairs = Vec::with_capacity(r.events.len());
+        for e in &r.events {
+            let text = e.version().to_owned();
+            let bound = match e {
+                Event::Introduced(v) if v == "0" => Bound::Introduced(None),
+                Event::Introduced(v) => Bound::Introduced(Some(scheme.parse(v)?)),
+                Event::Fixed(v) => Bound::Fixed(scheme.parse(v)?),
+                Event::LastAffected(v) => Bound::LastAffected(scheme.parse(v)?),
+                Event::Limit(v) if v == "*" => continue,
+                Event::Limit(v) => Bound::Limit(scheme.parse(v)?),
+            };
+            pairs.push((bound, text));
+        }
+        ranges.push(CompiledRange::new(pairs));
+    }
+    let versions = affected
+        .versions
+        .iter()
+        .map(|v| scheme.parse(v))
+        .collect::<Result<_, _>>()?;
+    Ok(Entry {
+        advisory,
+        ranges,
+        versions,
+    })
+}
