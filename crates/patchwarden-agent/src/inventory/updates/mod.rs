@@ -16,6 +16,7 @@
 //! [`UpdateReport::withheld`], each with the reason, so an operator can see that a fix exists
 //! and why the host does not take it.
 
+pub mod apk;
 pub mod apt;
 mod command;
 pub mod dnf;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use patchwarden_core::inventory::AvailableUpdate;
 use serde::{Deserialize, Serialize};
 
+pub use apk::Apk;
 pub use apt::{Apt, apt_updates};
 pub use dnf::{Dnf, dnf_updates};
 
@@ -54,7 +56,8 @@ pub struct Withheld {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "reason")]
 pub enum WithheldReason {
-    /// The package is on hold (`apt-mark hold`, `dpkg --set-selections` … `hold`).
+    /// The package is on hold (`apt-mark hold`, `dpkg --set-selections` … `hold`), or an
+    /// apk world constraint (`musl=1.2.4-r2`) forbids the newer version.
     Held,
     /// The package manager's policy prefers the installed version: an apt pin
     /// (`preferences.d`) or a not-automatic archive gives the newer version a lower priority.
@@ -108,6 +111,14 @@ pub enum UpdatesError {
         manager: &'static str,
         missing: PathBuf,
     },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is larger than {limit} bytes")]
+    FileTooLarge { path: PathBuf, limit: u64 },
     #[error("the root {root} cannot be used: {reason}")]
     InvalidRoot { root: PathBuf, reason: String },
     #[error("cannot write the temporary {what}: {source}")]
