@@ -1,6 +1,7 @@
 //! `patchwarden`: one binary, many subcommands. This crate parses arguments and wires the
 //! library crates together; the work itself lives in those crates.
 
+mod inventory_cmd;
 mod version_cmd;
 
 use std::process::ExitCode;
@@ -20,12 +21,15 @@ enum Command {
     /// Version ordering as dpkg, rpm, apk and the language ecosystems do it.
     #[command(subcommand)]
     Version(version_cmd::VersionCommand),
+    /// This host's facts and installed packages (or a root's, or an SBOM's), as JSON or a table.
+    Inventory(inventory_cmd::InventoryArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Version(cmd) => version_cmd::run(cmd),
+        Command::Inventory(args) => inventory_cmd::run(args),
     };
     match result {
         Ok(code) => code,
