@@ -5,9 +5,7 @@
 
 mod rpm_support;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use patchwarden_agent::inventory::rpm::{
     self, Backend, BdbError, Limits, RpmDbError, read_database, read_packages,
@@ -49,68 +47,6 @@ fn shared_packages_with_an_epoch_matches_rpm() {
     if have_rpm("shared_packages_with_an_epoch_matches_rpm") {
         assert_eq!(rows(&packages), rpm_qa(&root, "/var/lib/rpm", "bdb_ro"));
     }
-}
-
-/// `db_load` input ("bytevalue" dump format) for a `Packages` hash database holding `blobs`,
-/// keyed as rpm keys them: 4-byte record numbers in the database's byte order, with record 0
-/// holding the next free record number.
-fn db_load_input(blobs: &[(u32, Vec<u8>)], big_endian: bool, page_size: u32) -> String {
-    let key = |n: u32| {
-        if big_endian {
-            n.to_be_bytes()
-        } else {
-            n.to_le_bytes()
-        }
-    };
-    let hex = |bytes: &[u8]| {
-        bytes.iter().fold(String::from(" "), |mut s, b| {
-            write!(s, "{b:02x}").unwrap();
-            s
-        })
-    };
-    let order = if big_endian { 4321 } else { 1234 };
-    let mut s = format!(
-        "VERSION=3\nformat=bytevalue\ntype=hash\ndb_pagesize={page_size}\ndb_lorder={order}\n\
-         HEADER=END\n"
-    );
-    let next = blobs.iter().map(|(n, _)| n + 1).max().unwrap_or(1);
-    writeln!(s, "{}\n{}", hex(&key(0)), hex(&key(next))).unwrap();
-    for (n, blob) in blobs {
-        writeln!(s, "{}\n{}", hex(&key(*n)), hex(blob)).unwrap();
-    }
-    s.push_str("DATA=END\n");
-    s
-}
-
-/// Writes a database with the real Berkeley DB library.
-fn db_load(input: &str, kind: &str, file: &Path) {
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    let mut child = Command::new("db5.3_load")
-        .args(["-t", kind])
-        .arg(file)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "db5.3_load failed");
-}
-
-/// The header blobs of the rpm-written SQLite database under `root`, read with plain SQL.
-fn sqlite_blobs(root: &Path) -> Vec<(u32, Vec<u8>)> {
-    let conn = rusqlite::Connection::open(root.join("var/lib/rpm/rpmdb.sqlite")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 #[test]
