@@ -9,6 +9,9 @@ use std::process::Command;
 use patchwarden_agent::inventory::collect::{CollectError, collect_root, collect_sbom};
 use patchwarden_core::inventory::{Manager, PackageStatus, delta};
 
+#[path = "rpm_support/mod.rs"]
+mod rpm_support;
+
 fn shared_data() -> PathBuf {
     let dir = std::env::var_os("PATCHWARDEN_SHARED_DATA")
         .map(PathBuf::from)
@@ -142,7 +145,7 @@ fn an_alpine_image_with_only_alpine_release() {
 }
 
 #[test]
-fn an_rpm_database_is_detected() {
+fn an_rpm_database_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
     copy(
@@ -151,6 +154,7 @@ fn an_rpm_database_is_detected() {
         &shared_data()
             .join("inventories/os-release/claircore_rhel_testdata_releasefiles_9_etc_os-release"),
     );
+    // osv-scalibr's one-package Berkeley DB database, with an epoch.
     copy(
         r,
         "var/lib/rpm/Packages",
@@ -161,11 +165,80 @@ fn an_rpm_database_is_detected() {
         c.inventory.host.os.ecosystem.as_deref(),
         Some("Red Hat:enterprise_linux:9")
     );
+    let p = &c.inventory.packages;
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].manager, Manager::Rpm);
+    assert!(p[0].epoch.is_some(), "{:?}", p[0]);
+    // No running kernel and no kernel package: the reboot question is open, and said so.
     let said: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
     assert!(
-        said.iter()
-            .any(|w| w == "rpm: rpm database present but not read yet: /var/lib/rpm/Packages"),
+        said.iter().any(|w| w.starts_with(
+            "facts: whether a newer kernel awaits a reboot is unknown: the running kernel is unknown"
+        )),
         "{said:#?}"
+    );
+}
+
+/// Two kernels built with the real `rpmbuild` and recorded with the real `rpm`, the older one
+/// running: the inventory says a reboot is required and why.
+#[test]
+fn an_rpm_host_running_an_older_kernel_needs_a_reboot() {
+    if !rpm_support::have_rpm("an_rpm_host_running_an_older_kernel_needs_a_reboot") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let build = dir.path().join("build");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&build).unwrap();
+    std::fs::create_dir_all(&root).unwrap();
+    // The releases of AlmaLinux 9.3's and 9.4's kernels.
+    let specs = [("362.8.1.el9_3", "a"), ("427.13.1.el9_4", "b")];
+    let mut rpms = Vec::new();
+    for (release, sub) in specs {
+        let d = build.join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        rpms.extend(rpm_support::build_rpms(
+            &d,
+            &[rpm_support::Spec {
+                name: "kernel-core",
+                version: "5.14.0",
+                release,
+                ..rpm_support::Spec::default()
+            }],
+        ));
+    }
+    rpm_support::install(&root, "/var/lib/rpm", "sqlite", &rpms);
+    write(
+        &root,
+        "proc/sys/kernel/osrelease",
+        "5.14.0-362.8.1.el9_3.x86_64\n",
+    );
+    let c = collect_root(&root).unwrap();
+    let kernels: Vec<&str> = c
+        .inventory
+        .packages
+        .iter()
+        .map(|p| p.version.as_str())
+        .collect();
+    assert_eq!(kernels, ["5.14.0-362.8.1.el9_3", "5.14.0-427.13.1.el9_4"]);
+    let h = &c.inventory.host;
+    assert!(h.reboot_required);
+    assert_eq!(
+        h.reboot_reasons,
+        ["kernel 5.14.0-427.13.1.el9_4 installed, 5.14.0-362.8.1.el9_3 running"]
+    );
+    // Running the newest kernel: no reboot.
+    write(
+        &root,
+        "proc/sys/kernel/osrelease",
+        "5.14.0-427.13.1.el9_4.x86_64\n",
+    );
+    let c = collect_root(&root).unwrap();
+    assert!(!c.inventory.host.reboot_required);
+    assert!(
+        c.warnings.iter().all(|w| !w.message.contains("kernel")),
+        "{:#?}",
+        c.warnings
     );
 }
 

@@ -1,5 +1,6 @@
 //! A whole [`Inventory`] for a root: host facts plus the packages of every package manager
 //! found there (dpkg, its distroless `status.d`, apk, rpm), or the inventory an SBOM describes.
+//! On rpm hosts the installed kernel packages also decide whether a reboot is due.
 //!
 //! Collectors are independent: one that fails, or reads a database only in part, becomes a
 //! [`Warning`] and the others still run, so that a broken apk database on a Debian host does
@@ -13,19 +14,9 @@ use std::path::{Path, PathBuf};
 
 use patchwarden_core::inventory::{HostFacts, Inventory, Manager, Package};
 
-use super::{apk, dpkg, sbom};
+use super::{apk, dpkg, rpm, sbom};
 use crate::facts::{self, reboot};
 use crate::root::{HostRoot, RootError};
-
-/// Where rpm keeps its database, newest layout first (the same list the rpm reader tries).
-const RPM_DATABASES: [&str; 6] = [
-    "usr/lib/sysimage/rpm/rpmdb.sqlite",
-    "var/lib/rpm/rpmdb.sqlite",
-    "usr/lib/sysimage/rpm/Packages.db",
-    "var/lib/rpm/Packages.db",
-    "usr/lib/sysimage/rpm/Packages",
-    "var/lib/rpm/Packages",
-];
 
 /// How many of one collector's problems are spelled out; the rest are counted.
 const PROBLEMS_SHOWN: usize = 20;
@@ -138,16 +129,19 @@ pub fn collect_root(root: &Path) -> Result<Collected, CollectError> {
             warn("apk", e.to_string());
         }
     }
-    match find_rpm_database(&host) {
-        Ok(Some(rel)) => {
+    match rpm::locate(&host) {
+        Ok(db) => {
             found_any = true;
-            warn(
-                "rpm",
-                format!("rpm database present but not read yet: /{rel}"),
-            );
+            match rpm::read_database(&db, &rpm::Limits::default()) {
+                Ok(p) => packages.extend(p),
+                Err(e) => warn("rpm", e.to_string()),
+            }
         }
-        Ok(None) => {}
-        Err(e) => warn("rpm", e.to_string()),
+        Err(rpm::RpmDbError::NotFound { .. }) => {}
+        Err(e) => {
+            found_any = true;
+            warn("rpm", e.to_string());
+        }
     }
     if !found_any {
         warn(
@@ -246,16 +240,6 @@ fn report_problems<P: fmt::Display>(
     if more > 0 {
         warn(source, format!("/{file}: {more} more problems"));
     }
-}
-
-/// The first rpm database that exists under the root.
-fn find_rpm_database(host: &HostRoot) -> Result<Option<&'static str>, RootError> {
-    for rel in RPM_DATABASES {
-        if host.resolve(rel)?.is_some() {
-            return Ok(Some(rel));
-        }
-    }
-    Ok(None)
 }
 
 /// The machine architecture of a root that is not the live host, from its packages: the most
