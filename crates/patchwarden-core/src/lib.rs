@@ -4,4 +4,5 @@
 //! Time arrives as a parameter (`now: jiff::Timestamp`), so every SLA clock, window and freeze
 //! is testable to the second. The agent, the server and the CLI are the shell around it.
 
+pub mod advisory;
 pub mod inventory;
