@@ -1,15 +1,19 @@
 //! The advisory index, and matching one host's packages against it.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::{Borrow, Cow};
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+// The index is hashed on every package of every host: FxHash is several times cheaper than
+// SipHash for short keys, and the keys are package names from our own feeds, not an
+// attacker's choice of collisions against a long-lived table.
 use patchwarden_core::advisory::{
     Advisory, Event, PackageNaming, RangeKind, group_vulnerabilities,
 };
 use patchwarden_core::finding::Finding;
 use patchwarden_core::inventory::{Manager, Package};
 use patchwarden_version::{Scheme, Version, VersionError};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::ecosystem::ecosystem_applies;
 use crate::module;
@@ -95,7 +99,7 @@ impl Index {
                 }
             }
         }
-        let mut ecosystems: HashMap<String, EcosystemEntries> = HashMap::new();
+        let mut ecosystems: HashMap<String, EcosystemEntries> = HashMap::default();
         let mut streams = Vec::with_capacity(advisories.len());
         for (i, adv) in advisories.iter().enumerate() {
             streams.push(
@@ -199,12 +203,20 @@ impl Index {
 
     /// Matches one host's packages. `host_ecosystem` is the host's OSV ecosystem
     /// (`OsInfo::ecosystem`).
-    pub fn match_packages(&self, host_ecosystem: &str, packages: &[Package]) -> MatchReport {
+    ///
+    /// `packages` may be owned packages or references to them, so that a fleet of hosts can
+    /// share one pool of package records.
+    pub fn match_packages<P: Borrow<Package>>(
+        &self,
+        host_ecosystem: &str,
+        packages: &[P],
+    ) -> MatchReport {
         let ecosystems: Vec<(&str, &EcosystemEntries)> = self.applicable(host_ecosystem).collect();
         let mut report = MatchReport::default();
         // (package index, vulnerability) → the evidence gathered for it.
         let mut hits: BTreeMap<(usize, u32), Evidence<'_>> = BTreeMap::new();
         for (p, pkg) in packages.iter().enumerate() {
+            let pkg: &Package = pkg.borrow();
             if !pkg.status.files_present() {
                 continue;
             }
@@ -261,7 +273,7 @@ impl Index {
         }
         report.findings = hits
             .into_iter()
-            .map(|((p, v), ev)| self.finding(&packages[p], v, ev))
+            .map(|((p, v), ev)| self.finding(packages[p].borrow(), v, ev))
             .collect();
         report
     }
