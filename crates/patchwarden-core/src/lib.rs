@@ -5,4 +5,6 @@
 //! is testable to the second. The agent, the server and the CLI are the shell around it.
 
 pub mod advisory;
+pub mod finding;
 pub mod inventory;
+pub mod policy;
