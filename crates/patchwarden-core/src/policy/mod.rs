@@ -15,6 +15,7 @@
 
 mod assess;
 mod condition;
+mod explain;
 mod facts;
 mod file;
 mod model;
