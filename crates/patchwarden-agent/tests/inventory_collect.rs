@@ -398,6 +398,8 @@ fn an_sbom_inventory() {
             "sbom: components that are not deb, rpm or apk packages were left out: 5 oci",
             "sbom: the SBOM does not name its operating system (no `distro` qualifier, no \
              operating-system component)",
+            "sbom: an SBOM says nothing of a running host: its kernel, boot time and whether it \
+             needs a reboot are unknown",
         ]
     );
 }

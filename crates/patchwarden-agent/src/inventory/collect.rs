@@ -208,6 +208,12 @@ pub fn collect_sbom(path: &Path) -> Result<Collected, CollectError> {
                 .into(),
         });
     }
+    warnings.push(Warning {
+        source: "sbom",
+        message: "an SBOM says nothing of a running host: its kernel, boot time and whether it \
+                  needs a reboot are unknown"
+            .into(),
+    });
     let arch = arch_of_packages(&doc.packages);
     let mut inventory = Inventory {
         host: HostFacts {
