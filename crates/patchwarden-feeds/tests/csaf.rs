@@ -370,3 +370,53 @@ fn validator_corpus() {
         csaf_2.1: 856 documents; 54 mandatory failures rejected, 206 accepted (by test: {"6.1.1": 1, "6.1.10": 3, "6.1.11": 6, "6.1.12": 1, "6.1.13": 2, "6.1.14": 10, "6.1.15": 2, "6.1.16": 9, "6.1.17": 1, "6.1.18": 1, "6.1.19": 2, "6.1.20": 1, "6.1.21": 7, "6.1.22": 1, "6.1.24": 2, "6.1.25": 1, "6.1.26": 8, "6.1.27.11": 1, "6.1.27.12": 1, "6.1.27.13": 3, "6.1.27.14": 2, "6.1.27.15": 2, "6.1.27.16": 2, "6.1.27.17": 5, "6.1.27.18": 5, "6.1.27.19": 2, "6.1.27.3": 2, "6.1.27.4": 1, "6.1.27.5": 1, "6.1.27.6": 1, "6.1.27.8": 1, "6.1.28": 1, "6.1.3": 2, "6.1.30": 1, "6.1.31": 9, "6.1.34": 2, "6.1.35": 4, "6.1.36": 4, "6.1.37": 9, "6.1.38": 4, "6.1.39": 2, "6.1.4": 1, "6.1.40": 2, "6.1.41": 4, "6.1.42": 2, "6.1.43": 2, "6.1.44": 2, "6.1.45": 3, "6.1.46": 2, "6.1.47": 6, "6.1.48": 10, "6.1.49": 3, "6.1.50": 4, "6.1.51": 3, "6.1.52": 2, "6.1.53": 2, "6.1.54": 8, "6.1.55": 2, "6.1.56": 4, "6.1.57": 3, "6.1.58": 1, "6.1.59": 2, "6.1.6": 1, "6.1.60.1": 2, "6.1.60.2": 2, "6.1.60.3": 2, "6.1.61": 2, "6.1.8": 4}); 12 other documents rejected
     "#]].assert_eq(&report);
 }
+
+/// A hostile product tree: a chain of 20,000 relationships each built on the one before is
+/// valid and checked in linear time; closing the chain into a loop is refused (6.1.3).
+#[test]
+fn long_relationship_chains_and_cycles() {
+    let chain = |n: usize, closed: bool| -> Vec<u8> {
+        let relationships: Vec<serde_json::Value> = (1..=n)
+            .map(|i| {
+                let below = if i == 1 {
+                    if closed {
+                        format!("R{n}")
+                    } else {
+                        "P0".to_owned()
+                    }
+                } else {
+                    format!("R{}", i - 1)
+                };
+                serde_json::json!({
+                    "category": "default_component_of",
+                    "full_product_name": {"product_id": format!("R{i}"), "name": "r"},
+                    "product_reference": below,
+                    "relates_to_product_reference": "P0",
+                })
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({
+            "document": {
+                "category": "csaf_base",
+                "csaf_version": "2.0",
+                "publisher": {"category": "other", "name": "t", "namespace": "https://t.invalid"},
+                "title": "chain",
+                "tracking": {
+                    "id": "CHAIN-1", "status": "final", "version": "1",
+                    "initial_release_date": "2024-01-01T00:00:00Z",
+                    "current_release_date": "2024-01-01T00:00:00Z",
+                    "revision_history": [{"date": "2024-01-01T00:00:00Z", "number": "1", "summary": "x"}]
+                }
+            },
+            "product_tree": {
+                "full_product_names": [{"product_id": "P0", "name": "p"}],
+                "relationships": relationships,
+            }
+        }))
+        .unwrap_or_default()
+    };
+    assert!(csaf::parse(&chain(20_000, false), "chain.json").is_ok());
+    let looped = csaf::parse(&chain(20_000, true), "loop.json");
+    expect![[r#"loop.json (CHAIN-1): CSAF 6.1.3: relationship "R1" refers back to itself"#]]
+        .assert_eq(&looped.err().map(|r| r.to_string()).unwrap_or_default());
+}

@@ -442,3 +442,47 @@ fn zip_limits_and_bad_members() {
     );
     let _ = rel("");
 }
+
+/// `limit` events (GIT ranges) and the Ubuntu priority, on real records with the field added:
+/// no published record in the data carries them.
+#[test]
+fn limit_events_and_ubuntu_priority() {
+    let d = shared_data().join("osv/misc");
+    let mut doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.join("osv-schema-linter-testdata/CVE-2023-41045.json"))
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    if let Some(events) = doc["affected"][0]["ranges"][0]["events"].as_array_mut() {
+        events.push(serde_json::json!({"limit": "*"}));
+    }
+    let a = osv::parse(&serde_json::to_vec(&doc).unwrap_or_default(), "limit.json")
+        .unwrap_or_else(|r| panic!("{r}"));
+    assert!(
+        a.affected
+            .iter()
+            .flat_map(|x| &x.ranges)
+            .flat_map(|r| &r.events)
+            .any(|e| *e == Event::Limit("*".into()))
+    );
+
+    let mut doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.join("osv.dev-testdata/UBUNTU-CVE-2023-4004.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    doc["severity"] = serde_json::json!([
+        {"type": "Ubuntu", "score": "medium"},
+        {"type": "CVSS_V3", "score": "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"}
+    ]);
+    let a = osv::parse(&serde_json::to_vec(&doc).unwrap_or_default(), "ubuntu.json")
+        .unwrap_or_else(|r| panic!("{r}"));
+    expect![[r#"
+        id UBUNTU-CVE-2023-4004 (Osv ubuntu.json)
+        upstream ["CVE-2023-4004"]
+        published Some("2023-08-14T00:00:00Z") modified Some("2025-10-13T15:48:05.891034Z") withdrawn None
+        severity Ubuntu medium score None level Some(Medium)
+        severity Cvss(V3_1) CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H score Some("7.8") level Some(High)
+        vendor severity Ubuntu Medium "medium"
+    "#]].assert_eq(&describe(&a, 0));
+    assert_eq!(a.fixes(), ["CVE-2023-4004"]);
+}
