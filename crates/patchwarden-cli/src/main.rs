@@ -2,6 +2,7 @@
 //! library crates together; the work itself lives in those crates.
 
 mod inventory_cmd;
+mod policy_cmd;
 mod version_cmd;
 
 use std::process::ExitCode;
@@ -23,6 +24,10 @@ enum Command {
     Version(version_cmd::VersionCommand),
     /// This host's facts and installed packages (or a root's, or an SBOM's), as JSON or a table.
     Inventory(inventory_cmd::InventoryArgs),
+    /// Classification policies: the framework presets shipped in the binary, and checking an
+    /// organisation's own policy file.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Version(cmd) => version_cmd::run(cmd),
         Command::Inventory(args) => inventory_cmd::run(args),
+        Command::Policy(cmd) => policy_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -489,6 +489,14 @@ fn due_for(
     now: Timestamp,
 ) -> (Option<Timestamp>, Option<ClockUse>) {
     match due {
+        // No deadline, but milestones still count from the rule's clock (seed 004's review).
+        Due::Never if !rule.milestones.is_empty() => {
+            let start = rule.clock.unwrap_or(policy.clock.start);
+            (
+                None,
+                Some(resolve_clock(start, &policy.clock.fallback, facts, now)),
+            )
+        }
         Due::Never => (None, None),
         Due::KevDueDate => match facts.kev.listed() {
             Some(kev) => {
