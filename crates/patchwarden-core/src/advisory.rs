@@ -537,6 +537,24 @@ mod tests {
     }
 
     #[test]
+    fn the_best_cvss_is_the_newest_version_scored() {
+        let mut a = Advisory::new("CVE-2024-0001", source());
+        assert!(a.best_cvss().is_none());
+        a.severity = vec![
+            Severity::cvss("AV:N/AC:L/Au:N/C:P/I:P/A:P", None),
+            Severity::cvss("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", None),
+            Severity::cvss("CVSS:4.0/AV:X", None),
+        ];
+        // The v4 vector does not parse, so the v3.1 one is the best scored.
+        assert_eq!(
+            a.best_cvss()
+                .and_then(|s| s.base_score)
+                .map(|s| s.to_string()),
+            Some("7.5".to_owned())
+        );
+    }
+
+    #[test]
     fn withdrawn_records_are_inactive() {
         let mut a = Advisory::new("GHSA-1", source());
         assert!(a.is_active());

@@ -385,7 +385,13 @@ fn vendor_severity(a: &Advisory, database_specific: Option<&Value>) -> Option<Ve
         .iter()
         .find_map(|x| x.package.as_ref())
         .map(|p| p.ecosystem.split(':').next().unwrap_or("").to_owned());
-    let vendor = ecosystem_base.clone().unwrap_or_else(|| "unknown".into());
+    // GitHub rates its GHSA records itself (`database_specific.severity: "MODERATE"`); other
+    // records carry their distribution's rating.
+    let vendor = if a.id.starts_with("GHSA-") {
+        "GitHub".to_owned()
+    } else {
+        ecosystem_base.clone().unwrap_or_else(|| "unknown".into())
+    };
     if let Some(text) = database_specific
         .and_then(|d| d.get("severity"))
         .and_then(Value::as_str)

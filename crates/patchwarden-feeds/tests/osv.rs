@@ -486,3 +486,55 @@ fn limit_events_and_ubuntu_priority() {
     "#]].assert_eq(&describe(&a, 0));
     assert_eq!(a.fixes(), ["CVE-2023-4004"]);
 }
+
+/// CISA Vulnrichment's CVE 5 records, read from their zip as OSV's loader meets them: every
+/// record is a CVE 5 advisory with its vectors scored and no ranges.
+#[test]
+fn vulnrichment_cve5_records() {
+    let path = shared_data().join("vulnrichment/vulnrichment-sample.zip");
+    let file = BufReader::new(File::open(&path).unwrap_or_else(|e| panic!("{e}")));
+    let import = osv::parse_zip(file, "vulnrichment-sample.zip", &Limits::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    expect![[r#""#]].assert_eq(&reject_lines(&import));
+    assert_eq!(import.records.len() + import.rejects.len(), 2076);
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for a in &import.records {
+        assert_eq!(a.source.feed, FeedKind::Cve5);
+        assert!(a.affected.is_empty());
+        for s in &a.severity {
+            let key = match (&s.base_score, &s.error) {
+                (Some(_), None) => format!("{:?} scored", s.kind),
+                _ => format!(
+                    "{:?} not scored: {}",
+                    s.kind,
+                    s.error.clone().unwrap_or_default()
+                ),
+            };
+            *by_kind.entry(key).or_default() += 1;
+        }
+        if !a.is_active() {
+            *by_kind.entry("withdrawn (REJECTED)".into()).or_default() += 1;
+        }
+    }
+    expect![[r#"
+        {
+            "Cvss(V2) scored": 4,
+            "Cvss(V3_0) scored": 101,
+            "Cvss(V3_1) scored": 1108,
+            "Cvss(V4) scored": 16,
+            "withdrawn (REJECTED)": 3,
+        }
+    "#]]
+    .assert_debug_eq(&by_kind);
+}
+
+#[test]
+fn ghsa_severity_is_github_s() {
+    let path = shared_data().join("osv/misc/trustify-osv/GHSA-2ccf-ffrj-m4qw.json");
+    let a = osv::parse(&std::fs::read(&path).unwrap_or_default(), "ghsa.json")
+        .unwrap_or_else(|r| panic!("{r}"));
+    let v = a
+        .vendor_severity
+        .unwrap_or_else(|| panic!("GitHub rates its advisories"));
+    expect!["GitHub Medium MODERATE"].assert_eq(&format!("{} {:?} {}", v.vendor, v.level, v.text));
+}
