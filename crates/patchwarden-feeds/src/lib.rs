@@ -24,7 +24,6 @@ pub mod alpine;
 pub mod csaf;
 pub mod cve5;
 pub mod debian;
-pub mod detect;
 pub mod epss;
 pub mod kev;
 pub mod load;
