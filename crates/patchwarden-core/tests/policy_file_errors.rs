@@ -404,6 +404,49 @@ fn hostile_nesting_is_refused_before_parsing() {
 }
 
 #[test]
+fn hostile_dotted_keys_are_refused_before_parsing() {
+    // Dotted keys nest tables without a single bracket.
+    let deep = format!(
+        "{HEADER}[[rule]]\nid = \"r\"\ndescription = \"d\"\nclass = \"low\"\nwhen.{}kev = true\n",
+        "not.".repeat(60)
+    );
+    check(
+        &deep,
+        expect![[r#"
+            org.toml:8: tables and lists nest more than 32 levels deep
+        "#]],
+    );
+}
+
+#[test]
+fn mutated_presets_are_errors_or_policies_never_panics() {
+    // Every preset cut short and with a character replaced at many places: whatever comes
+    // out, it is a policy or a list of problems with lines inside the file.
+    let mut parsed = 0;
+    for p in patchwarden_core::policy::PRESETS {
+        let chars: Vec<char> = p.text.chars().collect();
+        for at in (0..chars.len()).step_by(37) {
+            let mut variants = vec![chars[..at].iter().collect::<String>()];
+            for c in ['"', '{', ']', '=', '\n', '.', '[', '#'] {
+                let mut v = chars.clone();
+                v[at] = c;
+                variants.push(v.into_iter().collect());
+            }
+            for text in variants {
+                let lines = text.lines().count().max(1);
+                if let Err(e) = Policy::parse(&text, "mutant") {
+                    for problem in e.problems() {
+                        assert!(problem.line.is_none_or(|l| l >= 1 && l <= lines + 1), "{e}");
+                    }
+                }
+                parsed += 1;
+            }
+        }
+    }
+    assert!(parsed > 5000, "{parsed}");
+}
+
+#[test]
 fn files_over_the_size_limit_are_refused() {
     let big = format!("{HEADER}# {}\n", "x".repeat(MAX_POLICY_BYTES));
     let err = Policy::parse(&big, "org.toml").unwrap_err();

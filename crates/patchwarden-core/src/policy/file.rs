@@ -140,16 +140,32 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// The line where brackets and braces first nest deeper than `max`, outside strings and
-/// comments.
+/// The line where tables and lists first nest deeper than `max`, outside strings and
+/// comments. Nesting comes from brackets and braces, and from dotted keys (`a.b.c = 1`, in a
+/// key or a `[table.header]`), so every dot counts as a level on its line, and a header's dots
+/// count for the lines below it. Dots in numbers count too: that only errs on the safe side.
 fn nesting_too_deep(text: &str, max: usize) -> Option<usize> {
     let bytes = text.as_bytes();
     let at = |i: usize| bytes.get(i).copied();
-    let starts = |i: usize, s: &[u8]| bytes.get(i..i + s.len()) == Some(s);
+    let starts = |i: usize, s: &[u8]| bytes.get(i..i.saturating_add(s.len())) == Some(s);
     let (mut i, mut line, mut depth) = (0usize, 1usize, 0usize);
+    let (mut line_dots, mut header_dots, mut header_line) = (0usize, 0usize, false);
+    let mut line_start = true;
     while let Some(c) = at(i) {
+        if line_start && !c.is_ascii_whitespace() {
+            line_start = false;
+            header_line = c == b'[' && depth == 0;
+        }
         match c {
-            b'\n' => line += 1,
+            b'\n' => {
+                if header_line {
+                    header_dots = line_dots;
+                }
+                line += 1;
+                line_dots = 0;
+                line_start = true;
+                header_line = false;
+            }
             b'#' => {
                 while at(i).is_some_and(|c| c != b'\n') {
                     i += 1;
@@ -190,14 +206,13 @@ fn nesting_too_deep(text: &str, max: usize) -> Option<usize> {
                 }
                 continue;
             }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return Some(line);
-                }
-            }
+            b'[' | b'{' => depth += 1,
+            b'.' => line_dots += 1,
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
+        }
+        if depth + line_dots + header_dots > max {
+            return Some(line);
         }
         i += 1;
     }
@@ -1100,5 +1115,12 @@ mod tests {
         );
         assert_eq!(nesting_too_deep("a = \"\\\"[[[[[[\"", 3), None);
         assert_eq!(nesting_too_deep("a = \"unterminated", 3), None);
+        assert_eq!(nesting_too_deep("a.b.c = 1", 3), None);
+        assert_eq!(nesting_too_deep("a.b.c.d.e = 1", 3), Some(1));
+        assert_eq!(nesting_too_deep("[a.b.c]\nd.e.f = 1\n", 3), Some(2));
+        assert_eq!(
+            nesting_too_deep("[a.b.c]\nd = 1\n[x]\nd.e.f = 1\n", 3),
+            None
+        );
     }
 }
