@@ -38,6 +38,8 @@ pub enum RootError {
     NotAFile { path: PathBuf },
     #[error("{path} is larger than {limit} bytes")]
     TooLarge { path: PathBuf, limit: u64 },
+    #[error("{path} holds more than {limit} entries")]
+    TooManyEntries { path: PathBuf, limit: usize },
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
@@ -159,9 +161,10 @@ impl HostRoot {
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
-    /// The entries of directory `rel`, sorted by name, as paths inside the host. `Ok(None)`
-    /// when it does not exist.
-    pub fn list_dir(&self, rel: &str) -> Result<Option<Vec<String>>, RootError> {
+    /// The entries of directory `rel`, sorted by name, as paths inside the host; at most
+    /// `limit` of them, else an error (a directory of millions of entries would otherwise cost
+    /// memory in proportion). `Ok(None)` when it does not exist.
+    pub fn list_dir(&self, rel: &str, limit: usize) -> Result<Option<Vec<String>>, RootError> {
         let Some(path) = self.resolve(rel)? else {
             return Ok(None);
         };
@@ -172,6 +175,9 @@ impl HostRoot {
         let mut names = Vec::new();
         for entry in fs::read_dir(&path).map_err(io)? {
             let entry = entry.map_err(io)?;
+            if names.len() >= limit {
+                return Err(RootError::TooManyEntries { path, limit });
+            }
             if let Some(name) = entry.file_name().to_str() {
                 names.push(format!("{}/{name}", rel.trim_end_matches('/')));
             }
@@ -274,6 +280,23 @@ mod tests {
         fs::write(dir.path().join("file"), "x").unwrap();
         assert!(root.read("nothing/here", 10).unwrap().is_none());
         assert!(root.read("file/child", 10).unwrap().is_none());
+    }
+
+    #[test]
+    fn directory_listings_are_sorted_and_bounded() {
+        let (dir, root) = root();
+        fs::create_dir_all(dir.path().join("d")).unwrap();
+        for n in ["b", "a", "c"] {
+            fs::write(dir.path().join("d").join(n), "").unwrap();
+        }
+        let got = root.list_dir("d", 3).unwrap().unwrap();
+        assert_eq!(got, ["d/a", "d/b", "d/c"]);
+        let err = root.list_dir("d", 2).unwrap_err();
+        assert!(
+            err.to_string().ends_with("d holds more than 2 entries"),
+            "{err}"
+        );
+        assert!(root.list_dir("missing", 2).unwrap().is_none());
     }
 
     #[test]
