@@ -14,6 +14,8 @@
 //! Everything here is pure: files arrive as text, time arrives as `now`.
 
 mod assess;
+mod check;
+mod check_when;
 mod condition;
 mod explain;
 mod facts;
@@ -21,6 +23,7 @@ mod file;
 mod model;
 mod period;
 pub mod presets;
+mod raw;
 mod ssvc;
 mod threshold;
 pub(crate) mod words;
