@@ -303,3 +303,28 @@ fn explain_shows_every_rule_the_winners_and_the_clock() {
     "#]]
     .assert_eq(&a.explain());
 }
+
+#[test]
+fn the_policy_fields_of_the_scan_json() {
+    let a = Case::new("CVE-2025-0001").cvss(v3::S7_5).under(&[
+        "pci-dss-4.0.1",
+        "cyber-essentials",
+        "seed-default",
+    ]);
+    expect![[r#"
+        {
+          "preset": "cyber-essentials",
+          "rule": "high-risk-14-days",
+          "clock_start": "fix_released",
+          "clock_started_at": "2025-03-03T12:00:00Z",
+          "class_preset": "cyber-essentials",
+          "class_rule": "high-risk-14-days"
+        }"#]]
+    .assert_eq(&serde_json::to_string_pretty(&a.summary()).unwrap());
+    // The whole assessment serialises too (for the server and `--format json --explain`).
+    let full = serde_json::to_value(&a).unwrap();
+    assert_eq!(full["class"], "high");
+    assert_eq!(full["due_set_by"]["by"], "rule");
+    assert_eq!(full["verdicts"][0]["in_scope"], false);
+    assert_eq!(full["missing"][0]["fact"], "the asset's criticality");
+}
