@@ -3,6 +3,7 @@
 
 mod inventory_cmd;
 mod policy_cmd;
+mod scan_cmd;
 mod version_cmd;
 
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ enum Command {
     /// organisation's own policy file.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Scan a host (or a root, a package database file, an SBOM) against advisory feeds:
+    /// findings with their class, due date and reason. Exit 0: no findings, 1: findings, 2: error.
+    Scan(Box<scan_cmd::ScanArgs>),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         Command::Version(cmd) => version_cmd::run(cmd),
         Command::Inventory(args) => inventory_cmd::run(args),
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Scan(args) => scan_cmd::run(*args),
     };
     match result {
         Ok(code) => code,

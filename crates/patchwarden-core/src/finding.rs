@@ -23,6 +23,9 @@ pub struct Finding {
     pub manager: Manager,
     /// The installed (binary) package.
     pub package: String,
+    /// Its architecture: a multi-arch host or image holds one package per architecture.
+    #[serde(default)]
+    pub arch: Option<String>,
     /// Its source package, when the advisory names source packages (Debian, Ubuntu) or
     /// origins (Alpine).
     pub source_package: Option<String>,

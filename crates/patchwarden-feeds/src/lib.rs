@@ -24,6 +24,7 @@ pub mod alpine;
 pub mod csaf;
 pub mod cve5;
 pub mod debian;
+pub mod detect;
 pub mod epss;
 pub mod kev;
 pub mod load;

@@ -108,22 +108,22 @@ fn fixture() -> Fixture {
         affected.ranges = vec![Range::ecosystem("0", Some((**fixed).to_owned()))];
         a.affected.push(affected);
         advisories.push(a);
-        if n % 3 == 0 {
-            if let Some(release) = main.iter().find(|r| r.2 == **src) {
-                let mut old = Advisory::new(
-                    format!("DSA-{}-1", 4000 + n),
-                    Source {
-                        feed: FeedKind::Osv,
-                        location: "bench".into(),
-                        document: None,
-                    },
-                );
-                old.upstream = vec![format!("CVE-2023-{:05}", n)];
-                let mut affected = Affected::new(PackageRef::new("Debian:12", **src));
-                affected.ranges = vec![Range::ecosystem("0", Some(release.3.clone()))];
-                old.affected.push(affected);
-                advisories.push(old);
-            }
+        if n % 3 == 0
+            && let Some(release) = main.iter().find(|r| r.2 == **src)
+        {
+            let mut old = Advisory::new(
+                format!("DSA-{}-1", 4000 + n),
+                Source {
+                    feed: FeedKind::Osv,
+                    location: "bench".into(),
+                    document: None,
+                },
+            );
+            old.upstream = vec![format!("CVE-2023-{:05}", n)];
+            let mut affected = Affected::new(PackageRef::new("Debian:12", **src));
+            affected.ranges = vec![Range::ecosystem("0", Some(release.3.clone()))];
+            old.affected.push(affected);
+            advisories.push(old);
         }
     }
     let (index, problems) = Index::build(advisories);

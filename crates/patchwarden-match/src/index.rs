@@ -26,6 +26,20 @@ struct Entry {
     ranges: Vec<CompiledRange>,
     /// Explicitly listed affected versions.
     versions: Vec<Version>,
+    /// The rpm epoch the entry's versions carry (`1` of `1:3.0.7-25.el9`), when not 0.
+    epoch: Option<String>,
+}
+
+/// How to read the packages given to [`Index::match_packages_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatchOptions {
+    /// The packages' rpm epochs are unknown rather than absent. Red Hat's SBOMs, for one,
+    /// leave every epoch out of their package URLs, so `openssl-libs 3.0.7-27.el9` there is
+    /// really `1:3.0.7-27.el9`; read as epoch 0 it would look older than every fix carrying
+    /// epoch 1 — a false alarm on every such package. With this set, an rpm package without
+    /// an epoch is compared with the epoch of the advisory's own versions, and the explanation
+    /// says so.
+    pub rpm_epoch_unknown: bool,
 }
 
 /// A "not affected" statement, compiled.
@@ -80,6 +94,8 @@ pub struct Index {
     /// For each advisory, the vulnerabilities (indices into `vulnerabilities`) it speaks of.
     advisory_vulns: Vec<Vec<u32>>,
     vulnerabilities: Vec<patchwarden_core::advisory::Vulnerability>,
+    /// Every name of every vulnerability → its index in `vulnerabilities`.
+    vulnerability_names: HashMap<String, u32>,
     /// Advisory module streams (AlmaLinux/Rocky summaries), per advisory.
     streams: Vec<Vec<String>>,
     ecosystems: HashMap<String, EcosystemEntries>,
@@ -160,10 +176,17 @@ impl Index {
                     });
             }
         }
+        let mut vulnerability_names = HashMap::default();
+        for (v, vuln) in vulnerabilities.iter().enumerate() {
+            for name in &vuln.names {
+                vulnerability_names.insert(name.clone(), v as u32);
+            }
+        }
         let index = Index {
             advisories,
             advisory_vulns,
             vulnerabilities,
+            vulnerability_names,
             streams,
             ecosystems,
         };
@@ -183,6 +206,16 @@ impl Index {
     /// The advisory with this id, if indexed.
     pub fn advisory(&self, id: &str) -> Option<&Advisory> {
         self.advisories.iter().find(|a| a.id == id)
+    }
+
+    /// The active advisories that speak of the vulnerability with this name (any of its
+    /// names), CVE records among them.
+    pub fn vulnerability_sources(&self, name: &str) -> impl Iterator<Item = &Advisory> {
+        self.vulnerability_names
+            .get(name)
+            .and_then(|&v| self.vulnerabilities.get(v as usize))
+            .into_iter()
+            .flat_map(|v| v.sources.iter().filter_map(|&s| self.advisories.get(s)))
     }
 
     /// How many (ecosystem, package) keys the index has.
@@ -210,6 +243,17 @@ impl Index {
         &self,
         host_ecosystem: &str,
         packages: &[P],
+    ) -> MatchReport {
+        self.match_packages_with(host_ecosystem, packages, MatchOptions::default())
+    }
+
+    /// [`Index::match_packages`] with options for inventories that know less than a package
+    /// database does.
+    pub fn match_packages_with<P: Borrow<Package>>(
+        &self,
+        host_ecosystem: &str,
+        packages: &[P],
+        options: MatchOptions,
     ) -> MatchReport {
         let ecosystems: Vec<(&str, &EcosystemEntries)> = self.applicable(host_ecosystem).collect();
         let mut report = MatchReport::default();
@@ -250,9 +294,23 @@ impl Index {
                     })
                 };
                 for entry in entries.into_iter().flatten() {
-                    let Some(judgement) = self.judge(entry, pkg, &installed, &version_text) else {
+                    // An SBOM that leaves epochs out: compare as if the package carried the
+                    // epoch the advisory's versions carry.
+                    let assumed = match (&entry.epoch, options.rpm_epoch_unknown) {
+                        (Some(e), true) if pkg.manager == Manager::Rpm && pkg.epoch.is_none() => {
+                            scheme
+                                .parse(&format!("{e}:{version_text}"))
+                                .ok()
+                                .map(|v| (e, v))
+                        }
+                        _ => None,
+                    };
+                    let compared = assumed.as_ref().map_or(&installed, |(_, v)| v);
+                    let Some(mut judgement) = self.judge(entry, pkg, compared, &version_text)
+                    else {
                         continue;
                     };
+                    judgement.assumed_epoch = assumed.map(|(e, _)| e.as_str());
                     if suppressed(entry.advisory) {
                         continue;
                     }
@@ -265,6 +323,7 @@ impl Index {
                             best_fix: None,
                             introduced: None,
                             listed: false,
+                            assumed_epoch: None,
                         });
                         ev.add(entry.advisory, &judgement, &self.advisories);
                     }
@@ -303,6 +362,7 @@ impl Index {
                 fixed: None,
                 introduced: "",
                 listed: true,
+                assumed_epoch: None,
             });
         }
         let mut affected: Option<Judgement<'a>> = None;
@@ -339,6 +399,7 @@ impl Index {
                         fixed,
                         introduced,
                         listed: false,
+                        assumed_epoch: None,
                     });
                 }
             }
@@ -381,6 +442,7 @@ impl Index {
             advisories,
             manager: pkg.manager,
             package: pkg.name.clone(),
+            arch: pkg.arch.clone(),
             source_package: source,
             installed: ev.installed,
             fixed,
@@ -399,6 +461,8 @@ struct Judgement<'a> {
     introduced: &'a str,
     /// Matched through the explicit `versions` list rather than a range.
     listed: bool,
+    /// The epoch assumed for a package whose epoch is unknown.
+    assumed_epoch: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -422,6 +486,8 @@ struct Evidence<'a> {
     introduced: Option<&'a str>,
     /// Whether an advisory lists the installed version explicitly.
     listed: bool,
+    /// The epoch assumed for a package whose epoch is unknown, if one was.
+    assumed_epoch: Option<&'a str>,
 }
 
 impl<'a> Evidence<'a> {
@@ -430,6 +496,7 @@ impl<'a> Evidence<'a> {
             self.advisories.push(advisory);
         }
         self.listed |= j.listed;
+        self.assumed_epoch = self.assumed_epoch.or(j.assumed_epoch);
         if !j.listed && self.introduced.is_none() {
             self.introduced = Some(j.introduced);
         }
@@ -449,11 +516,11 @@ impl<'a> Evidence<'a> {
                 }
                 // The same fix offered by several advisories: available from the earliest.
                 Some(std::cmp::Ordering::Equal) => {
-                    if let Some(t) = available_at {
-                        if best.available_at.is_none_or(|b| t < b) {
-                            best.available_at = Some(t);
-                            best.advisory = advisory;
-                        }
+                    if let Some(t) = available_at
+                        && best.available_at.is_none_or(|b| t < b)
+                    {
+                        best.available_at = Some(t);
+                        best.advisory = advisory;
                     }
                 }
                 _ => {}
@@ -491,6 +558,10 @@ fn explain(
     let name = source
         .filter(|_| pkg.manager != Manager::Rpm)
         .unwrap_or(&pkg.name);
+    let binary = match ev.assumed_epoch {
+        Some(e) => format!("{binary} (epoch unknown, compared as {e}:{})", ev.installed),
+        None => binary,
+    };
     match &ev.best_fix {
         Some(fix) => format!(
             "{name} {}{binary} < {} fixed in {} ({whose})",
@@ -575,9 +646,26 @@ fn compile_entry(
         .iter()
         .map(|v| scheme.parse(v))
         .collect::<Result<_, _>>()?;
+    // The epoch of the entry's rpm versions: the first event that writes a non-zero one.
+    let epoch = (scheme == Scheme::Rpm)
+        .then(|| {
+            affected
+                .ranges
+                .iter()
+                .flat_map(|r| &r.events)
+                .find_map(|e| {
+                    let (epoch, _) = e.version().split_once(':')?;
+                    let nonzero = !epoch.is_empty()
+                        && epoch.bytes().all(|b| b.is_ascii_digit())
+                        && epoch.bytes().any(|b| b != b'0');
+                    nonzero.then(|| epoch.to_owned())
+                })
+        })
+        .flatten();
     Ok(Entry {
         advisory,
         ranges,
         versions,
+        epoch,
     })
 }

@@ -24,9 +24,11 @@
 //! Pure: no I/O, no clock.
 
 mod ecosystem;
+mod enrich;
 mod index;
 mod module;
 mod range;
 
 pub use ecosystem::ecosystem_applies;
-pub use index::{Index, IndexProblem, MatchProblem, MatchReport};
+pub use enrich::{Enrichment, Ratings};
+pub use index::{Index, IndexProblem, MatchOptions, MatchProblem, MatchReport};

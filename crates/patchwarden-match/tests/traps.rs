@@ -583,3 +583,44 @@ fn packages_of_another_manager_never_answer_a_distribution_advisory() {
         expect!["no findings\n"],
     );
 }
+
+#[test]
+fn sboms_that_leave_epochs_out_compare_with_the_fix_epoch() {
+    // Red Hat's SBOMs write `pkg:rpm/redhat/openssl-libs@3.0.7-27.el9`: the real package is
+    // 1:3.0.7-27.el9, already past the fix 1:3.0.7-25.el9. Read as epoch 0 it would look older.
+    let advisories = || {
+        vec![cve(
+            advisory(
+                "ALSA-2024:6",
+                "AlmaLinux:9",
+                "openssl-libs",
+                fixed("1:3.0.7-25.el9"),
+            ),
+            "CVE-2024-0023",
+        )]
+    };
+    let packages = [
+        rpm("openssl-libs", None, "3.0.7-27.el9", None),
+        rpm("openssl-libs", None, "3.0.7-24.el9", None),
+    ];
+    let (index, _) = Index::build(advisories());
+    let options = patchwarden_match::MatchOptions {
+        rpm_epoch_unknown: true,
+    };
+    let report = index.match_packages_with("AlmaLinux:9", &packages, options);
+    assert_eq!(report.findings.len(), 1, "{report:#?}");
+    assert_eq!(report.findings[0].installed, "3.0.7-24.el9");
+    assert_eq!(
+        report.findings[0].explanation,
+        "openssl-libs 3.0.7-24.el9 (epoch unknown, compared as 1:3.0.7-24.el9) < 1:3.0.7-25.el9 fixed in ALSA-2024:6 (AlmaLinux:9)"
+    );
+    // From a package database an absent epoch is 0, and both are older than the fix.
+    let (index, _) = Index::build(advisories());
+    assert_eq!(
+        index
+            .match_packages("AlmaLinux:9", &packages)
+            .findings
+            .len(),
+        2
+    );
+}

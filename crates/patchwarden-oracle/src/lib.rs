@@ -30,3 +30,21 @@ pub fn require_oracles(what: &str) -> bool {
     eprintln!("SKIPPED {what}: {why}; run scripts/test, which installs them");
     false
 }
+
+/// rpm's own EVR ordering (`rpmverCmp`, what `rpm.labelCompare` calls), for other crates'
+/// tests: `None` when librpm is not linked or rpm cannot parse one of the strings.
+pub fn rpm_evr_compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    #[cfg(oracle_libs)]
+    {
+        let (a, b) = (
+            std::ffi::CString::new(a).ok()?,
+            std::ffi::CString::new(b).ok()?,
+        );
+        Some(ffi::RpmEvr::parse(&a)?.compare(&ffi::RpmEvr::parse(&b)?))
+    }
+    #[cfg(not(oracle_libs))]
+    {
+        let _ = (a, b);
+        None
+    }
+}

@@ -83,6 +83,7 @@ impl Case {
                 advisories: vec!["DSA-5900-1".to_owned()],
                 manager: Manager::Dpkg,
                 package: "libssl3".to_owned(),
+                arch: Some("amd64".to_owned()),
                 source_package: Some("openssl".to_owned()),
                 installed: "3.0.15-1~deb12u1".to_owned(),
                 fixed: Some("3.0.16-1~deb12u1".to_owned()),
