@@ -250,3 +250,39 @@ fn zip_mutations() {
         );
     }
 }
+
+/// xz streams: a real compressed CSAF document with bytes flipped or cut short is refused as
+/// undecompressable or unparsable, never a panic, and never read past the limit.
+#[test]
+fn xz_mutations() {
+    let original = std::fs::read(shared_data().join("csaf/redhat/large-xz/rhsa-2025_3215.json.xz"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::env::temp_dir().join(format!("patchwarden-feeds-xz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("mutated.json.xz");
+    let mut rng = Rng(11);
+    for round in 0..24 {
+        let mut m = original.clone();
+        if round % 3 == 0 {
+            m.truncate(rng.below(m.len()));
+        } else {
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(m.len());
+                if let Some(b) = m.get_mut(i) {
+                    *b ^= 1 << rng.below(8);
+                }
+            }
+        }
+        std::fs::write(&path, &m).unwrap_or_else(|e| panic!("{e}"));
+        let limits = Limits {
+            max_document_bytes: 16 << 20,
+            ..Limits::default()
+        };
+        let _ = patchwarden_feeds::load::load_path(
+            &path,
+            patchwarden_feeds::load::AdvisoryFeed::Csaf,
+            &limits,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
