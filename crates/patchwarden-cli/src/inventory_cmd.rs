@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use patchwarden_agent::inventory::collect::{self, Collected};
+use patchwarden_agent::inventory::updates;
 use patchwarden_core::inventory::{Inventory, Package};
 
 #[derive(Debug, Args)]
@@ -25,6 +26,13 @@ pub(crate) struct InventoryArgs {
     /// Read the packages from an SBOM (SPDX 2.x or CycloneDX 1.4–1.6 JSON) instead of a root.
     #[arg(long, value_name = "FILE", conflicts_with = "root")]
     sbom: Option<PathBuf>,
+    /// Also ask the host's own package managers (apt, dnf, apk, run on the root) which newer
+    /// versions its configured repositories offer, as they would decide it.
+    #[arg(long, conflicts_with = "sbom")]
+    updates: bool,
+    /// Refresh the repositories' metadata first (`apt-get update`, …): this downloads.
+    #[arg(long, requires = "updates")]
+    refresh: bool,
     /// How to print the inventory.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
@@ -50,6 +58,27 @@ pub(crate) fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &warnings {
         eprintln!("patchwarden: warning: {}", printable(&w.to_string()));
+    }
+    let mut inventory = inventory;
+    if args.updates {
+        let (report, errors) = updates::for_inventory(&args.root, &inventory, args.refresh);
+        for (manager, e) in errors {
+            eprintln!(
+                "patchwarden: warning: updates ({}): {}",
+                manager.name(),
+                printable(&e.to_string())
+            );
+        }
+        for w in &report.withheld {
+            eprintln!(
+                "patchwarden: note: {} {} is offered but not taken: {:?}",
+                w.update.name, w.update.candidate, w.reason
+            );
+        }
+        inventory.updates = report.updates;
+        #[allow(clippy::disallowed_methods)] // when the updates were read: the shell's clock
+        let now = jiff::Timestamp::now();
+        inventory.updates_checked_at = Some(now);
     }
     match write_inventory(&inventory, args.format) {
         Ok(()) => Ok(ExitCode::SUCCESS),

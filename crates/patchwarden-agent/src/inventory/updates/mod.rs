@@ -21,10 +21,10 @@ pub mod apt;
 mod command;
 pub mod dnf;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use patchwarden_core::inventory::AvailableUpdate;
+use patchwarden_core::inventory::{AvailableUpdate, Inventory, Manager};
 use serde::{Deserialize, Serialize};
 
 pub use apk::Apk;
@@ -41,6 +41,39 @@ pub struct UpdateReport {
     /// reason; sorted like `updates`.
     #[serde(default)]
     pub withheld: Vec<Withheld>,
+}
+
+/// Asks each package manager that `inventory` found on `root` what it would update (apt for
+/// dpkg packages, dnf for rpm, apk for apk), refreshing its metadata first when `refresh`.
+/// One manager failing does not stop the others: its error is returned beside the report.
+pub fn for_inventory(
+    root: &Path,
+    inventory: &Inventory,
+    refresh: bool,
+) -> (UpdateReport, Vec<(Manager, UpdatesError)>) {
+    let mut report = UpdateReport::default();
+    let mut errors = Vec::new();
+    let mut managers: Vec<Manager> = inventory.packages.iter().map(|p| p.manager).collect();
+    managers.sort();
+    managers.dedup();
+    for manager in managers {
+        let one = match manager {
+            Manager::Dpkg => apt_updates(root, refresh),
+            Manager::Rpm => dnf_updates(root, refresh),
+            Manager::Apk => {
+                let apk = Apk::new(root);
+                (if refresh { apk.refresh() } else { Ok(()) }).and_then(|()| apk.report())
+            }
+        };
+        match one {
+            Ok(r) => {
+                report.updates.extend(r.updates);
+                report.withheld.extend(r.withheld);
+            }
+            Err(e) => errors.push((manager, e)),
+        }
+    }
+    (report, errors)
 }
 
 /// A newer version that is offered but that the package manager would not install.
