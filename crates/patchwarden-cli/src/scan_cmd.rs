@@ -16,7 +16,7 @@ use clap::{Args, ValueEnum};
 use jiff::{SignedDuration, Timestamp};
 use patchwarden_agent::inventory::collect::{self, Collected};
 use patchwarden_agent::inventory::{apk, dpkg, rpm};
-use patchwarden_core::advisory::{Advisory, KevEntry};
+use patchwarden_core::advisory::{Advisory, FeedKind, KevEntry};
 use patchwarden_core::finding::Finding;
 use patchwarden_core::inventory::{HostFacts, Inventory, Manager, OsInfo};
 use patchwarden_core::policy::{
@@ -377,6 +377,19 @@ fn load_feeds(specs: &[String]) -> anyhow::Result<Feeds> {
                 let import = load_path(&path, feed, &limits).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let lines = import.reject_lines();
                 let count = import.records.len();
+                // CVE 5 records (CISA Vulnrichment) carry the SSVC decision points: a feed of
+                // them makes SSVC "loaded", so a CVE it does not rate is "no CISA data".
+                let cve5: Vec<_> = import
+                    .records
+                    .iter()
+                    .filter(|a| a.source.feed == FeedKind::Cve5)
+                    .collect();
+                if !cve5.is_empty() {
+                    feeds.enrichment.add_ssvc(
+                        cve5.iter()
+                            .filter_map(|a| Some((a.id.clone(), a.ssvc.clone()?))),
+                    );
+                }
                 feeds.advisories.extend(import.records);
                 (advisory_kind(feed), count, lines)
             }

@@ -639,3 +639,71 @@ fn ubi9_under_cyber_essentials_and_seed_policy_matches_an_independent_computatio
         );
     }
 }
+
+/// CISA's BOD 26-04 decides on SSVC points that only Vulnrichment's CVE 5 records carry: with
+/// that feed loaded, CVE-2023-44487 (in KEV, exploitation active, automatable, partial impact)
+/// on an internet-exposed host is row 11, three days from the KEV date; without it, the
+/// preset's rule for a KEV entry without CISA's SSVC data applies.
+#[test]
+fn bod_26_04_reads_ssvc_from_vulnrichment() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = dir.path().join("status");
+    std::fs::write(
+        &status,
+        "Package: libnghttp2-14\nStatus: install ok installed\nArchitecture: amd64\n\
+         Source: nghttp2\nVersion: 1.52.0-1\n",
+    )
+    .unwrap();
+    let feed = dir.path().join("DSA-5540-1.json");
+    let record = serde_json::json!({
+        "schema_version": "1.6.0", "id": "DSA-5540-1", "upstream": ["CVE-2023-44487"],
+        "published": "2023-10-14T00:00:00Z", "modified": "2023-10-14T00:00:00Z",
+        "affected": [{"package": {"ecosystem": "Debian:12", "name": "nghttp2"},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.52.0-1+deb12u1"}]}]}]
+    });
+    std::fs::write(&feed, record.to_string()).unwrap();
+    let data = shared_data();
+    let kev = data.join("kev/known_exploited_vulnerabilities.json");
+    let vulnrichment = data.join("vulnrichment/vulnrichment-sample.zip");
+    let run = |with_ssvc: bool| {
+        let mut args = vec![
+            "--dpkg-status",
+            status.to_str().unwrap(),
+            "--os",
+            "Debian:12",
+            "--feed",
+            feed.to_str().unwrap(),
+            "--feed",
+            kev.to_str().unwrap(),
+            "--policy",
+            "cisa-bod-26-04",
+            "--asset-label",
+            "exposure=internet",
+            "--format",
+            "json",
+            "--now",
+            "2026-11-26T00:00:00Z",
+        ];
+        if with_ssvc {
+            args.extend(["--feed", vulnrichment.to_str().unwrap()]);
+        }
+        let (code, json, stderr) = scan(&args);
+        assert_eq!(code, 1, "{stderr}");
+        let f = &json["findings"][0];
+        format!(
+            "{} {} {} {}",
+            f["criticality"].as_str().unwrap(),
+            f["policy"]["rule"].as_str().unwrap(),
+            f["policy"]["clock_start"].as_str().unwrap(),
+            f["due_at"].as_str().unwrap()
+        )
+    };
+    assert_eq!(
+        run(true),
+        "emergency kev-exposed-automatable-partial kev_added 2023-10-13T00:00:00Z"
+    );
+    assert_eq!(
+        run(false),
+        "high kev-without-ssvc kev_added 2023-10-24T00:00:00Z"
+    );
+}

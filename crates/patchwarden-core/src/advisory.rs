@@ -84,6 +84,10 @@ pub struct Advisory {
     /// OSV's free-form `database_specific`, kept as published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_specific: Option<serde_json::Value>,
+    /// CISA's SSVC decision points for the CVE (Vulnrichment's ADP container of a CVE 5
+    /// record): what BOD 26-04's matrix decides on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssvc: Option<crate::policy::Ssvc>,
     pub source: Source,
 }
 
@@ -106,6 +110,7 @@ impl Advisory {
             not_affected: Vec::new(),
             references: Vec::new(),
             database_specific: None,
+            ssvc: None,
             source,
         }
     }

@@ -12,17 +12,34 @@
 //! A `REJECTED` CVE is a withdrawn record: `withdrawn` is its last update time.
 
 use patchwarden_core::advisory::{Advisory, FeedKind, Reference, Severity, Source};
+use patchwarden_core::policy::ssvc_from_cve5;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{Reject, RejectReason, time};
 
 /// Parses one CVE JSON 5 record.
+///
+/// CISA's SSVC decision points in a Vulnrichment ADP container become [`Advisory::ssvc`]; an
+/// SSVC entry that is present but malformed rejects the record, because a policy deciding on
+/// it (BOD 26-04) must not silently read "no CISA data" instead.
 pub fn parse(bytes: &[u8], location: &str) -> Result<Advisory, Reject> {
-    let raw: RawCve = serde_json::from_slice(bytes)
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Reject::new(location, None, RejectReason::Json(e)))?;
+    let ssvc = ssvc_from_cve5(&value);
+    let raw: RawCve = serde_json::from_value(value)
         .map_err(|e| Reject::new(location, None, RejectReason::Json(e)))?;
     let id = raw.cve_metadata.cve_id.clone();
-    convert(raw, location).map_err(|reason| Reject::new(location, Some(id), reason))
+    let mut advisory =
+        convert(raw, location).map_err(|reason| Reject::new(location, Some(id.clone()), reason))?;
+    advisory.ssvc = ssvc.map_err(|e| {
+        Reject::new(
+            location,
+            Some(id),
+            RejectReason::Invalid(format!("SSVC: {e}")),
+        )
+    })?;
+    Ok(advisory)
 }
 
 #[derive(Deserialize)]
