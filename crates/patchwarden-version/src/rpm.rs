@@ -134,20 +134,25 @@ fn split(input: &str) -> Result<EvrRef<'_>, Reason> {
     if b.is_empty() {
         return Err(Reason::Empty);
     }
-    // One pass: refuse white space and control characters, and find the last hyphen.
-    let mut last_hyphen = None;
-    for (i, &c) in b.iter().enumerate() {
-        if c <= b' ' || c == 0x7f {
-            return Err(if c == b' ' || c == b'\t' {
-                Reason::EmbeddedSpace
-            } else {
-                Reason::ControlCharacter(char::from(c))
-            });
-        }
-        if c == b'-' {
-            last_hyphen = Some(i);
-        }
+    // White space and control characters: a branch-free fold the compiler vectorises, with
+    // the offending byte looked for only when there is one.
+    let bad = b.iter().fold(0u8, |bad, &c| {
+        bad | u8::from(c <= b' ') | u8::from(c == 0x7f)
+    }) != 0;
+    if bad {
+        let c = b
+            .iter()
+            .copied()
+            .find(|&c| c <= b' ' || c == 0x7f)
+            .unwrap_or(b' ');
+        return Err(if c == b' ' || c == b'\t' {
+            Reason::EmbeddedSpace
+        } else {
+            Reason::ControlCharacter(char::from(c))
+        });
     }
+    // The release is short and at the end: look for its hyphen from there.
+    let last_hyphen = b.iter().rposition(|&c| c == b'-');
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
     let (epoch, rest) = if b.get(digits) == Some(&b':') {
         let e = &input[..digits];
