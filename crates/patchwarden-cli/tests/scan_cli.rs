@@ -34,6 +34,46 @@ fn scan(args: &[&str]) -> (i32, Value, String) {
     (out.status.code().unwrap_or(-1), json, stderr)
 }
 
+/// Every advisory in OSV's `all.zip` layout, read with serde_json alone (not our parser).
+fn raw_advisories(zip: &Path) -> Vec<Value> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for i in 0..archive.len() {
+        let mut member = archive.by_index(i).unwrap();
+        if !member.name().ends_with(".json") {
+            continue;
+        }
+        let mut text = String::new();
+        member.read_to_string(&mut text).unwrap();
+        out.push(serde_json::from_str(&text).unwrap());
+    }
+    out
+}
+
+/// Scans Red Hat's UBI 9 SBOM as AlmaLinux 9 against the AlmaLinux advisories, the given feeds
+/// and policies, at a fixed time; the JSON result (which must have findings).
+fn scan_ubi9(more: &[&str]) -> Value {
+    let data = shared_data();
+    let sbom = data.join("inventories/rpm/ubi9-9.2-755.spdx.json");
+    let zip = data.join("osv/almalinux-all.zip");
+    let mut args = vec![
+        "--sbom",
+        sbom.to_str().unwrap(),
+        "--os",
+        "AlmaLinux:9",
+        "--feed",
+        zip.to_str().unwrap(),
+        "--format",
+        "json",
+        "--now",
+        "2026-11-26T00:00:00Z",
+    ];
+    args.extend_from_slice(more);
+    let (code, json, stderr) = scan(&args);
+    assert_eq!(code, 1, "findings exit 1; stderr:\n{stderr}");
+    json
+}
+
 /// The TSV keeps names as the package URLs spell them (`libstdc%2B%2B`).
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -75,153 +115,128 @@ fn ubi9_sbom_against_almalinux_advisories_matches_an_independent_computation() {
     if !require_oracles("the UBI 9 scan's independent check (it orders with librpm)") {
         return;
     }
-    {
-        let data = shared_data();
-        let sbom = data.join("inventories/rpm/ubi9-9.2-755.spdx.json");
-        let zip = data.join("osv/almalinux-all.zip");
-        let (code, json, stderr) = scan(&[
-            "--sbom",
-            sbom.to_str().unwrap(),
-            "--os",
-            "AlmaLinux:9",
-            "--feed",
-            zip.to_str().unwrap(),
-            "--format",
-            "json",
-            "--now",
-            "2026-11-26T00:00:00Z",
-        ]);
-        assert_eq!(code, 1, "findings exit 1; stderr:\n{stderr}");
+    let data = shared_data();
+    let json = scan_ubi9(&[]);
 
-        // The inventory, from the TSV that lists the SBOM's packages.
-        let tsv =
-            std::fs::read_to_string(data.join("inventories/rpm/ubi9-9.2-755.rpm-inventory.tsv"))
-                .unwrap();
-        let packages: Vec<(String, String, String)> = tsv
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let f: Vec<&str> = l.split('\t').collect();
-                assert_eq!(f[1], "", "the SBOM carries no epochs");
-                (
-                    percent_decode(f[0]),
-                    format!("{}-{}", f[2], f[3]),
-                    f[4].to_owned(),
-                )
-            })
-            .collect();
-        assert_eq!(packages.len(), 605);
+    // The inventory, from the TSV that lists the SBOM's packages.
+    let tsv = std::fs::read_to_string(data.join("inventories/rpm/ubi9-9.2-755.rpm-inventory.tsv"))
+        .unwrap();
+    let packages: Vec<(String, String, String)> = tsv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f[1], "", "the SBOM carries no epochs");
+            (
+                percent_decode(f[0]),
+                format!("{}-{}", f[2], f[3]),
+                f[4].to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(packages.len(), 605);
 
-        // Every AlmaLinux 9 advisory's fixes, by package name: (fixed EVR, CVEs, published).
-        let mut fixes: BTreeMap<String, Vec<(String, Vec<String>)>> = BTreeMap::new();
-        let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
-        for i in 0..archive.len() {
-            let mut member = archive.by_index(i).unwrap();
-            if !member.name().ends_with(".json") {
-                continue;
-            }
-            let mut text = String::new();
-            member.read_to_string(&mut text).unwrap();
-            let adv: Value = serde_json::from_str(&text).unwrap();
-            if adv.get("withdrawn").is_some() {
-                continue;
-            }
-            let cves: Vec<String> = adv["related"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .filter(|s| s.starts_with("CVE-"))
-                .map(String::from)
-                .collect();
-            for affected in adv["affected"].as_array().into_iter().flatten() {
-                if affected["package"]["ecosystem"] != "AlmaLinux:9" {
-                    continue;
-                }
-                let name = affected["package"]["name"].as_str().unwrap().to_owned();
-                for range in affected["ranges"].as_array().into_iter().flatten() {
-                    let events = range["events"].as_array().unwrap();
-                    // AlmaLinux's ranges are all `introduced: 0, fixed: E:V-R`.
-                    assert_eq!(events[0]["introduced"], "0");
-                    let fixed = events[1]["fixed"].as_str().unwrap().to_owned();
-                    fixes
-                        .entry(name.clone())
-                        .or_default()
-                        .push((fixed, cves.clone()));
-                }
-            }
+    // Every AlmaLinux 9 advisory's fixes, by package name: (fixed EVR, CVEs, published).
+    let mut fixes: BTreeMap<String, Vec<(String, Vec<String>)>> = BTreeMap::new();
+    for adv in raw_advisories(&data.join("osv/almalinux-all.zip")) {
+        if adv.get("withdrawn").is_some() {
+            continue;
         }
-
-        let mut expected: BTreeMap<(String, String, String), String> = BTreeMap::new();
-        for (name, version, arch) in &packages {
-            for (fixed, cves) in fixes.get(name).into_iter().flatten() {
-                let installed = match fixed.split_once(':') {
-                    Some((epoch, _)) => format!("{epoch}:{version}"),
-                    None => version.clone(),
-                };
-                if rpm_cmp(&installed, fixed) != std::cmp::Ordering::Less {
-                    continue;
-                }
-                for cve in cves {
-                    let slot = expected
-                        .entry((name.clone(), arch.clone(), cve.clone()))
-                        .or_insert_with(|| fixed.clone());
-                    if rpm_cmp(fixed, slot) == std::cmp::Ordering::Less {
-                        *slot = fixed.clone();
-                    }
-                }
-            }
-        }
-
-        let got: BTreeMap<(String, String, String), String> = json["findings"]
+        let cves: Vec<String> = adv["related"]
             .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                let key = (
-                    f["package"].as_str().unwrap().to_owned(),
-                    f["arch"].as_str().unwrap().to_owned(),
-                    f["vulnerability"].as_str().unwrap().to_owned(),
-                );
-                (key, f["fixed"].as_str().unwrap().to_owned())
-            })
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|s| s.starts_with("CVE-"))
+            .map(String::from)
             .collect();
-        let missing: Vec<_> = expected
-            .keys()
-            .filter(|k| !got.contains_key(*k))
-            .take(10)
-            .collect();
-        let extra: Vec<_> = got
-            .keys()
-            .filter(|k| !expected.contains_key(*k))
-            .take(10)
-            .collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "missing {missing:?}\nextra {extra:?}"
-        );
-        for (k, fixed) in &expected {
-            assert_eq!(&got[k], fixed, "fixed version of {k:?}");
+        for affected in adv["affected"].as_array().into_iter().flatten() {
+            if affected["package"]["ecosystem"] != "AlmaLinux:9" {
+                continue;
+            }
+            let name = affected["package"]["name"].as_str().unwrap().to_owned();
+            for range in affected["ranges"].as_array().into_iter().flatten() {
+                let events = range["events"].as_array().unwrap();
+                // AlmaLinux's ranges are all `introduced: 0, fixed: E:V-R`.
+                assert_eq!(events[0]["introduced"], "0");
+                let fixed = events[1]["fixed"].as_str().unwrap().to_owned();
+                fixes
+                    .entry(name.clone())
+                    .or_default()
+                    .push((fixed, cves.clone()));
+            }
         }
-        assert_eq!(json["findings"].as_array().unwrap().len(), expected.len());
-        assert!(expected.len() > 1000, "{}", expected.len());
-
-        // Every finding is classified with a due date and says why.
-        for f in json["findings"].as_array().unwrap() {
-            assert!(f["criticality"].is_string(), "{f}");
-            assert!(f["due_at"].is_string(), "{f}");
-            assert_eq!(f["policy"]["preset"], "seed-default", "{f}");
-            assert!(
-                f["explanation"]
-                    .as_str()
-                    .unwrap()
-                    .contains("fixed in ALSA-"),
-                "{f}"
-            );
-        }
-        let distinct: BTreeSet<&str> = got.keys().map(|k| k.2.as_str()).collect();
-        assert_eq!(json["summary"]["vulnerabilities"], distinct.len());
     }
+
+    let mut expected: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    for (name, version, arch) in &packages {
+        for (fixed, cves) in fixes.get(name).into_iter().flatten() {
+            let installed = match fixed.split_once(':') {
+                Some((epoch, _)) => format!("{epoch}:{version}"),
+                None => version.clone(),
+            };
+            if rpm_cmp(&installed, fixed) != std::cmp::Ordering::Less {
+                continue;
+            }
+            for cve in cves {
+                let slot = expected
+                    .entry((name.clone(), arch.clone(), cve.clone()))
+                    .or_insert_with(|| fixed.clone());
+                if rpm_cmp(fixed, slot) == std::cmp::Ordering::Less {
+                    *slot = fixed.clone();
+                }
+            }
+        }
+    }
+
+    let got: BTreeMap<(String, String, String), String> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let key = (
+                f["package"].as_str().unwrap().to_owned(),
+                f["arch"].as_str().unwrap().to_owned(),
+                f["vulnerability"].as_str().unwrap().to_owned(),
+            );
+            (key, f["fixed"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .take(10)
+        .collect();
+    let extra: Vec<_> = got
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}\nextra {extra:?}"
+    );
+    for (k, fixed) in &expected {
+        assert_eq!(&got[k], fixed, "fixed version of {k:?}");
+    }
+    assert_eq!(json["findings"].as_array().unwrap().len(), expected.len());
+    assert!(expected.len() > 1000, "{}", expected.len());
+
+    // Every finding is classified with a due date and says why.
+    for f in json["findings"].as_array().unwrap() {
+        assert!(f["criticality"].is_string(), "{f}");
+        assert!(f["due_at"].is_string(), "{f}");
+        assert_eq!(f["policy"]["preset"], "seed-default", "{f}");
+        assert!(
+            f["explanation"]
+                .as_str()
+                .unwrap()
+                .contains("fixed in ALSA-"),
+            "{f}"
+        );
+    }
+    let distinct: BTreeSet<&str> = got.keys().map(|k| k.2.as_str()).collect();
+    assert_eq!(json["summary"]["vulnerabilities"], distinct.len());
 }
 
 /// A Debian dpkg status with hand-written OSV records that exercise source names, epochs and
@@ -420,28 +435,15 @@ fn ubi9_under_cyber_essentials_and_seed_policy_matches_an_independent_computatio
         return;
     }
     let data = shared_data();
-    let sbom = data.join("inventories/rpm/ubi9-9.2-755.spdx.json");
-    let zip = data.join("osv/almalinux-all.zip");
     let kev_path = data.join("kev/known_exploited_vulnerabilities.json");
-    let (code, json, stderr) = scan(&[
-        "--sbom",
-        sbom.to_str().unwrap(),
-        "--os",
-        "AlmaLinux:9",
-        "--feed",
-        zip.to_str().unwrap(),
+    let json = scan_ubi9(&[
         "--feed",
         kev_path.to_str().unwrap(),
         "--policy",
         "cyber-essentials",
         "--policy",
         "seed-default",
-        "--format",
-        "json",
-        "--now",
-        "2026-11-26T00:00:00Z",
     ]);
-    assert_eq!(code, 1, "{stderr}");
 
     let kev: Value = serde_json::from_str(&std::fs::read_to_string(&kev_path).unwrap()).unwrap();
     let in_kev: BTreeSet<String> = kev["vulnerabilities"]
@@ -460,15 +462,7 @@ fn ubi9_under_cyber_essentials_and_seed_policy_matches_an_independent_computatio
     }
     let mut by_cve: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut alsas: Vec<Alsa> = Vec::new();
-    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
-    for i in 0..archive.len() {
-        let mut member = archive.by_index(i).unwrap();
-        if !member.name().ends_with(".json") {
-            continue;
-        }
-        let mut text = String::new();
-        member.read_to_string(&mut text).unwrap();
-        let adv: Value = serde_json::from_str(&text).unwrap();
+    for adv in raw_advisories(&data.join("osv/almalinux-all.zip")) {
         let word = adv["summary"]
             .as_str()
             .unwrap_or("")

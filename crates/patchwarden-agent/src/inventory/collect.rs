@@ -75,58 +75,43 @@ pub fn collect_root(root: &Path) -> Result<Collected, CollectError> {
     let mut packages: Vec<Package> = Vec::new();
     let mut found_any = false;
 
-    match dpkg::read_status(&host) {
-        Ok(Some(s)) => {
-            found_any = true;
-            report_problems(
-                &mut warn,
-                "dpkg",
-                dpkg::STATUS_PATH,
-                &s.problems,
-                s.problems_not_kept,
-            );
-            packages.extend(s.packages);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            found_any = true;
-            warn("dpkg", e.to_string());
-        }
-    }
-    match dpkg::read_status_d(&host) {
-        Ok(Some(s)) => {
-            found_any = true;
-            report_problems(
-                &mut warn,
-                "dpkg",
-                dpkg::STATUS_D_PATH,
-                &s.problems,
-                s.problems_not_kept,
-            );
-            packages.extend(s.packages);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            found_any = true;
-            warn("dpkg", e.to_string());
-        }
-    }
-    match apk::read_installed(&host) {
-        Ok(Some(db)) => {
-            found_any = true;
-            report_problems(
-                &mut warn,
-                "apk",
-                apk::INSTALLED_PATH,
-                &db.problems,
-                db.problems_not_kept,
-            );
-            packages.extend(db.packages);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            found_any = true;
-            warn("apk", e.to_string());
+    // The text databases (dpkg's status file and status.d, apk's installed file) all give
+    // packages plus the stanzas they could not read; gather them the same way.
+    let text_databases = [
+        (
+            "dpkg",
+            dpkg::STATUS_PATH,
+            dpkg::read_status(&host)
+                .map(|o| o.map(|s| (s.packages, lines(&s.problems), s.problems_not_kept)))
+                .map_err(|e| e.to_string()),
+        ),
+        (
+            "dpkg",
+            dpkg::STATUS_D_PATH,
+            dpkg::read_status_d(&host)
+                .map(|o| o.map(|s| (s.packages, lines(&s.problems), s.problems_not_kept)))
+                .map_err(|e| e.to_string()),
+        ),
+        (
+            "apk",
+            apk::INSTALLED_PATH,
+            apk::read_installed(&host)
+                .map(|o| o.map(|d| (d.packages, lines(&d.problems), d.problems_not_kept)))
+                .map_err(|e| e.to_string()),
+        ),
+    ];
+    for (source, file, read) in text_databases {
+        match read {
+            Ok(Some((found, problems, not_kept))) => {
+                found_any = true;
+                report_problems(&mut warn, source, file, &problems, not_kept);
+                packages.extend(found);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                found_any = true;
+                warn(source, e);
+            }
         }
     }
     match rpm::locate(&host) {
@@ -230,6 +215,11 @@ pub fn collect_sbom(path: &Path) -> Result<Collected, CollectError> {
         inventory,
         warnings,
     })
+}
+
+/// Problems as the lines a warning shows (they are of a different type per database).
+fn lines<P: fmt::Display>(problems: &[P]) -> Vec<String> {
+    problems.iter().map(ToString::to_string).collect()
 }
 
 fn report_problems<P: fmt::Display>(
