@@ -5,6 +5,7 @@
 //! is testable to the second. The agent, the server and the CLI are the shell around it.
 
 pub mod advisory;
+pub mod audit;
 pub mod finding;
 pub mod inventory;
 pub mod policy;
