@@ -1,0 +1,9 @@
+//! Version 1 of the API, served under `/api/v1/`.
+
+pub mod agent;
+pub mod jobs;
+pub mod problem;
+pub mod signing;
+
+/// Where version 1 is served.
+pub const PREFIX: &str = "/api/v1";

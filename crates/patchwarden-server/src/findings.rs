@@ -1,0 +1,215 @@
+//! Findings kept current: after an inventory changes, only the host's changed packages are
+//! matched again; after advisories change, only the hosts and packages they name.
+//!
+//! A host's current findings are its open findings on packages nothing touched (kept as they
+//! are, classification included) plus the new judgement of the touched packages; the store's
+//! `sync_findings` then opens, keeps, reclassifies and closes against that set, recording the
+//! first-seen time, the classification history, and the time and version that closed each.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
+
+use jiff::Timestamp;
+use patchwarden_core::advisory::Advisory;
+use patchwarden_core::audit::{Actor, AuditEntry};
+use patchwarden_core::inventory::{Inventory, Package};
+use patchwarden_match::ecosystem_applies;
+use patchwarden_store::{
+    CurrentFinding, FindingFilter, FindingState, FindingSync, Host, HostFilter, Store,
+};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Which packages need matching again.
+#[derive(Debug, Clone)]
+pub(crate) enum Touched {
+    /// Everything (a first inventory, a changed ecosystem).
+    All,
+    /// Packages with these (name, architecture) identities, and findings on them.
+    Identities(HashSet<(String, String)>),
+}
+
+impl Touched {
+    fn contains(&self, name: &str, arch: Option<&str>) -> bool {
+        match self {
+            Touched::All => true,
+            Touched::Identities(set) => {
+                set.contains(&(name.to_owned(), arch.unwrap_or_default().to_owned()))
+            }
+        }
+    }
+
+    /// The packages that differ between `old` and `new`.
+    pub(crate) fn between(old: Option<&Inventory>, new: &Inventory) -> Touched {
+        let Some(old) = old else {
+            return Touched::All;
+        };
+        if old.host.os.ecosystem != new.host.os.ecosystem {
+            return Touched::All;
+        }
+        let delta = patchwarden_core::inventory::delta(old, new);
+        let mut set = HashSet::new();
+        let mut add = |p: &Package| {
+            set.insert((p.name.clone(), p.arch.clone().unwrap_or_default()));
+        };
+        delta.added.iter().for_each(&mut add);
+        delta.removed.iter().for_each(&mut add);
+        for c in &delta.changed {
+            add(&c.old);
+            add(&c.new);
+        }
+        Touched::Identities(set)
+    }
+}
+
+/// Re-matches the touched packages of `host` (whose inventory is now `inventory`) and syncs
+/// its findings.
+pub(crate) async fn refresh_host(
+    state: &AppState,
+    host: &Host,
+    inventory: &Inventory,
+    touched: &Touched,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<FindingSync, ApiError> {
+    let started = Instant::now();
+    let open = state
+        .store
+        .list_findings(&FindingFilter {
+            host: Some(host.id),
+            state: Some(FindingState::Open),
+            ..FindingFilter::default()
+        })
+        .await?;
+    let mut current: Vec<CurrentFinding> = open
+        .into_iter()
+        .filter(|f| !touched.contains(&f.finding.package, f.finding.arch.as_deref()))
+        .map(|f| CurrentFinding {
+            finding: f.finding,
+            classification: f.classification,
+        })
+        .collect();
+    let packages: Vec<&Package> = inventory
+        .packages
+        .iter()
+        .filter(|p| touched.contains(&p.name, p.arch.as_deref()))
+        .collect();
+    let matcher = state.matcher();
+    let (fresh, problems) = matcher.evaluate(&inventory.host, &host.labels, &packages, now);
+    for p in problems.iter().take(5) {
+        tracing::warn!(host = %host.id, problem = %p, "package not judged");
+    }
+    let matched = packages.len();
+    current.extend(fresh);
+    let audit = AuditEntry::new(now, actor, "findings.sync", format!("host:{}", host.id));
+    let sync = state
+        .store
+        .sync_findings(host.id, &current, &inventory.packages, now, audit)
+        .await?;
+    // The audit entry's `after` cannot carry the counts (they are known only after the sync),
+    // so they go to the log and the metrics.
+    state.metrics.findings_opened.inc_by(u64::from(sync.opened));
+    state.metrics.findings_closed.inc_by(u64::from(sync.closed));
+    state
+        .metrics
+        .match_seconds
+        .observe(started.elapsed().as_secs_f64());
+    tracing::debug!(
+        host = %host.id, matched, opened = sync.opened, closed = sync.closed,
+        reclassified = sync.reclassified, "findings synced"
+    );
+    Ok(sync)
+}
+
+/// The (ecosystem, package name) pairs an advisory speaks of.
+fn pairs(advisory: &Advisory) -> Vec<(String, String)> {
+    let affected = advisory.affected.iter().filter_map(|a| a.package.as_ref());
+    let not_affected = advisory.not_affected.iter().map(|n| &n.package);
+    affected
+        .chain(not_affected)
+        .map(|p| (p.ecosystem.clone(), p.name.clone()))
+        .collect()
+}
+
+/// After advisories changed: re-matches, on every host whose ecosystem one of them applies to,
+/// the packages they name (by binary or source name). Returns how many hosts were synced.
+pub(crate) async fn refresh_for_advisories(
+    state: &AppState,
+    changed: &[&Advisory],
+    now: Timestamp,
+) -> Result<usize, ApiError> {
+    let mut wanted: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    for a in changed {
+        for (eco, name) in pairs(a) {
+            wanted.entry(eco).or_default().insert(name);
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    let store: &dyn Store = state.store.as_ref();
+    let mut synced = 0;
+    let mut after = None;
+    loop {
+        let hosts = store
+            .list_hosts(&HostFilter {
+                after,
+                limit: Some(500),
+                ..HostFilter::default()
+            })
+            .await?;
+        let Some(last) = hosts.last() else { break };
+        after = Some(last.id);
+        for host in &hosts {
+            let Some(host_eco) = host.ecosystem.as_deref() else {
+                continue;
+            };
+            let names: HashSet<&str> = wanted
+                .iter()
+                .filter(|(eco, _)| ecosystem_applies(eco, host_eco))
+                .flat_map(|(_, names)| names.iter().map(String::as_str))
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let Some(stored) = store.get_inventory(host.id).await? else {
+                continue;
+            };
+            let identities: HashSet<(String, String)> = stored
+                .inventory
+                .packages
+                .iter()
+                .filter(|p| {
+                    names.contains(p.name.as_str())
+                        || p.source_name.as_deref().is_some_and(|s| names.contains(s))
+                })
+                .map(|p| (p.name.clone(), p.arch.clone().unwrap_or_default()))
+                .collect();
+            if identities.is_empty() {
+                continue;
+            }
+            refresh_host(
+                state,
+                host,
+                &stored.inventory,
+                &Touched::Identities(identities),
+                Actor::System("matcher".into()),
+                now,
+            )
+            .await?;
+            synced += 1;
+        }
+    }
+    Ok(synced)
+}
+
+/// The JSON the audit chain records for an inventory change: its digest and size, not the
+/// packages themselves (the inventory table has those).
+pub(crate) fn inventory_summary(inventory: &Inventory) -> serde_json::Value {
+    json!({
+        "packages": inventory.packages.len(),
+        "digest": inventory.packages_digest().to_string(),
+    })
+}

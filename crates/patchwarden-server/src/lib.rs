@@ -1,0 +1,33 @@
+//! `patchwarden serve`: the server that agents enroll with and check in to, which keeps every
+//! host's inventory and findings current and records every change in the audit chain.
+//!
+//! The shell around the pure crates: axum on tokio for HTTP, rustls for TLS, the `Store` trait
+//! for everything kept. Handlers read bodies with limits (`body`), authenticate agents by their
+//! Ed25519 signatures (`auth`), and fail through one `ApiError` (`error`), which decides what
+//! the client sees and what only the log gets. Findings are kept current incrementally
+//! (`findings`) with the same judgement `patchwarden scan` makes (`matcher`).
+//!
+//! **Architecture Invariant**: the server never holds a secret that lets it act as an agent
+//! (only public keys and hashes of enrollment secrets), and it reads the clock in one place
+//! (`clock`).
+
+pub mod admin;
+pub mod advisories;
+mod auth;
+mod body;
+pub mod clock;
+pub mod config;
+mod error;
+mod findings;
+pub mod host_state;
+mod matcher;
+pub mod metrics;
+mod routes;
+pub mod serve;
+mod state;
+pub mod tls;
+
+pub use config::{Config, ConfigError};
+pub use error::ApiError;
+pub use serve::{Running, ServeError, open_store, shutdown_signal, start, start_with_store};
+pub use state::AppState;

@@ -1,0 +1,291 @@
+//! Start-up and shutdown: open the store, read the advisory files and policies, build the
+//! matcher, re-match what changed, bind the API and metrics listeners, and serve until asked
+//! to stop — then finish the requests in flight (graceful shutdown) before returning.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use patchwarden_core::audit::{Actor, AuditEntry};
+use patchwarden_store::{DatabaseUrl, Store, StoreError};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::matcher::{Matcher, load_policies};
+use crate::state::AppState;
+use crate::{advisories, clock, findings, routes, tls};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Advisories(#[from] advisories::LoadError),
+    #[error("{0}")]
+    Policy(#[from] crate::matcher::PolicyLoadError),
+    #[error("listening on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+    #[error("re-matching after the advisory import: {0}")]
+    Refresh(String),
+}
+
+/// Opens the store a database URL names: SQLite or PostgreSQL.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Sqlite(_) => patchwarden_store_sqlite::open(url).await,
+        DatabaseUrl::Postgres(_) => Err(StoreError::Url {
+            url: patchwarden_store::redact(url),
+            reason: "this build has no PostgreSQL backend yet".into(),
+        }),
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    pub api_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    /// The fingerprint agents pin (`None` in plain-HTTP mode).
+    pub fingerprint: Option<String>,
+    /// Whether this start made the CA.
+    pub ca_generated: bool,
+    pub state: Arc<AppState>,
+    api: Handle<SocketAddr>,
+    metrics: Handle<SocketAddr>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    purge: JoinHandle<()>,
+}
+
+impl Running {
+    /// The API's base URL, on the loopback address when the server listens on all.
+    pub fn url(&self) -> String {
+        let ip = if self.api_addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            self.api_addr.ip().to_string()
+        };
+        format!("{}://{ip}:{}", self.scheme, self.api_addr.port())
+    }
+
+    /// Stops accepting, lets requests in flight finish for up to `grace`, then returns.
+    pub async fn shutdown(self, grace: Duration) {
+        self.state.ready.store(false, Ordering::Release);
+        self.api.graceful_shutdown(Some(grace));
+        self.metrics.graceful_shutdown(Some(grace));
+        self.purge.abort();
+        for t in self.tasks {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "listener failed"),
+                Err(e) => tracing::error!(error = %e, "listener task failed"),
+            }
+        }
+    }
+}
+
+/// Starts a server with the store its configuration names.
+pub async fn start(config: &Config) -> Result<Running, ServeError> {
+    create_data_dir(config)?;
+    let store = open_store(&config.database_url()).await?;
+    start_with_store(config, store).await
+}
+
+fn create_data_dir(config: &Config) -> Result<(), ServeError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = &config.data_dir;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| ServeError::DataDir {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Starts a server on `store`.
+pub async fn start_with_store(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<Running, ServeError> {
+    create_data_dir(config)?;
+    let tls = tls::setup(&config.tls, &config.data_dir)?;
+    let policies = load_policies(&config.policy.policies)?;
+    let files = config.advisories.files.clone();
+    let loaded = tokio::task::spawn_blocking(move || advisories::load(&files))
+        .await
+        .map_err(|e| ServeError::Refresh(format!("the advisory reader failed: {e}")))??;
+    for line in loaded.skipped.iter().take(10) {
+        tracing::warn!(record = %line, "advisory record skipped");
+    }
+    let now = clock::now();
+    let mut changed_ids = Vec::new();
+    if !loaded.advisories.is_empty() {
+        let audit = AuditEntry::new(
+            now,
+            Actor::System("feeds".into()),
+            "advisories.import",
+            "advisories",
+        )
+        .after(json!({
+            "files": config.advisories.files,
+            "records": loaded.advisories.len(),
+        }));
+        let upsert = store.upsert_advisories(&loaded.advisories, now, audit).await?;
+        tracing::info!(
+            inserted = upsert.inserted, updated = upsert.updated, unchanged = upsert.unchanged,
+            "advisories imported"
+        );
+        changed_ids = upsert.changed;
+    }
+    let all = store.advisories().await?;
+    let (matcher, problems) = Matcher::new(all, loaded.enrichment, policies);
+    for p in problems.iter().take(10) {
+        tracing::warn!(problem = %p, "advisory not indexed");
+    }
+    let state = Arc::new(AppState::new(
+        store,
+        matcher,
+        config.agents.clone(),
+        config.limits.clone(),
+        tls.as_ref().map(|t| t.ca_pem.clone()),
+    ));
+    if !changed_ids.is_empty() {
+        let matcher = state.matcher();
+        let changed: Vec<_> = changed_ids
+            .iter()
+            .filter_map(|id| matcher.index.advisory(id))
+            .collect();
+        let hosts = findings::refresh_for_advisories(&state, &changed, now)
+            .await
+            .map_err(|e| ServeError::Refresh(e.to_string()))?;
+        tracing::info!(advisories = changed.len(), hosts, "re-matched after advisory changes");
+    }
+
+    let api_handle = Handle::new();
+    let metrics_handle = Handle::new();
+    let mut tasks = Vec::new();
+    let listener = bind(&config.listen.api)?;
+    let api_addr = listener.local_addr().map_err(|e| ServeError::Listen {
+        addr: config.listen.api.clone(),
+        reason: e.to_string(),
+    })?;
+    let router = routes::api(state.clone());
+    let listen_err = |e: std::io::Error| ServeError::Listen {
+        addr: config.listen.api.clone(),
+        reason: e.to_string(),
+    };
+    let (scheme, fingerprint, ca_generated) = match &tls {
+        Some(material) => {
+            let server = axum_server::from_tcp_rustls(
+                listener,
+                RustlsConfig::from_config(material.config.clone()),
+            )
+            .map_err(listen_err)?
+            .handle(api_handle.clone());
+            tasks.push(tokio::spawn(server.serve(router.into_make_service())));
+            ("https", Some(material.fingerprint.clone()), material.generated)
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)
+                .map_err(listen_err)?
+                .handle(api_handle.clone());
+            tasks.push(tokio::spawn(server.serve(router.into_make_service())));
+            ("http", None, false)
+        }
+    };
+    let metrics_addr = if config.listen.metrics.is_empty() {
+        None
+    } else {
+        let listener = bind(&config.listen.metrics)?;
+        let addr = listener.local_addr().ok();
+        let server = axum_server::from_tcp(listener)
+            .map_err(|e| ServeError::Listen {
+                addr: config.listen.metrics.clone(),
+                reason: e.to_string(),
+            })?
+            .handle(metrics_handle.clone());
+        tasks.push(tokio::spawn(
+            server.serve(routes::metrics(state.clone()).into_make_service()),
+        ));
+        addr
+    };
+
+    // Expired nonces are swept every minute; the store refuses replays whether or not the
+    // sweep has run, so this only keeps the table small.
+    let purge_state = state.clone();
+    let purge = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = purge_state
+                .store
+                .purge_expired_nonces(clock::now())
+                .await
+            {
+                tracing::warn!(error = %e, "purging expired nonces failed");
+            }
+        }
+    });
+    state.ready.store(true, Ordering::Release);
+    Ok(Running {
+        api_addr,
+        metrics_addr,
+        scheme,
+        fingerprint,
+        ca_generated,
+        state,
+        api: api_handle,
+        metrics: metrics_handle,
+        tasks,
+        purge,
+    })
+}
+
+fn bind(addr: &str) -> Result<std::net::TcpListener, ServeError> {
+    let err = |e: std::io::Error| ServeError::Listen {
+        addr: addr.to_owned(),
+        reason: e.to_string(),
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    Ok(listener)
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,120 @@
+//! What every request handler shares: the store, the matcher, the settings, the metrics, and
+//! the few things kept in memory (enrollment nonces, the last check-in counter per host).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use patchwarden_store::Store;
+use uuid::Uuid;
+
+use crate::config::{Agents, Limits};
+use crate::matcher::Matcher;
+use crate::metrics::Metrics;
+
+/// The most enrollment nonces remembered at once. Each lives for the signature window; a flood
+/// beyond this many enrollments in ten minutes is refused as overload rather than allowed to
+/// grow memory.
+const MAX_ENROLL_NONCES: usize = 100_000;
+
+/// What remembering a nonce found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceCheck {
+    New,
+    Replayed,
+    /// Too many are remembered already.
+    Full,
+}
+
+/// Shared state of a running server.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub matcher: RwLock<Arc<Matcher>>,
+    pub agents: Agents,
+    pub limits: Limits,
+    pub metrics: Metrics,
+    /// The CA certificate agents pin, PEM; `None` in plain-HTTP mode.
+    pub ca_pem: Option<String>,
+    pub in_flight: AtomicU32,
+    pub ready: AtomicBool,
+    /// Nonces of enrollment requests (which have no host yet, so the store's per-host nonce
+    /// table cannot hold them), with the unix second they expire.
+    enroll_nonces: Mutex<HashMap<String, i64>>,
+    /// The last check-in counter each host sent to this process (see `CheckInRequest::seq`).
+    check_in_seqs: Mutex<HashMap<Uuid, u64>>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        matcher: Matcher,
+        agents: Agents,
+        limits: Limits,
+        ca_pem: Option<String>,
+    ) -> AppState {
+        AppState {
+            store,
+            matcher: RwLock::new(Arc::new(matcher)),
+            agents,
+            limits,
+            metrics: Metrics::default(),
+            ca_pem,
+            in_flight: AtomicU32::new(0),
+            ready: AtomicBool::new(false),
+            enroll_nonces: Mutex::new(HashMap::new()),
+            check_in_seqs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The matcher in force now.
+    pub fn matcher(&self) -> Arc<Matcher> {
+        self.matcher
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts a new matcher in force (after an advisory import).
+    pub fn set_matcher(&self, matcher: Matcher) {
+        *self.matcher.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(matcher);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Remembers an enrollment nonce until `expires`.
+    pub fn remember_enroll_nonce(&self, nonce: &str, expires: i64, now: i64) -> NonceCheck {
+        let mut nonces = self
+            .enroll_nonces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        nonces.retain(|_, e| *e > now);
+        if nonces.contains_key(nonce) {
+            return NonceCheck::Replayed;
+        }
+        if nonces.len() >= MAX_ENROLL_NONCES {
+            return NonceCheck::Full;
+        }
+        nonces.insert(nonce.to_owned(), expires);
+        NonceCheck::New
+    }
+
+    /// Records `seq` as the host's latest check-in counter. Returns the previous counter when
+    /// `seq` does not exceed it: two machines are using one host identity (or the agent's
+    /// state was restored from a copy).
+    pub fn advance_seq(&self, host: Uuid, seq: u64) -> Result<(), u64> {
+        let mut seqs = self
+            .check_in_seqs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match seqs.get(&host) {
+            Some(&last) if seq <= last => Err(last),
+            _ => {
+                seqs.insert(host, seq);
+                Ok(())
+            }
+        }
+    }
+}

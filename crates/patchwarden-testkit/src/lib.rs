@@ -1,0 +1,196 @@
+//! Dev-only: a real Patchwarden server for tests — the real router, TLS with a CA made for the
+//! occasion, a temporary SQLite file — listening on `127.0.0.1:0`, and a real client that pins
+//! its CA. API tests go through this, so they exercise the whole stack: TLS, signatures, body
+//! limits, the store and its audit chain.
+//!
+//! Helpers here panic with a message on failure: they are test fixtures, and a panic is how a
+//! test says its set-up failed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use patchwarden_api::v1::agent::{EnrollRequest, EnrollResponse, EnrollmentSecret};
+use patchwarden_client::{AgentClient, AgentKey, Client, ClientError, Fingerprint, Trust};
+use patchwarden_core::audit::Actor;
+use patchwarden_core::inventory::{HostFacts, OsInfo};
+use patchwarden_server::admin::{self, TokenRequest};
+use patchwarden_server::{Config, Running};
+use patchwarden_store::{EnrollmentToken, Store};
+
+/// A running test server.
+#[derive(Debug)]
+pub struct TestServer {
+    running: Option<Running>,
+    /// The data directory (TLS material, the SQLite file); removed when dropped.
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub url: String,
+    pub fingerprint: Fingerprint,
+    /// A client that pins this server's CA.
+    pub client: Client,
+}
+
+impl TestServer {
+    /// A server with the default settings.
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// A server with settings changed by `tweak` (advisory files, limits, intervals …).
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        config.listen.api = "127.0.0.1:0".into();
+        config.listen.metrics = "127.0.0.1:0".into();
+        tweak(&mut config);
+        TestServer::start_in(dir, config).await
+    }
+
+    /// A server on an existing data directory (a restart).
+    pub async fn start_in(dir: tempfile::TempDir, config: Config) -> TestServer {
+        let running = patchwarden_server::start(&config)
+            .await
+            .unwrap_or_else(|e| panic!("the test server did not start: {e}"));
+        let url = running.url();
+        let fingerprint = Fingerprint::parse(
+            running
+                .fingerprint
+                .as_deref()
+                .expect("the test server speaks TLS"),
+        )
+        .expect("the server prints a fingerprint that parses");
+        let client = Client::new(&url, &Trust::Pinned(fingerprint)).expect("a client");
+        TestServer {
+            running: Some(running),
+            dir,
+            config,
+            url,
+            fingerprint,
+            client,
+        }
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("the server is running")
+    }
+
+    /// The server's store, for checking what it kept and for what an operator would do.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.running().state.store.clone()
+    }
+
+    /// The metrics listener's `/metrics` URL.
+    pub fn metrics_url(&self) -> String {
+        let addr = self.running().metrics_addr.expect("a metrics listener");
+        format!("http://{addr}")
+    }
+
+    /// The SQLite file.
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("patchwarden.db")
+    }
+
+    /// Creates an enrollment token as an operator would; returns it and its secret.
+    pub async fn token(
+        &self,
+        group: &str,
+        max_uses: u32,
+        valid_for: SignedDuration,
+    ) -> (EnrollmentToken, String) {
+        admin::create_enrollment_token(
+            self.store().as_ref(),
+            TokenRequest {
+                group: group.into(),
+                valid_for,
+                max_uses,
+                note: Some("testkit".into()),
+            },
+            Actor::Operator("testkit".into()),
+            now(),
+        )
+        .await
+        .expect("creating an enrollment token")
+    }
+
+    /// Enrolls a new agent with a new key and `facts`; the raw result, for tests of refusals.
+    pub async fn try_enroll(
+        &self,
+        secret: &str,
+        facts: HostFacts,
+    ) -> Result<(AgentClient, EnrollResponse), ClientError> {
+        let key = AgentKey::generate()?;
+        let response = self
+            .client
+            .enroll(
+                &key,
+                &EnrollRequest {
+                    token: EnrollmentSecret(secret.into()),
+                    public_key: key.public_hex(),
+                    facts,
+                    replace: false,
+                    agent_version: "testkit".into(),
+                },
+            )
+            .await?;
+        Ok((self.client.agent(&response.host_id, key), response))
+    }
+
+    /// Enrolls a new agent with a fresh single-use token.
+    pub async fn enroll(&self, facts: HostFacts) -> (AgentClient, EnrollResponse) {
+        let (_, secret) = self.token("default", 1, SignedDuration::from_hours(1)).await;
+        self.try_enroll(&secret, facts)
+            .await
+            .unwrap_or_else(|e| panic!("enrollment failed: {e}"))
+    }
+
+    /// Stops the server gracefully and hands back its data directory and settings.
+    pub async fn stop(mut self) -> (tempfile::TempDir, Config) {
+        if let Some(running) = self.running.take() {
+            running.shutdown(Duration::from_secs(5)).await;
+        }
+        (self.dir, self.config)
+    }
+}
+
+/// The current time, as the server reads it.
+pub fn now() -> Timestamp {
+    patchwarden_server::clock::now()
+}
+
+/// Facts of a Debian 12 host named `name` with machine id `machine_id`.
+pub fn debian_facts(name: &str, machine_id: &str) -> HostFacts {
+    HostFacts {
+        hostname: name.into(),
+        os: OsInfo {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+            codename: Some("bookworm".into()),
+            pretty_name: Some("Debian GNU/Linux 12 (bookworm)".into()),
+            id_like: Vec::new(),
+            ecosystem: Some("Debian:12".into()),
+        },
+        arch: Some("x86_64".into()),
+        machine_id: Some(machine_id.into()),
+        ..HostFacts::default()
+    }
+}
+
+/// The shared test data directory (`../shared/data` beside the checkout, or
+/// `PATCHWARDEN_SHARED_DATA`); panics with a clear message when it is missing.
+pub fn shared_data() -> PathBuf {
+    let dir = std::env::var_os("PATCHWARDEN_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    assert!(
+        dir.join("osv").is_dir(),
+        "the shared test data is not at {} (clone the project beside `shared/`, or set \
+         PATCHWARDEN_SHARED_DATA)",
+        dir.display()
+    );
+    dir
+}
