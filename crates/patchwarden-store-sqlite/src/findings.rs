@@ -1,0 +1,315 @@
+//! Findings on SQLite: a sync reads the host's open findings, lets
+//! `patchwarden_store::finding::plan_sync` decide, and applies the plan in the same write
+//! transaction; listing and history.
+
+use jiff::Timestamp;
+use patchwarden_core::audit::AuditEntry;
+use patchwarden_core::inventory::Package;
+use patchwarden_core::policy::Class;
+use patchwarden_store::codec::{from_json, opt_ts_from_db, opt_ts_to_db, ts_from_db, ts_to_db};
+use patchwarden_store::finding::{FindingKey, OpenRow, plan_sync};
+use patchwarden_store::{
+    Classification, ClassificationChange, CurrentFinding, FindingFilter, FindingState, FindingSync,
+    Result, StoreError, StoredFinding,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, params, params_from_iter};
+use uuid::Uuid;
+
+use crate::{audit, db, uuid_from_db};
+
+const T: &str = "findings";
+
+fn class_from_db(key: i64, class: Option<String>) -> Result<Option<Class>> {
+    class
+        .map(|c| {
+            c.parse::<Class>()
+                .map_err(|e| StoreError::corrupt(T, key, e))
+        })
+        .transpose()
+}
+
+fn classification(
+    key: i64,
+    class: Option<String>,
+    due_at: Option<i64>,
+    policy: Option<String>,
+    rule: Option<String>,
+) -> Result<Classification> {
+    Ok(Classification {
+        class: class_from_db(key, class)?,
+        due_at: opt_ts_from_db(T, &key, due_at)?,
+        policy,
+        rule,
+    })
+}
+
+fn add_history(c: &Connection, id: i64, at: i64, cl: &Classification) -> Result<()> {
+    let due_at = opt_ts_to_db("finding due_at", cl.due_at)?;
+    c.prepare_cached(
+        "INSERT INTO finding_history (finding, at, class, due_at, policy, rule)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            at,
+            cl.class.map(Class::as_str),
+            due_at,
+            cl.policy,
+            cl.rule
+        ])
+    })
+    .map_err(db("record finding history"))?;
+    Ok(())
+}
+
+pub(crate) fn sync(
+    c: &Connection,
+    host: Uuid,
+    current: &[CurrentFinding],
+    installed: &[Package],
+    now: Timestamp,
+    entry: &AuditEntry,
+) -> Result<FindingSync> {
+    let exists: i64 = c
+        .query_row(
+            "SELECT count(*) FROM hosts WHERE id = ?1",
+            [host.to_string()],
+            |r| r.get(0),
+        )
+        .map_err(db("sync findings"))?;
+    if exists == 0 {
+        return Err(StoreError::NotFound {
+            kind: "host",
+            id: host.to_string(),
+        });
+    }
+    let mut open = Vec::new();
+    {
+        let mut stmt = c
+            .prepare_cached(
+                "SELECT id, package, arch, vulnerability, body, class, due_at, policy, rule
+                 FROM findings WHERE host = ?1 AND state = 'open'",
+            )
+            .map_err(db("sync findings"))?;
+        let rows = stmt
+            .query_map([host.to_string()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    FindingKey {
+                        package: r.get(1)?,
+                        arch: r.get(2)?,
+                        vulnerability: r.get(3)?,
+                    },
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                ))
+            })
+            .map_err(db("sync findings"))?;
+        for r in rows {
+            let (id, key, body, class, due_at, policy, rule) = r.map_err(db("sync findings"))?;
+            open.push(OpenRow {
+                id,
+                key,
+                finding_json: body,
+                classification: classification(id, class, due_at, policy, rule)?,
+            });
+        }
+    }
+    let plan = plan_sync(open, current, installed)?;
+    let now_db = ts_to_db("now", now)?;
+    for n in &plan.open {
+        let due_at = opt_ts_to_db("finding due_at", n.classification.due_at)?;
+        c.prepare_cached(
+            "INSERT INTO findings (host, package, arch, vulnerability, state, body, class,
+                                   due_at, policy, rule, first_seen, last_seen)
+             VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                host.to_string(),
+                n.key.package,
+                n.key.arch,
+                n.key.vulnerability,
+                n.finding_json,
+                n.classification.class.map(Class::as_str),
+                due_at,
+                n.classification.policy,
+                n.classification.rule,
+                now_db
+            ])
+        })
+        .map_err(db("open finding"))?;
+        add_history(c, c.last_insert_rowid(), now_db, &n.classification)?;
+    }
+    for (id, body) in &plan.refresh {
+        c.execute(
+            "UPDATE findings SET body = ?2 WHERE id = ?1",
+            params![id, body],
+        )
+        .map_err(db("refresh finding"))?;
+    }
+    for (id, cl) in &plan.reclassify {
+        c.execute(
+            "UPDATE findings SET class = ?2, due_at = ?3, policy = ?4, rule = ?5 WHERE id = ?1",
+            params![
+                id,
+                cl.class.map(Class::as_str),
+                opt_ts_to_db("finding due_at", cl.due_at)?,
+                cl.policy,
+                cl.rule
+            ],
+        )
+        .map_err(db("reclassify finding"))?;
+        add_history(c, *id, now_db, cl)?;
+    }
+    for (id, fixed) in &plan.close {
+        c.execute(
+            "UPDATE findings SET state = 'closed', closed_at = ?2, last_seen = ?2,
+                                 fixed_version = ?3
+             WHERE id = ?1",
+            params![id, now_db, fixed],
+        )
+        .map_err(db("close finding"))?;
+    }
+    // `last_seen` of every kept finding moves to now in one statement, rather than one per
+    // finding: the open ones that were not closed above are exactly the kept ones.
+    c.execute(
+        "UPDATE findings SET last_seen = ?2 WHERE host = ?1 AND state = 'open'",
+        params![host.to_string(), now_db],
+    )
+    .map_err(db("sync findings"))?;
+    if plan.summary.changed() {
+        let mut entry = entry.clone();
+        if entry.after.is_none() {
+            entry.after = serde_json::to_value(plan.summary).ok();
+        }
+        audit::append(c, &entry)?;
+    }
+    Ok(plan.summary)
+}
+
+const COLUMNS: &str = "id, host, state, body, class, due_at, policy, rule, first_seen, \
+                       last_seen, closed_at, fixed_version";
+
+type RawFinding = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+fn raw(r: &Row<'_>) -> rusqlite::Result<RawFinding> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+    ))
+}
+
+fn decode(r: RawFinding) -> Result<StoredFinding> {
+    let (id, host, state, body, class, due_at, policy, rule, first, last, closed, fixed) = r;
+    Ok(StoredFinding {
+        id,
+        host: uuid_from_db(T, &host)?,
+        finding: from_json(T, &id, &body)?,
+        classification: classification(id, class, due_at, policy, rule)?,
+        state: FindingState::parse(&state)
+            .ok_or_else(|| StoreError::corrupt(T, id, format!("state {state:?}")))?,
+        first_seen: ts_from_db(T, &id, first)?,
+        last_seen: ts_from_db(T, &id, last)?,
+        closed_at: opt_ts_from_db(T, &id, closed)?,
+        fixed_version: fixed,
+    })
+}
+
+pub(crate) fn list(c: &Connection, f: &FindingFilter) -> Result<Vec<StoredFinding>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM findings WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |cond: &str, v: Value, sql: &mut String| {
+        args.push(v);
+        sql.push_str(&cond.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(h) = f.host {
+        push(" AND host = ?", Value::Text(h.to_string()), &mut sql);
+    }
+    if let Some(s) = f.state {
+        push(" AND state = ?", Value::Text(s.as_str().into()), &mut sql);
+    }
+    if let Some(cl) = f.class {
+        push(" AND class = ?", Value::Text(cl.as_str().into()), &mut sql);
+    }
+    if let Some(t) = f.due_before {
+        let t = ts_to_db("due_before", t)?;
+        push(" AND due_at < ?", Value::Integer(t), &mut sql);
+    }
+    if let Some(v) = &f.vulnerability {
+        push(" AND vulnerability = ?", Value::Text(v.clone()), &mut sql);
+    }
+    if let Some(a) = f.after_id {
+        push(" AND id > ?", Value::Integer(a), &mut sql);
+    }
+    sql.push_str(" ORDER BY id");
+    if let Some(l) = f.limit {
+        push(" LIMIT ?", Value::Integer(i64::from(l)), &mut sql);
+    }
+    let mut stmt = c.prepare_cached(&sql).map_err(db("list findings"))?;
+    let rows = stmt
+        .query_map(params_from_iter(args), raw)
+        .map_err(db("list findings"))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(decode(r.map_err(db("list findings"))?)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn history(c: &Connection, finding: i64) -> Result<Vec<ClassificationChange>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT at, class, due_at, policy, rule FROM finding_history
+             WHERE finding = ?1 ORDER BY rowid",
+        )
+        .map_err(db("read finding history"))?;
+    let rows = stmt
+        .query_map([finding], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .map_err(db("read finding history"))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (at, class, due_at, policy, rule) = r.map_err(db("read finding history"))?;
+        out.push(ClassificationChange {
+            at: ts_from_db("finding_history", &finding, at)?,
+            classification: classification(finding, class, due_at, policy, rule)?,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,296 @@
+//! Hosts on SQLite: enrollment's insert, reads and filters, check-ins, placement, and the
+//! replay nonces.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use patchwarden_core::audit::AuditEntry;
+use patchwarden_core::inventory::{HostFacts, PackagesDigest};
+use patchwarden_store::codec::{from_json, opt_ts_from_db, ts_from_db, ts_to_db};
+use patchwarden_store::{
+    EnrollmentToken, Host, HostFilter, HostPlacement, NewHost, Result, StoreError,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use uuid::Uuid;
+
+use crate::{audit, db, is_unique_violation, uuid_from_db};
+
+const COLUMNS: &str = "id, grp, ring, labels, public_key, facts, machine_id, ecosystem, \
+                       enrolled_with, enrolled_at, last_seen, inventory_digest";
+
+pub(crate) struct RawHost {
+    id: String,
+    group: String,
+    ring: Option<String>,
+    labels: String,
+    public_key: String,
+    facts: String,
+    machine_id: Option<String>,
+    ecosystem: Option<String>,
+    enrolled_with: String,
+    enrolled_at: i64,
+    last_seen: Option<i64>,
+    inventory_digest: Option<String>,
+}
+
+fn raw(r: &Row<'_>) -> rusqlite::Result<RawHost> {
+    Ok(RawHost {
+        id: r.get(0)?,
+        group: r.get(1)?,
+        ring: r.get(2)?,
+        labels: r.get(3)?,
+        public_key: r.get(4)?,
+        facts: r.get(5)?,
+        machine_id: r.get(6)?,
+        ecosystem: r.get(7)?,
+        enrolled_with: r.get(8)?,
+        enrolled_at: r.get(9)?,
+        last_seen: r.get(10)?,
+        inventory_digest: r.get(11)?,
+    })
+}
+
+fn decode(h: RawHost) -> Result<Host> {
+    const T: &str = "hosts";
+    let labels: BTreeMap<String, String> = from_json(T, &h.id, &h.labels)?;
+    let facts: HostFacts = from_json(T, &h.id, &h.facts)?;
+    let inventory_digest = match h.inventory_digest {
+        Some(d) => Some(
+            serde_json::from_value::<PackagesDigest>(serde_json::Value::String(d))
+                .map_err(|e| StoreError::corrupt(T, &h.id, e))?,
+        ),
+        None => None,
+    };
+    Ok(Host {
+        id: uuid_from_db(T, &h.id)?,
+        group: h.group,
+        ring: h.ring,
+        labels,
+        public_key: h.public_key,
+        facts,
+        machine_id: h.machine_id,
+        ecosystem: h.ecosystem,
+        enrolled_with: uuid_from_db(T, &h.enrolled_with)?,
+        enrolled_at: ts_from_db(T, &h.id, h.enrolled_at)?,
+        last_seen: opt_ts_from_db(T, &h.id, h.last_seen)?,
+        inventory_digest,
+    })
+}
+
+pub(crate) fn insert(
+    c: &Connection,
+    host: &NewHost,
+    facts_json: &str,
+    token: &EnrollmentToken,
+    now: Timestamp,
+) -> Result<()> {
+    let inserted = c.execute(
+        "INSERT INTO hosts (id, grp, ring, labels, public_key, facts, machine_id, ecosystem,
+                            enrolled_with, enrolled_at, last_seen, inventory_digest)
+         VALUES (?1, ?2, NULL, '{}', ?3, ?4, ?5, ?6, ?7, ?8, ?8, NULL)",
+        params![
+            host.id.to_string(),
+            token.group,
+            host.public_key,
+            facts_json,
+            host.facts.machine_id,
+            host.facts.os.ecosystem,
+            token.id.to_string(),
+            ts_to_db("now", now)?
+        ],
+    );
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
+            kind: "host",
+            id: host.id.to_string(),
+        }),
+        Err(e) => Err(StoreError::backend("enroll host", e)),
+    }
+}
+
+pub(crate) fn get(c: &Connection, id: Uuid) -> Result<Option<Host>> {
+    let raw = c
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM hosts WHERE id = ?1"),
+            [id.to_string()],
+            raw,
+        )
+        .optional()
+        .map_err(db("get host"))?;
+    raw.map(decode).transpose()
+}
+
+fn get_existing(c: &Connection, id: Uuid) -> Result<Host> {
+    get(c, id)?.ok_or_else(|| StoreError::NotFound {
+        kind: "host",
+        id: id.to_string(),
+    })
+}
+
+fn query(c: &Connection, sql: &str, args: Vec<Value>) -> Result<Vec<Host>> {
+    let mut stmt = c.prepare_cached(sql).map_err(db("list hosts"))?;
+    let rows = stmt
+        .query_map(params_from_iter(args), raw)
+        .map_err(db("list hosts"))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(decode(r.map_err(db("list hosts"))?)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn list(c: &Connection, f: &HostFilter) -> Result<Vec<Host>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM hosts WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |cond: &str, v: Value, sql: &mut String| {
+        args.push(v);
+        sql.push_str(&cond.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(g) = &f.group {
+        push(" AND grp = ?", Value::Text(g.clone()), &mut sql);
+    }
+    if let Some(r) = &f.ring {
+        push(" AND ring = ?", Value::Text(r.clone()), &mut sql);
+    }
+    if let Some(e) = &f.ecosystem {
+        push(" AND ecosystem = ?", Value::Text(e.clone()), &mut sql);
+    }
+    if let Some(t) = f.last_seen_before {
+        let t = ts_to_db("last_seen_before", t)?;
+        push(
+            " AND (last_seen IS NULL OR last_seen < ?)",
+            Value::Integer(t),
+            &mut sql,
+        );
+    }
+    if let Some(t) = f.last_seen_since {
+        let t = ts_to_db("last_seen_since", t)?;
+        push(" AND last_seen >= ?", Value::Integer(t), &mut sql);
+    }
+    if let Some(a) = f.after {
+        push(" AND id > ?", Value::Text(a.to_string()), &mut sql);
+    }
+    sql.push_str(" ORDER BY id");
+    if let Some(l) = f.limit {
+        push(" LIMIT ?", Value::Integer(i64::from(l)), &mut sql);
+    }
+    query(c, &sql, args)
+}
+
+pub(crate) fn by_machine_id(c: &Connection, machine_id: &str) -> Result<Vec<Host>> {
+    query(
+        c,
+        &format!("SELECT {COLUMNS} FROM hosts WHERE machine_id = ?1 ORDER BY enrolled_at, id"),
+        vec![Value::Text(machine_id.to_owned())],
+    )
+}
+
+pub(crate) fn check_in(
+    c: &Connection,
+    id: Uuid,
+    facts: &HostFacts,
+    facts_json: &str,
+    now: Timestamp,
+    entry: &AuditEntry,
+) -> Result<Host> {
+    let before = get_existing(c, id)?;
+    c.execute(
+        "UPDATE hosts SET facts = ?2, machine_id = ?3, ecosystem = ?4, last_seen = ?5
+         WHERE id = ?1",
+        params![
+            id.to_string(),
+            facts_json,
+            facts.machine_id,
+            facts.os.ecosystem,
+            ts_to_db("now", now)?
+        ],
+    )
+    .map_err(db("record check-in"))?;
+    if &before.facts != facts {
+        audit::append(c, entry)?;
+    }
+    get_existing(c, id)
+}
+
+pub(crate) fn set_placement(
+    c: &Connection,
+    id: Uuid,
+    p: &HostPlacement,
+    _now: Timestamp,
+    entry: &AuditEntry,
+) -> Result<Host> {
+    let before = get_existing(c, id)?;
+    let labels = patchwarden_store::codec::to_json("host labels", &p.labels, usize::MAX)?;
+    c.execute(
+        "UPDATE hosts SET grp = ?2, ring = ?3, labels = ?4 WHERE id = ?1",
+        params![id.to_string(), p.group, p.ring, labels],
+    )
+    .map_err(db("set host placement"))?;
+    if before.group != p.group || before.ring != p.ring || before.labels != p.labels {
+        audit::append(c, entry)?;
+    }
+    get_existing(c, id)
+}
+
+pub(crate) fn record_nonce(
+    c: &Connection,
+    host: Uuid,
+    nonce: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    let now = ts_to_db("now", now)?;
+    let expires_at = ts_to_db("nonce expires_at", expires_at)?;
+    // An expired record of the same nonce no longer protects anything (the request's own
+    // timestamp window refuses anything that old); replacing it keeps the table small.
+    let stored = c
+        .execute(
+            "INSERT INTO nonces (host, nonce, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (host, nonce) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE nonces.expires_at <= ?4",
+            params![host.to_string(), nonce, expires_at, now],
+        )
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::NotFound {
+                kind: "host",
+                id: host.to_string(),
+            },
+            _ => StoreError::backend("record nonce", e),
+        })?;
+    if stored == 0 {
+        return Err(StoreError::Replay {
+            host,
+            nonce: nonce.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn purge_nonces(c: &Connection, now: Timestamp) -> Result<u64> {
+    let n = c
+        .execute(
+            "DELETE FROM nonces WHERE expires_at <= ?1",
+            [ts_to_db("now", now)?],
+        )
+        .map_err(db("purge nonces"))?;
+    Ok(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
+/// Sets the host's inventory digest (inventory replacement).
+pub(crate) fn set_digest(c: &Connection, id: Uuid, digest: &PackagesDigest) -> Result<()> {
+    let n = c
+        .execute(
+            "UPDATE hosts SET inventory_digest = ?2 WHERE id = ?1",
+            params![id.to_string(), digest.to_string()],
+        )
+        .map_err(db("replace inventory"))?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "host",
+            id: id.to_string(),
+        });
+    }
+    Ok(())
+}

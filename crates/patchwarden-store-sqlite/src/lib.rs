@@ -1,0 +1,487 @@
+//! The [`Store`] on SQLite: one file under the data directory, in WAL mode, nothing to
+//! install. The default backend.
+//!
+//! SQLite allows one writer at a time, which is what the audit chain needs: every changing
+//! transaction is `BEGIN IMMEDIATE` on the one writer connection (so even two processes on the
+//! same file serialise, waiting up to the busy timeout), and appends to the chain as its last
+//! step. Readers use their own connections, which WAL lets run beside the writer on the last
+//! committed state. rusqlite is synchronous, so every database call runs in
+//! `tokio::task::spawn_blocking` and never stalls the server's event loop.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use patchwarden_core::advisory::Advisory;
+use patchwarden_core::audit::{AuditEntry, AuditEvent};
+use patchwarden_core::inventory::{HostFacts, Inventory, Package, PackagesDigest};
+use patchwarden_store::{
+    AdvisoryUpsert, AuditHead, ClassificationChange, CurrentFinding, DatabaseUrl, EnrollmentToken,
+    FindingFilter, FindingSync, Host, HostFilter, HostPlacement, Job, JobFilter, JobReport,
+    NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store, StoreError, StoredFinding,
+    StoredInventory,
+};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use uuid::Uuid;
+
+mod audit;
+mod findings;
+mod hosts;
+mod inventory;
+mod jobs;
+pub mod migrate;
+mod tokens;
+
+/// How long a writer waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle reader connections kept open.
+const IDLE_READERS: usize = 4;
+
+/// A SQLite store. Cloning shares the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the store named by a `sqlite://` URL (see [`DatabaseUrl`]).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path).await?)),
+        DatabaseUrl::Postgres(_) => Err(StoreError::Url {
+            url: patchwarden_store::redact(url),
+            reason: "this is a PostgreSQL URL; the SQLite backend opens sqlite:// URLs".into(),
+        }),
+    }
+}
+
+fn open_failed(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Open {
+        location: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Opens one connection with the settings every connection needs.
+fn connect(path: &Path, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_failed(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| open_failed(path, e))?;
+    // The first statement reads the file header, so a file that is not a database (or is
+    // damaged there) fails here with SQLite's own words, as a typed error.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|e| open_failed(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(open_failed(
+            path,
+            format!("the file cannot use WAL mode (journal mode stays {mode})"),
+        ));
+    }
+    // NORMAL is durable across application crashes in WAL mode; a power loss can lose the
+    // last transactions but never corrupts the file.
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(|e| open_failed(path, e))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies the missing
+    /// migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut writer = connect(&path, true)?;
+            // A damaged file can pass the header check and fail only when a page is read:
+            // a quick check reads every page once, so damage is found at start-up.
+            let check: String = writer
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .map_err(|e| open_failed(&path, e))?;
+            if check != "ok" {
+                return Err(open_failed(&path, format!("integrity check: {check}")));
+            }
+            migrate::migrate(&mut writer)?;
+            Ok(SqliteStore {
+                inner: Arc::new(Inner {
+                    path,
+                    writer: Mutex::new(writer),
+                    readers: Mutex::new(Vec::new()),
+                }),
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Backend {
+            op: "open",
+            reason: format!("the opening task failed: {e}"),
+        })?
+    }
+
+    /// Runs `f` in one write transaction on the writer connection.
+    async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock dropped its transaction (rolled back), so the
+            // connection is still sound.
+            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| StoreError::backend(op, e))?;
+            let out = f(&tx)?;
+            tx.commit().map_err(|e| StoreError::backend(op, e))?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| task_failed(op, e))?
+    }
+
+    /// Runs `f` in one read transaction on a reader connection, so every statement in it sees
+    /// the same committed state.
+    async fn read<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = inner
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let mut conn = match idle {
+                Some(c) => c,
+                None => connect(&inner.path, false)?,
+            };
+            let out = {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Deferred)
+                    .map_err(|e| StoreError::backend(op, e))?;
+                let out = f(&tx);
+                tx.finish().map_err(|e| StoreError::backend(op, e))?;
+                out
+            };
+            let mut idle = inner.readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| task_failed(op, e))?
+    }
+}
+
+fn task_failed(op: &'static str, e: tokio::task::JoinError) -> StoreError {
+    StoreError::Backend {
+        op,
+        reason: format!("the database task failed: {e}"),
+    }
+}
+
+/// Maps a rusqlite error during `op`.
+pub(crate) fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::backend(op, e)
+}
+
+/// Whether `e` is a uniqueness or primary-key violation.
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation)
+    ) && matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+pub(crate) fn uuid_from_db(table: &'static str, text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|e| StoreError::corrupt(table, text, format!("id: {e}")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<String>> {
+        self.read("read migrations", migrate::applied).await
+    }
+
+    async fn create_enrollment_token(
+        &self,
+        token: NewEnrollmentToken,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<EnrollmentToken> {
+        token.check()?;
+        self.write("create enrollment token", move |c| {
+            tokens::create(c, &token, now, &audit)
+        })
+        .await
+    }
+
+    async fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>> {
+        self.read("list enrollment tokens", tokens::list).await
+    }
+
+    async fn revoke_enrollment_token(
+        &self,
+        id: Uuid,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<EnrollmentToken> {
+        self.write("revoke enrollment token", move |c| {
+            tokens::revoke(c, id, now, &audit)
+        })
+        .await
+    }
+
+    async fn enroll_host(
+        &self,
+        secret: SecretHash,
+        host: NewHost,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Host> {
+        let facts = host.check()?;
+        self.write("enroll host", move |c| {
+            tokens::enroll(c, secret, &host, &facts, now, &audit)
+        })
+        .await
+    }
+
+    async fn get_host(&self, id: Uuid) -> Result<Option<Host>> {
+        self.read("get host", move |c| hosts::get(c, id)).await
+    }
+
+    async fn list_hosts(&self, filter: &HostFilter) -> Result<Vec<Host>> {
+        let filter = filter.clone();
+        self.read("list hosts", move |c| hosts::list(c, &filter))
+            .await
+    }
+
+    async fn find_hosts_by_machine_id(&self, machine_id: &str) -> Result<Vec<Host>> {
+        let machine_id = machine_id.to_owned();
+        self.read("find hosts by machine id", move |c| {
+            hosts::by_machine_id(c, &machine_id)
+        })
+        .await
+    }
+
+    async fn record_check_in(
+        &self,
+        host: Uuid,
+        facts: HostFacts,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Host> {
+        let facts_json = patchwarden_store::host::facts_json(&facts)?;
+        self.write("record check-in", move |c| {
+            hosts::check_in(c, host, &facts, &facts_json, now, &audit)
+        })
+        .await
+    }
+
+    async fn set_host_placement(
+        &self,
+        host: Uuid,
+        placement: HostPlacement,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Host> {
+        placement.check()?;
+        self.write("set host placement", move |c| {
+            hosts::set_placement(c, host, &placement, now, &audit)
+        })
+        .await
+    }
+
+    async fn record_nonce(
+        &self,
+        host: Uuid,
+        nonce: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        patchwarden_store::limits::check_name(
+            "nonce",
+            nonce,
+            patchwarden_store::limits::MAX_NONCE,
+        )?;
+        let nonce = nonce.to_owned();
+        self.write("record nonce", move |c| {
+            hosts::record_nonce(c, host, &nonce, expires_at, now)
+        })
+        .await
+    }
+
+    async fn purge_expired_nonces(&self, now: Timestamp) -> Result<u64> {
+        self.write("purge nonces", move |c| hosts::purge_nonces(c, now))
+            .await
+    }
+
+    async fn replace_inventory(
+        &self,
+        host: Uuid,
+        inventory: &Inventory,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<PackagesDigest> {
+        let prepared = patchwarden_store::codec::to_json(
+            "inventory",
+            inventory,
+            patchwarden_store::limits::MAX_INVENTORY_JSON,
+        )?;
+        let digest = PackagesDigest::of(&inventory.packages);
+        self.write("replace inventory", move |c| {
+            inventory::replace(c, host, &prepared, digest, now, &audit)
+        })
+        .await
+    }
+
+    async fn get_inventory(&self, host: Uuid) -> Result<Option<StoredInventory>> {
+        self.read("get inventory", move |c| inventory::get(c, host))
+            .await
+    }
+
+    async fn upsert_advisories(
+        &self,
+        advisories: &[Advisory],
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<AdvisoryUpsert> {
+        let rows = inventory::advisory_rows(advisories)?;
+        self.write("upsert advisories", move |c| {
+            inventory::upsert_advisories(c, &rows, now, &audit)
+        })
+        .await
+    }
+
+    async fn advisories(&self) -> Result<Vec<Advisory>> {
+        self.read("read advisories", inventory::advisories).await
+    }
+
+    async fn advisory_count(&self) -> Result<u64> {
+        self.read("count advisories", inventory::advisory_count)
+            .await
+    }
+
+    async fn sync_findings(
+        &self,
+        host: Uuid,
+        current: &[CurrentFinding],
+        installed: &[Package],
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<FindingSync> {
+        let current = current.to_vec();
+        let installed = installed.to_vec();
+        self.write("sync findings", move |c| {
+            findings::sync(c, host, &current, &installed, now, &audit)
+        })
+        .await
+    }
+
+    async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>> {
+        let filter = filter.clone();
+        self.read("list findings", move |c| findings::list(c, &filter))
+            .await
+    }
+
+    async fn finding_history(&self, finding: i64) -> Result<Vec<ClassificationChange>> {
+        self.read("read finding history", move |c| {
+            findings::history(c, finding)
+        })
+        .await
+    }
+
+    async fn create_job(&self, job: NewJob, now: Timestamp, audit: AuditEntry) -> Result<Job> {
+        let kind = job.check()?;
+        self.write("create job", move |c| {
+            jobs::create(c, &job, &kind, now, &audit)
+        })
+        .await
+    }
+
+    async fn lease_jobs(
+        &self,
+        host: Uuid,
+        lease_until: Timestamp,
+        limit: u32,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Vec<Job>> {
+        self.write("lease jobs", move |c| {
+            jobs::lease(c, host, lease_until, limit, now, audit)
+        })
+        .await
+    }
+
+    async fn report_job(
+        &self,
+        host: Uuid,
+        job: Uuid,
+        report: JobReport,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Job> {
+        self.write("report job", move |c| {
+            jobs::report(c, host, job, &report, now, &audit)
+        })
+        .await
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
+        self.read("get job", move |c| jobs::get(c, id)).await
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let filter = filter.clone();
+        self.read("list jobs", move |c| jobs::list(c, &filter))
+            .await
+    }
+
+    async fn append_audit(&self, _now: Timestamp, audit: AuditEntry) -> Result<AuditEvent> {
+        self.write("append audit event", move |c| audit::append(c, &audit))
+            .await
+    }
+
+    async fn audit_events(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+        self.read("read audit events", move |c| {
+            audit::events(c, after_seq, limit)
+        })
+        .await
+    }
+
+    async fn audit_head(&self) -> Result<Option<AuditHead>> {
+        self.read("read audit head", audit::head).await
+    }
+}

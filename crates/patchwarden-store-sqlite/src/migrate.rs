@@ -1,0 +1,105 @@
+//! The migrations, embedded from `migrations/`, and the runner that applies the missing ones at
+//! start-up, each in its own transaction, recording name and checksum in
+//! `patchwarden_migrations`.
+//!
+//! Migrations are append-only: a migration that was applied and later edited would leave
+//! databases that differ while claiming the same version, so the runner compares checksums and
+//! refuses to start on a mismatch, and refuses a database that has migrations this binary does
+//! not know (it was upgraded by a newer version).
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+
+use patchwarden_store::StoreError;
+
+/// Every migration, in order: (name, SQL). `tests/migrations.rs` checks that this list and the
+/// directory hold the same files.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_initial",
+    include_str!("../migrations/0001_initial.sql"),
+)];
+
+fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Migration {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Applies the missing migrations; returns the names of those it applied.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<Vec<String>, StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS patchwarden_migrations (
+            version BIGINT PRIMARY KEY,
+            name TEXT NOT NULL,
+            checksum TEXT NOT NULL
+        )",
+    )
+    .map_err(|e| failed("patchwarden_migrations", e))?;
+    let mut applied = Vec::new();
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
+        let version = i64::try_from(index).unwrap_or(i64::MAX) + 1;
+        let checksum = patchwarden_store::codec::hex(&Sha256::digest(sql.as_bytes()));
+        // An immediate transaction takes the write lock before reading, so two processes
+        // opening the same new file apply each migration once.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| failed(name, e))?;
+        let recorded: Option<String> = tx
+            .query_row(
+                "SELECT checksum FROM patchwarden_migrations WHERE version = ?1",
+                [version],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| failed(name, e))?;
+        match recorded {
+            Some(c) if c == checksum => continue,
+            Some(_) => {
+                return Err(failed(
+                    name,
+                    "it was changed after it was applied to this database (migrations are \
+                     append-only: add a new one instead)",
+                ));
+            }
+            None => {}
+        }
+        tx.execute_batch(sql).map_err(|e| failed(name, e))?;
+        tx.execute(
+            "INSERT INTO patchwarden_migrations (version, name, checksum) VALUES (?1, ?2, ?3)",
+            params![version, name, checksum],
+        )
+        .map_err(|e| failed(name, e))?;
+        tx.commit().map_err(|e| failed(name, e))?;
+        applied.push((*name).to_owned());
+    }
+    let newest: Option<i64> = conn
+        .query_row("SELECT max(version) FROM patchwarden_migrations", [], |r| {
+            r.get(0)
+        })
+        .map_err(|e| failed("patchwarden_migrations", e))?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if newest.unwrap_or(0) > known {
+        return Err(failed(
+            "patchwarden_migrations",
+            format!(
+                "the database has migration {} but this binary knows only {known}: it was \
+                 opened by a newer Patchwarden",
+                newest.unwrap_or(0)
+            ),
+        ));
+    }
+    Ok(applied)
+}
+
+/// The names of the applied migrations, in order.
+pub(crate) fn applied(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM patchwarden_migrations ORDER BY version")
+        .map_err(|e| StoreError::backend("read migrations", e))?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(|e| StoreError::backend("read migrations", e))?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::backend("read migrations", e))
+}

@@ -1,0 +1,124 @@
+//! How values are written to columns, the same way in every backend: times as integer
+//! nanoseconds since the Unix epoch, structured values as JSON text, hashes as hex.
+//!
+//! Integer nanoseconds keep a `jiff::Timestamp` exact (PostgreSQL's `timestamptz` would round
+//! it to microseconds, and a round trip that changes a time breaks equality in tests and the
+//! audit chain's hashes), and they compare and index the same in SQLite and PostgreSQL. JSON
+//! is stored as text, never as PostgreSQL `jsonb`, for the same reason: `jsonb` reorders keys
+//! and rewrites numbers.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Result, StoreError};
+
+/// `t` as nanoseconds since the Unix epoch. Times beyond the years 1677–2262 do not fit in
+/// 64 bits and are refused rather than wrapped.
+pub fn ts_to_db(field: &'static str, t: Timestamp) -> Result<i64> {
+    i64::try_from(t.as_nanosecond()).map_err(|_| StoreError::Invalid {
+        field,
+        reason: format!("{t} is outside the storable years 1677–2262"),
+    })
+}
+
+/// The time stored as `nanos`.
+pub fn ts_from_db(
+    table: &'static str,
+    key: &dyn std::fmt::Display,
+    nanos: i64,
+) -> Result<Timestamp> {
+    Timestamp::from_nanosecond(i128::from(nanos))
+        .map_err(|e| StoreError::corrupt(table, key, format!("time {nanos}: {e}")))
+}
+
+/// Like [`ts_to_db`] for an optional time.
+pub fn opt_ts_to_db(field: &'static str, t: Option<Timestamp>) -> Result<Option<i64>> {
+    t.map(|t| ts_to_db(field, t)).transpose()
+}
+
+/// Like [`ts_from_db`] for an optional time.
+pub fn opt_ts_from_db(
+    table: &'static str,
+    key: &dyn std::fmt::Display,
+    nanos: Option<i64>,
+) -> Result<Option<Timestamp>> {
+    nanos.map(|n| ts_from_db(table, key, n)).transpose()
+}
+
+/// `value` as JSON text, refused when longer than `max` bytes.
+pub fn to_json<T: Serialize + ?Sized>(
+    field: &'static str,
+    value: &T,
+    max: usize,
+) -> Result<String> {
+    let text = serde_json::to_string(value).map_err(|e| StoreError::Invalid {
+        field,
+        reason: format!("cannot be written as JSON: {e}"),
+    })?;
+    crate::limits::check_len(field, &text, max)?;
+    Ok(text)
+}
+
+/// The value stored as JSON `text` in `table`'s row `key`.
+pub fn from_json<T: DeserializeOwned>(
+    table: &'static str,
+    key: &dyn std::fmt::Display,
+    text: &str,
+) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::corrupt(table, key, format!("JSON: {e}")))
+}
+
+/// 32 bytes as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// 64 hex digits as 32 bytes; `None` for anything else.
+pub fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let digits = s.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let value = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        *byte = value(*pair.first()?)? << 4 | value(*pair.get(1)?)?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_to_the_nanosecond_and_far_times_are_refused() {
+        let t: Timestamp = "2026-11-26T10:11:12.123456789Z".parse().unwrap();
+        let n = ts_to_db("t", t).unwrap();
+        assert_eq!(ts_from_db("x", &1, n).unwrap(), t);
+        let far: Timestamp = "9000-01-01T00:00:00Z".parse().unwrap();
+        assert!(matches!(
+            ts_to_db("t", far),
+            Err(StoreError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn hex_round_trips_and_bad_hex_is_none() {
+        let b = [0xabu8; 32];
+        assert_eq!(unhex32(&hex(&b)), Some(b));
+        assert_eq!(unhex32("zz"), None);
+        assert_eq!(unhex32(&"A".repeat(64)), None);
+    }
+}

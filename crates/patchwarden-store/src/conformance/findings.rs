@@ -1,0 +1,423 @@
+//! Conformance: findings kept current.
+
+use std::sync::Arc;
+
+use patchwarden_core::inventory::Package;
+use patchwarden_core::policy::Class;
+
+use super::fixtures::{at, debian_inventories, enrolled, entry, finding};
+use super::{TestDatabase, open};
+use crate::{
+    Classification, CurrentFinding, FindingFilter, FindingState, FindingSync, StoredFinding,
+};
+
+fn classified(class: Class, due: i64) -> Classification {
+    Classification {
+        class: Some(class),
+        due_at: Some(at(due)),
+        policy: Some("seed-default".into()),
+        rule: Some(format!("{class}-rule")),
+    }
+}
+
+fn current(p: &Package, vuln: &str, fixed: Option<&Package>, c: Classification) -> CurrentFinding {
+    CurrentFinding {
+        finding: finding(p, vuln, fixed),
+        classification: c,
+    }
+}
+
+fn pkg(packages: &[Package], i: usize) -> &Package {
+    match packages.get(i) {
+        Some(p) => p,
+        None => panic!("the fixture has no package {i}"),
+    }
+}
+
+fn only<'a>(found: &'a [StoredFinding], vuln: &str) -> &'a StoredFinding {
+    let matching: Vec<&StoredFinding> = found
+        .iter()
+        .filter(|f| f.finding.vulnerability == vuln)
+        .collect();
+    assert_eq!(matching.len(), 1, "{vuln}: {matching:?}");
+    matching[0]
+}
+
+pub async fn findings_open_keep_and_close_with_the_fixing_version(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let host = enrolled(&store, "web", "web-1").await;
+    let (before, after) = debian_inventories(5);
+    let (old, new) = (&before.packages, &after.packages);
+
+    let first = vec![
+        current(
+            pkg(old, 0),
+            "CVE-2024-0001",
+            Some(pkg(new, 0)),
+            classified(Class::High, 1000),
+        ),
+        current(
+            pkg(old, 1),
+            "CVE-2024-0002",
+            Some(pkg(new, 1)),
+            classified(Class::Low, 9000),
+        ),
+    ];
+    let s = store
+        .sync_findings(
+            host.id,
+            &first,
+            old,
+            at(10),
+            entry(at(10), "findings.sync", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s,
+        FindingSync {
+            opened: 2,
+            kept: 0,
+            reclassified: 0,
+            closed: 0
+        }
+    );
+    let open = store
+        .list_findings(&FindingFilter {
+            host: Some(host.id),
+            ..FindingFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 2);
+    let f1 = only(&open, "CVE-2024-0001");
+    assert_eq!(f1.state, FindingState::Open);
+    assert_eq!(f1.first_seen, at(10));
+    assert_eq!(f1.finding, first[0].finding);
+    assert_eq!(f1.classification, first[0].classification);
+    assert_eq!((f1.closed_at, f1.fixed_version.as_deref()), (None, None));
+
+    // The same findings later: kept, first seen unchanged; nothing to audit.
+    let head = store.audit_head().await.unwrap();
+    let s = store
+        .sync_findings(
+            host.id,
+            &first,
+            old,
+            at(20),
+            entry(at(20), "findings.sync", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s.opened, s.kept, s.closed), (0, 2, 0));
+    assert_eq!(store.audit_head().await.unwrap(), head);
+    let kept = store
+        .list_findings(&FindingFilter::default())
+        .await
+        .unwrap();
+    let f1_kept = only(&kept, "CVE-2024-0001");
+    assert_eq!(f1_kept.first_seen, at(10));
+    assert_eq!(f1_kept.last_seen, at(20));
+    assert_eq!(f1_kept.id, f1.id);
+
+    // Package 0 is patched: its finding closes with the version now installed; package 1's
+    // stays open, and a new one opens.
+    let mut installed = old.clone();
+    if let Some(p) = installed.get_mut(0) {
+        *p = pkg(new, 0).clone();
+    }
+    let second = vec![
+        first[1].clone(),
+        current(
+            pkg(old, 2),
+            "CVE-2024-0003",
+            None,
+            classified(Class::Medium, 5000),
+        ),
+    ];
+    let s = store
+        .sync_findings(
+            host.id,
+            &second,
+            &installed,
+            at(30),
+            entry(at(30), "findings.sync", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s.opened, s.kept, s.closed), (1, 1, 1));
+    let all = store
+        .list_findings(&FindingFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let closed = only(&all, "CVE-2024-0001");
+    assert_eq!(closed.state, FindingState::Closed);
+    assert_eq!(closed.closed_at, Some(at(30)));
+    assert_eq!(closed.first_seen, at(10));
+    let new0 = pkg(new, 0);
+    assert_eq!(
+        closed.fixed_version.as_deref(),
+        Some(new0.source_version.as_deref().unwrap_or(&new0.version))
+    );
+    assert_eq!(only(&all, "CVE-2024-0002").first_seen, at(10));
+    assert_eq!(only(&all, "CVE-2024-0003").first_seen, at(30));
+
+    // A package removed altogether closes its finding with no fixing version.
+    let removed: Vec<Package> = installed
+        .iter()
+        .filter(|p| p.name != pkg(old, 2).name)
+        .cloned()
+        .collect();
+    let s = store
+        .sync_findings(
+            host.id,
+            &second[..1],
+            &removed,
+            at(40),
+            entry(at(40), "f", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.closed, 1);
+    let all = store
+        .list_findings(&FindingFilter::default())
+        .await
+        .unwrap();
+    let gone = only(&all, "CVE-2024-0003");
+    assert_eq!(
+        (gone.state, gone.fixed_version.as_deref()),
+        (FindingState::Closed, None)
+    );
+
+    let e = store
+        .sync_findings(
+            uuid::Uuid::new_v4(),
+            &second,
+            old,
+            at(50),
+            entry(at(50), "f", "h"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::StoreError::NotFound { .. }), "{e}");
+}
+
+pub async fn a_reclassified_finding_keeps_its_first_seen_and_gains_history(
+    db: Arc<dyn TestDatabase>,
+) {
+    let store = open(&db).await;
+    let host = enrolled(&store, "web", "web-1").await;
+    let (before, after) = debian_inventories(1);
+    let p = pkg(&before.packages, 0);
+    let fix = pkg(&after.packages, 0);
+    let high = vec![current(
+        p,
+        "CVE-2024-1111",
+        Some(fix),
+        classified(Class::High, 1000),
+    )];
+    store
+        .sync_findings(
+            host.id,
+            &high,
+            &before.packages,
+            at(10),
+            entry(at(10), "f", "h"),
+        )
+        .await
+        .unwrap();
+    // KEV lists it: it becomes an emergency, due much sooner.
+    let emergency = vec![current(
+        p,
+        "CVE-2024-1111",
+        Some(fix),
+        classified(Class::Emergency, 50),
+    )];
+    let s = store
+        .sync_findings(
+            host.id,
+            &emergency,
+            &before.packages,
+            at(20),
+            entry(at(20), "f", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s.kept, s.reclassified), (1, 1));
+    let found = store
+        .list_findings(&FindingFilter::default())
+        .await
+        .unwrap();
+    let f = only(&found, "CVE-2024-1111");
+    assert_eq!(f.first_seen, at(10));
+    assert_eq!(f.classification, emergency[0].classification);
+    let history = store.finding_history(f.id).await.unwrap();
+    let steps: Vec<(jiff::Timestamp, Option<Class>)> = history
+        .iter()
+        .map(|h| (h.at, h.classification.class))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (at(10), Some(Class::High)),
+            (at(20), Some(Class::Emergency))
+        ]
+    );
+    assert_eq!(
+        history.last().map(|h| h.classification.due_at),
+        Some(Some(at(50)))
+    );
+}
+
+pub async fn a_finding_that_comes_back_opens_anew_and_keeps_the_closed_one(
+    db: Arc<dyn TestDatabase>,
+) {
+    let store = open(&db).await;
+    let host = enrolled(&store, "web", "web-1").await;
+    let (before, after) = debian_inventories(1);
+    let p = pkg(&before.packages, 0);
+    let found = vec![current(
+        p,
+        "CVE-2024-2222",
+        None,
+        classified(Class::High, 1000),
+    )];
+    store
+        .sync_findings(
+            host.id,
+            &found,
+            &before.packages,
+            at(10),
+            entry(at(10), "f", "h"),
+        )
+        .await
+        .unwrap();
+    store
+        .sync_findings(
+            host.id,
+            &[],
+            &after.packages,
+            at(20),
+            entry(at(20), "f", "h"),
+        )
+        .await
+        .unwrap();
+    // Downgraded again: the exposure is back.
+    let s = store
+        .sync_findings(
+            host.id,
+            &found,
+            &before.packages,
+            at(30),
+            entry(at(30), "f", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.opened, 1);
+    let all = store
+        .list_findings(&FindingFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let states: Vec<(FindingState, jiff::Timestamp)> =
+        all.iter().map(|f| (f.state, f.first_seen)).collect();
+    assert_eq!(
+        states,
+        vec![(FindingState::Closed, at(10)), (FindingState::Open, at(30))]
+    );
+}
+
+pub async fn findings_filter_by_state_class_due_date_and_host(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let a = enrolled(&store, "web", "a").await;
+    let b = enrolled(&store, "web", "b").await;
+    let (before, _) = debian_inventories(3);
+    let old = &before.packages;
+    let for_a = vec![
+        current(
+            pkg(old, 0),
+            "CVE-1",
+            None,
+            classified(Class::Emergency, 100),
+        ),
+        current(pkg(old, 1), "CVE-2", None, classified(Class::High, 1000)),
+    ];
+    let for_b = vec![
+        current(
+            pkg(old, 0),
+            "CVE-1",
+            None,
+            classified(Class::Emergency, 100),
+        ),
+        current(pkg(old, 2), "CVE-3", None, Classification::default()),
+    ];
+    store
+        .sync_findings(a.id, &for_a, old, at(10), entry(at(10), "f", "a"))
+        .await
+        .unwrap();
+    store
+        .sync_findings(b.id, &for_b, old, at(10), entry(at(10), "f", "b"))
+        .await
+        .unwrap();
+    store
+        .sync_findings(a.id, &for_a[..1], old, at(20), entry(at(20), "f", "a"))
+        .await
+        .unwrap();
+
+    let ids = |v: Vec<StoredFinding>| -> Vec<(uuid::Uuid, String)> {
+        v.into_iter()
+            .map(|f| (f.host, f.finding.vulnerability))
+            .collect()
+    };
+    let list = |f: FindingFilter| {
+        let store = store.clone();
+        async move { store.list_findings(&f).await.unwrap() }
+    };
+    let emergencies = list(FindingFilter {
+        class: Some(Class::Emergency),
+        ..FindingFilter::default()
+    })
+    .await;
+    assert_eq!(
+        ids(emergencies),
+        vec![(a.id, "CVE-1".into()), (b.id, "CVE-1".into())]
+    );
+    let closed = list(FindingFilter {
+        state: Some(FindingState::Closed),
+        ..FindingFilter::default()
+    })
+    .await;
+    assert_eq!(ids(closed), vec![(a.id, "CVE-2".into())]);
+    let due_soon = list(FindingFilter {
+        due_before: Some(at(500)),
+        host: Some(b.id),
+        ..FindingFilter::default()
+    })
+    .await;
+    assert_eq!(ids(due_soon), vec![(b.id, "CVE-1".into())]);
+    let open_b = list(FindingFilter {
+        host: Some(b.id),
+        state: Some(FindingState::Open),
+        ..FindingFilter::default()
+    })
+    .await;
+    assert_eq!(open_b.len(), 2);
+    let by_vuln = list(FindingFilter {
+        vulnerability: Some("CVE-3".into()),
+        ..FindingFilter::default()
+    })
+    .await;
+    assert_eq!(by_vuln.first().map(|f| f.classification.class), Some(None));
+    let first_page = list(FindingFilter {
+        limit: Some(2),
+        ..FindingFilter::default()
+    })
+    .await;
+    let rest = list(FindingFilter {
+        after_id: first_page.last().map(|f| f.id),
+        ..FindingFilter::default()
+    })
+    .await;
+    assert_eq!(first_page.len() + rest.len(), 4);
+}

@@ -1,0 +1,122 @@
+//! The conformance story: one suite of async tests that every [`Store`] backend must pass, so
+//! that SQLite and PostgreSQL can never drift apart.
+//!
+//! Each test is a function named after what it pins, taking a [`TestDatabase`] (a fresh,
+//! empty database that can be opened more than once, as a restarted server would). A backend
+//! runs the whole suite with one line in its test file:
+//!
+//! ```text
+//! patchwarden_store::conformance_tests!(crate::test_database);
+//! ```
+//!
+//! where `test_database` is an `async fn() -> Option<Arc<dyn TestDatabase>>` (`None` when the
+//! backend cannot run here, after saying why on stderr). The macro lists every test, so a test
+//! added here runs on every backend at once.
+//!
+//! These functions assert (they are tests); nothing in the store's own code calls them.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{Result, Store};
+
+mod audit;
+mod findings;
+pub mod fixtures;
+mod hosts;
+mod inventory;
+mod jobs;
+mod tokens;
+
+pub use audit::*;
+pub use findings::*;
+pub use hosts::*;
+pub use inventory::*;
+pub use jobs::*;
+pub use tokens::*;
+
+/// One test's database.
+#[async_trait]
+pub trait TestDatabase: Send + Sync + 'static {
+    /// Opens a store on this test's database. Every call opens it anew, as a restarted
+    /// server would, with migrations applied at opening.
+    async fn open(&self) -> Result<Arc<dyn Store>>;
+
+    /// Removes the database (PostgreSQL drops the test's schema; SQLite's temporary directory
+    /// goes with the value).
+    async fn teardown(&self) {}
+}
+
+/// Runs one conformance test on `db`, tearing the database down whether the test passed or
+/// not, then reporting its failure. `None` (the backend is not available here) runs nothing.
+pub async fn run<F, Fut>(db: Option<Arc<dyn TestDatabase>>, test: F)
+where
+    F: FnOnce(Arc<dyn TestDatabase>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(db) = db else { return };
+    // The test runs in its own task so that a failed assertion is caught as a join error and
+    // the database is still torn down before the failure is passed on.
+    let outcome = tokio::spawn(test(db.clone())).await;
+    db.teardown().await;
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("the conformance test did not finish: {e}"),
+        }
+    }
+}
+
+/// Opens `db`, failing the test with the store's own error when it cannot.
+pub async fn open(db: &Arc<dyn TestDatabase>) -> Arc<dyn Store> {
+    match db.open().await {
+        Ok(s) => s,
+        Err(e) => panic!("cannot open the test database: {e}"),
+    }
+}
+
+/// Declares one `#[tokio::test]` per conformance test, each on a fresh database from
+/// `$setup` (an `async fn() -> Option<Arc<dyn TestDatabase>>`). The calling crate needs
+/// `tokio` with the `macros` and `rt-multi-thread` features.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:path) => {
+        $crate::conformance_tests!(@each $setup;
+            enrollment_tokens_round_trip,
+            enrollment_refuses_unknown_expired_revoked_and_used_up_tokens,
+            two_enrolments_racing_for_the_last_use_exactly_one_wins,
+            enrolling_an_existing_host_id_changes_nothing,
+            hosts_round_trip_and_filter,
+            a_cloned_host_is_found_by_its_machine_id,
+            check_in_records_facts_and_audits_only_changed_facts,
+            a_replayed_nonce_is_refused_and_expired_nonces_are_purged,
+            inventory_replacement_round_trips_with_its_digest,
+            inventory_replacement_is_atomic_for_concurrent_readers,
+            advisories_upsert_by_id_and_count,
+            findings_open_keep_and_close_with_the_fixing_version,
+            a_reclassified_finding_keeps_its_first_seen_and_gains_history,
+            a_finding_that_comes_back_opens_anew_and_keeps_the_closed_one,
+            findings_filter_by_state_class_due_date_and_host,
+            jobs_round_trip_and_lease_oldest_first,
+            a_job_leased_by_host_a_cannot_be_reported_by_host_b,
+            job_reports_are_idempotent_and_a_finished_job_keeps_its_outcome,
+            expired_leases_are_leased_again,
+            concurrent_leases_hand_each_job_to_one_caller,
+            every_change_appends_an_audit_event_and_the_chain_verifies,
+            concurrent_writers_never_fork_the_audit_chain,
+            a_change_whose_audit_append_fails_leaves_no_change,
+            migrations_are_applied_once_and_reopening_is_idempotent,
+            overlong_values_are_refused_before_anything_is_written,
+        );
+    };
+    (@each $setup:path; $($name:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::conformance::run($setup().await, $crate::conformance::$name).await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,247 @@
+//! The `Store` trait: everything the server keeps, behind one interface with a SQLite and a
+//! PostgreSQL implementation (`patchwarden-store-sqlite`, `patchwarden-store-postgres`).
+//!
+//! **API Boundary**: the server holds an `Arc<dyn Store>` and nothing else of the database.
+//! Each backend has its own `migrations/` directory with the same file names, applied at
+//! start-up; queries are checked at run time, so the build needs no database.
+//!
+//! **Architecture Invariant**: every method that changes state takes the time it acts at
+//! (`now`) and the [`AuditEntry`] that records it, and appends that entry to the audit chain
+//! in the same transaction as the change — no change without its event. A method whose call
+//! turns out to change nothing (a retried job report, a check-in with unchanged facts, a
+//! lease with no due job) appends nothing. Two kinds of bookkeeping are deliberately left out
+//! of the chain because they are not changes anyone acts on and happen on every agent request:
+//! replay nonces and the `last_seen` time of a check-in.
+//!
+//! The rules both backends must follow (token checks, job report decisions, finding syncs)
+//! are pure functions in this crate; [`conformance`] is the one suite every backend passes.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use patchwarden_core::advisory::Advisory;
+use patchwarden_core::audit::{AuditEntry, AuditEvent};
+use patchwarden_core::inventory::{HostFacts, Inventory, Package, PackagesDigest};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub mod audit;
+pub mod codec;
+pub mod conformance;
+mod error;
+pub mod finding;
+pub mod host;
+pub mod job;
+pub mod limits;
+pub mod token;
+mod url;
+
+pub use audit::AuditHead;
+pub use error::{EnrollRejection, Result, StoreError};
+pub use finding::{
+    Classification, ClassificationChange, CurrentFinding, FindingFilter, FindingState, FindingSync,
+    StoredFinding,
+};
+pub use host::{Host, HostFilter, HostPlacement, NewHost};
+pub use job::{Job, JobFilter, JobReport, JobState, NewJob};
+pub use token::{EnrollmentToken, NewEnrollmentToken, SecretHash};
+pub use url::{DatabaseUrl, redact};
+
+/// A host's inventory as stored, with its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInventory {
+    pub host: Uuid,
+    pub inventory: Inventory,
+    pub digest: PackagesDigest,
+    pub updated_at: Timestamp,
+}
+
+/// What an advisory import changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdvisoryUpsert {
+    pub inserted: u32,
+    pub updated: u32,
+    pub unchanged: u32,
+    /// The ids of the inserted and updated advisories: the matcher re-evaluates only the
+    /// (ecosystem, package) pairs they name.
+    pub changed: Vec<String>,
+}
+
+/// The store. Object safe: the server holds it as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// The names of the migrations applied to the database, in order (`0001_initial` …).
+    async fn applied_migrations(&self) -> Result<Vec<String>>;
+
+    // Enrollment tokens.
+
+    /// Creates a token. Fails with [`StoreError::AlreadyExists`] when its id or secret hash
+    /// is taken.
+    async fn create_enrollment_token(
+        &self,
+        token: NewEnrollmentToken,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<EnrollmentToken>;
+
+    /// Every token, revoked and expired ones included, oldest first.
+    async fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>>;
+
+    /// Revokes a token (revoking it again changes nothing and appends nothing).
+    async fn revoke_enrollment_token(
+        &self,
+        id: Uuid,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<EnrollmentToken>;
+
+    /// Atomically checks the token whose secret hashes to `secret`, counts a use and creates
+    /// the host in the token's group. Refusals are [`StoreError::Enrollment`]; on any error
+    /// nothing changes.
+    async fn enroll_host(
+        &self,
+        secret: SecretHash,
+        host: NewHost,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Host>;
+
+    // Hosts.
+
+    async fn get_host(&self, id: Uuid) -> Result<Option<Host>>;
+
+    async fn list_hosts(&self, filter: &HostFilter) -> Result<Vec<Host>>;
+
+    /// Every host whose last reported machine id is `machine_id`: more than one, or one with
+    /// another host id, means a clone or a re-image.
+    async fn find_hosts_by_machine_id(&self, machine_id: &str) -> Result<Vec<Host>>;
+
+    /// Records a check-in: the facts and `last_seen = now`. The audit entry is appended only
+    /// when the facts changed.
+    async fn record_check_in(
+        &self,
+        host: Uuid,
+        facts: HostFacts,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Host>;
+
+    /// Sets a host's group, ring and labels.
+    async fn set_host_placement(
+        &self,
+        host: Uuid,
+        placement: HostPlacement,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Host>;
+
+    // Replay protection.
+
+    /// Records that `host` used `nonce`, valid until `expires_at`. Fails with
+    /// [`StoreError::Replay`] when the host used it before and it has not expired at `now`.
+    async fn record_nonce(
+        &self,
+        host: Uuid,
+        nonce: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Deletes the nonces expired at `now`; returns how many.
+    async fn purge_expired_nonces(&self, now: Timestamp) -> Result<u64>;
+
+    // Inventories.
+
+    /// Replaces the host's inventory and its digest in one transaction: a reader sees the old
+    /// inventory or the new one, never a mix. Returns the new digest.
+    async fn replace_inventory(
+        &self,
+        host: Uuid,
+        inventory: &Inventory,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<PackagesDigest>;
+
+    async fn get_inventory(&self, host: Uuid) -> Result<Option<StoredInventory>>;
+
+    // Advisories.
+
+    /// Inserts or replaces advisories by id; an advisory equal to the stored one is left alone.
+    /// The audit entry is appended when anything changed.
+    async fn upsert_advisories(
+        &self,
+        advisories: &[Advisory],
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<AdvisoryUpsert>;
+
+    /// Every advisory, by id.
+    async fn advisories(&self) -> Result<Vec<Advisory>>;
+
+    async fn advisory_count(&self) -> Result<u64>;
+
+    // Findings.
+
+    /// Brings the host's findings in line with `current` (see [`finding`]); `installed` is
+    /// the host's inventory, for the version that closed a finding. The audit entry is
+    /// appended when anything opened, closed or was reclassified.
+    async fn sync_findings(
+        &self,
+        host: Uuid,
+        current: &[CurrentFinding],
+        installed: &[Package],
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<FindingSync>;
+
+    async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>>;
+
+    /// A finding's classifications, oldest first (the first is the one it opened with).
+    async fn finding_history(&self, finding: i64) -> Result<Vec<ClassificationChange>>;
+
+    // Jobs.
+
+    async fn create_job(&self, job: NewJob, now: Timestamp, audit: AuditEntry) -> Result<Job>;
+
+    /// Leases up to `limit` of the host's due jobs (queued, or leased with an expired lease)
+    /// until `lease_until`, oldest first. Several servers may lease at once: a job goes to
+    /// one of them. The audit entry is appended when a job was leased.
+    async fn lease_jobs(
+        &self,
+        host: Uuid,
+        lease_until: Timestamp,
+        limit: u32,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Vec<Job>>;
+
+    /// Applies an agent's report on its job (see [`job::decide_report`]): idempotent by job
+    /// id, and only the owning host may report.
+    async fn report_job(
+        &self,
+        host: Uuid,
+        job: Uuid,
+        report: JobReport,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Job>;
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<Job>>;
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>>;
+
+    // Audit.
+
+    /// Appends an event for a change made outside the store (an operator's login, a setting).
+    async fn append_audit(&self, now: Timestamp, audit: AuditEntry) -> Result<AuditEvent>;
+
+    /// Up to `limit` events with a sequence number above `after_seq`, in order.
+    async fn audit_events(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
+
+    /// The chain's last event, `None` while it is empty.
+    async fn audit_head(&self) -> Result<Option<AuditHead>>;
+}
