@@ -7,5 +7,6 @@
 pub mod advisory;
 pub mod audit;
 pub mod finding;
+pub mod install_script;
 pub mod inventory;
 pub mod policy;
