@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use sandbox::{Sandbox, output, ready, run};
+use patchwarden_core::install_script::{AgentInstall, render};
+use sandbox::{Sandbox, add_tools, output, ready, run};
 
 /// The tools every test here runs, with the Debian package that provides each.
 const TOOLS: &[(&str, &str)] = &[
@@ -44,6 +45,21 @@ const TOOLS: &[(&str, &str)] = &[
     ("nologin", "login"),
     ("getent", "libc-bin"),
     ("ldd", "libc-bin"),
+    ("mknod", "coreutils"),
+];
+
+/// What the install script test needs besides [`TOOLS`]: the HTTPS server it downloads from,
+/// and the programs the script and dpkg run inside the sandbox.
+const SCRIPT_TEST_TOOLS: &[(&str, &str)] = &[
+    ("openssl", "openssl"),
+    ("chroot", "coreutils"),
+    ("curl", "curl"),
+    ("sha256sum", "coreutils"),
+    ("start-stop-daemon", "dpkg"),
+    ("dpkg-split", "dpkg"),
+    ("ldconfig", "libc-bin"),
+    ("tar", "tar"),
+    ("diff", "diffutils"),
 ];
 
 /// The files both packages install, with their modes (owner and group are root's).
@@ -564,4 +580,201 @@ fn lintian_and_rpmlint_accept_the_packages() {
         "rpmlint:\n{text}{}",
         String::from_utf8_lossy(&rpmlint.stderr)
     );
+}
+
+/// `openssl s_server -WWW`: serves the files of a directory over HTTPS on 127.0.0.1, with a
+/// self-signed certificate, as the Patchwarden server serves the packages to new hosts. The
+/// process is this test's own and is ended when the value is dropped.
+struct FileServer {
+    child: std::process::Child,
+    port: u16,
+    cert: PathBuf,
+}
+
+impl FileServer {
+    fn start(dir: &Path, scratch: &Path) -> FileServer {
+        let cert = scratch.join("cert.pem");
+        let key = scratch.join("key.pem");
+        run(Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args([
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert));
+        // A port the kernel just handed out, free again once the listener is dropped.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-WWW", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start openssl s_server");
+        let server = FileServer { child, port, cert };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("openssl s_server did not listen on port {port} within 5 s");
+    }
+
+    /// The certificate's SHA-256 fingerprint as openssl prints it (colon-separated pairs).
+    fn fingerprint(&self) -> String {
+        let text = run(Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(&self.cert));
+        text.trim().rsplit('=').next().unwrap().to_owned()
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256_of(file: &Path) -> String {
+    let text = run(Command::new("sha256sum").arg(file));
+    text.split_whitespace().next().unwrap().to_owned()
+}
+
+/// Runs the rendered install script as root inside `root` (chrooted, so that nothing it does
+/// reaches this machine); returns whether it succeeded and what it printed.
+fn run_install_script(root: &Path, script: &str) -> (bool, String) {
+    fs::create_dir_all(root.join("root")).unwrap();
+    fs::write(root.join("root/install-agent.sh"), script).unwrap();
+    let out = output(
+        Command::new("chroot")
+            .arg(root)
+            .args(["/bin/sh", "/root/install-agent.sh"])
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The script the server shows for a new enrollment token, rendered by
+/// `patchwarden_core::install_script::render` and run as root in a sandbox root that has
+/// curl, sha256sum and dpkg: it downloads the `.deb` from an HTTPS server whose CA it does
+/// not know, refuses a package whose SHA-256 differs from the one it was given, installs the
+/// right one with dpkg, and goes on to enrol. The enrolment itself fails here (the HTTPS
+/// server is not a Patchwarden server), and the script stops there, before starting anything.
+#[test]
+fn install_script_verifies_installs_and_enrols_in_a_chroot() {
+    let test = "install_script_verifies_installs_and_enrols_in_a_chroot";
+    if !ready(test, TOOLS) || !ready(test, SCRIPT_TEST_TOOLS) {
+        return;
+    }
+    let pkgs = packages();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Sandbox::build(tmp.path(), "deb").root;
+    add_tools(
+        &root,
+        &[
+            "id",
+            "mktemp",
+            "chmod",
+            "cut",
+            "curl",
+            "sha256sum",
+            "dpkg",
+            "dpkg-deb",
+            "dpkg-split",
+            "start-stop-daemon",
+            "ldconfig",
+            "tar",
+            "diff",
+        ],
+    );
+    // The sandbox has the C library but not its package record; dpkg's own configuration
+    // lets the install go ahead, as --force-depends does for the other tests.
+    fs::create_dir_all(root.join("etc/dpkg/dpkg.cfg.d")).unwrap();
+    fs::write(root.join("etc/dpkg/dpkg.cfg.d/sandbox"), "force-depends\n").unwrap();
+    let scratch = tmp.path().join("scratch");
+    fs::create_dir_all(&scratch).unwrap();
+    let server = FileServer::start(pkgs.deb.parent().unwrap(), &scratch);
+    let base = format!("https://127.0.0.1:{}", server.port);
+    let package_url = format!("{base}/{}", pkgs.deb.file_name().unwrap().to_str().unwrap());
+    let fingerprint = server.fingerprint();
+    let sha256 = sha256_of(&pkgs.deb);
+    let install = AgentInstall {
+        server: &base,
+        token: "pwe_test-token",
+        ca_fingerprint: &fingerprint,
+        package_url: &package_url,
+        package_sha256: &sha256,
+    };
+    let installed = || {
+        output(
+            Command::new("dpkg-query")
+                .arg(format!("--root={}", root.display()))
+                .args(["-W", "-f=${Status}", "patchwarden"]),
+        )
+        .stdout
+            == b"install ok installed"
+    };
+
+    // A package that is not the one the server vouched for is never installed.
+    let wrong = "0".repeat(64);
+    let script = render(&AgentInstall {
+        package_sha256: &wrong,
+        ..install
+    })
+    .unwrap();
+    let (ok, said) = run_install_script(&root, &script);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains(&format!(
+            "patchwarden: the downloaded package's SHA-256 is {sha256}, not {wrong}: not installing it"
+        )),
+        "{said}"
+    );
+    assert!(!installed(), "{said}");
+
+    let script = render(&install).unwrap();
+    let (ok, said) = run_install_script(&root, &script);
+    let steps: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with("patchwarden: "))
+        .collect();
+    assert_eq!(
+        steps[..4],
+        [
+            format!("patchwarden: downloading {package_url}"),
+            format!("patchwarden: package verified (SHA-256 {sha256})"),
+            "patchwarden: installing the package".to_owned(),
+            format!("patchwarden: enrolling with {base}"),
+        ],
+        "{said}"
+    );
+    assert!(installed(), "{said}");
+    assert!(
+        !ok,
+        "no Patchwarden server answers at {base}, so enrolment fails:\n{said}"
+    );
+    assert!(!said.contains("the agent is enrolled"), "{said}");
 }

@@ -115,13 +115,7 @@ impl Sandbox {
         for link in ["bin", "sbin", "lib", "lib64"] {
             symlink(format!("usr/{link}"), root.join(link)).unwrap();
         }
-        for tool in SCRIPT_TOOLS {
-            let path = which(tool).unwrap_or_else(|| panic!("{tool} is not installed"));
-            copy_in(&root, &path);
-            for lib in libraries(&path) {
-                copy_in(&root, &lib);
-            }
-        }
+        add_tools(&root, SCRIPT_TOOLS);
         // The user database of a system with root alone.
         for (file, text, mode) in [
             ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644),
@@ -177,6 +171,18 @@ impl Sandbox {
             }
         }
         paths
+    }
+}
+
+/// Copies the programs `tools` of this machine (by name, from the `PATH`) into `root`, with
+/// the shared libraries each loads.
+pub fn add_tools(root: &Path, tools: &[&str]) {
+    for tool in tools {
+        let path = which(tool).unwrap_or_else(|| panic!("{tool} is not installed"));
+        copy_in(root, &path);
+        for lib in libraries(&path) {
+            copy_in(root, &lib);
+        }
     }
 }
 
