@@ -1,0 +1,281 @@
+//! Hosts on PostgreSQL: enrollment's insert, reads and filters, check-ins and placement (the
+//! host row locked while it is compared and changed), and the replay nonces.
+
+use std::collections::BTreeMap;
+
+use deadpool_postgres::GenericClient;
+use jiff::Timestamp;
+use patchwarden_core::audit::AuditEntry;
+use patchwarden_core::inventory::{HostFacts, PackagesDigest};
+use patchwarden_store::codec::{from_json, opt_ts_from_db, ts_from_db, ts_to_db};
+use patchwarden_store::{
+    EnrollmentToken, Host, HostFilter, HostPlacement, NewHost, Result, StoreError,
+};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::{audit, col, execute, is_code, pg, query, query_opt};
+
+const T: &str = "hosts";
+const COLUMNS: &str = "id, grp, ring, labels, public_key, facts, machine_id, ecosystem, \
+                       enrolled_with, enrolled_at, last_seen, inventory_digest";
+
+fn decode(r: &Row) -> Result<Host> {
+    let id: Uuid = col(T, r, 0)?;
+    let labels: String = col(T, r, 3)?;
+    let facts: String = col(T, r, 5)?;
+    let labels: BTreeMap<String, String> = from_json(T, &id, &labels)?;
+    let facts: HostFacts = from_json(T, &id, &facts)?;
+    let digest: Option<String> = col(T, r, 11)?;
+    let inventory_digest = match digest {
+        Some(d) => Some(
+            serde_json::from_value::<PackagesDigest>(serde_json::Value::String(d))
+                .map_err(|e| StoreError::corrupt(T, id, e))?,
+        ),
+        None => None,
+    };
+    Ok(Host {
+        id,
+        group: col(T, r, 1)?,
+        ring: col(T, r, 2)?,
+        labels,
+        public_key: col(T, r, 4)?,
+        facts,
+        machine_id: col(T, r, 6)?,
+        ecosystem: col(T, r, 7)?,
+        enrolled_with: col(T, r, 8)?,
+        enrolled_at: ts_from_db(T, &id, col(T, r, 9)?)?,
+        last_seen: opt_ts_from_db(T, &id, col(T, r, 10)?)?,
+        inventory_digest,
+    })
+}
+
+pub(crate) async fn insert<C: GenericClient>(
+    c: &C,
+    host: &NewHost,
+    facts_json: &str,
+    token: &EnrollmentToken,
+    now: Timestamp,
+) -> Result<()> {
+    let inserted = execute(
+        c,
+        "INSERT INTO hosts (id, grp, ring, labels, public_key, facts, machine_id, ecosystem,
+                            enrolled_with, enrolled_at, last_seen, inventory_digest)
+         VALUES ($1, $2, NULL, '{}', $3, $4, $5, $6, $7, $8, $8, NULL)",
+        &[
+            &host.id,
+            &token.group,
+            &host.public_key,
+            &facts_json,
+            &host.facts.machine_id,
+            &host.facts.os.ecosystem,
+            &token.id,
+            &ts_to_db("now", now)?,
+        ],
+    )
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, &SqlState::UNIQUE_VIOLATION) => Err(StoreError::AlreadyExists {
+            kind: "host",
+            id: host.id.to_string(),
+        }),
+        Err(e) => Err(StoreError::backend("enroll host", e)),
+    }
+}
+
+/// The host `id`; with `lock`, its row stays locked until the transaction ends.
+pub(crate) async fn get<C: GenericClient>(c: &C, id: Uuid, lock: bool) -> Result<Option<Host>> {
+    let sql = if lock {
+        format!("SELECT {COLUMNS} FROM hosts WHERE id = $1 FOR UPDATE")
+    } else {
+        format!("SELECT {COLUMNS} FROM hosts WHERE id = $1")
+    };
+    let row = query_opt(c, &sql, &[&id]).await.map_err(pg("get host"))?;
+    row.as_ref().map(decode).transpose()
+}
+
+pub(crate) async fn get_locked<C: GenericClient>(c: &C, id: Uuid) -> Result<Host> {
+    get(c, id, true).await?.ok_or_else(|| StoreError::NotFound {
+        kind: "host",
+        id: id.to_string(),
+    })
+}
+
+pub(crate) async fn list<C: GenericClient>(c: &C, f: &HostFilter) -> Result<Vec<Host>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM hosts WHERE TRUE");
+    let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut push = |cond: &str, v: Box<dyn ToSql + Sync + Send>, sql: &mut String| {
+        args.push(v);
+        sql.push_str(&cond.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(g) = &f.group {
+        push(" AND grp = ?", Box::new(g.clone()), &mut sql);
+    }
+    if let Some(r) = &f.ring {
+        push(" AND ring = ?", Box::new(r.clone()), &mut sql);
+    }
+    if let Some(e) = &f.ecosystem {
+        push(" AND ecosystem = ?", Box::new(e.clone()), &mut sql);
+    }
+    if let Some(t) = f.last_seen_before {
+        let t = ts_to_db("last_seen_before", t)?;
+        push(
+            " AND (last_seen IS NULL OR last_seen < ?)",
+            Box::new(t),
+            &mut sql,
+        );
+    }
+    if let Some(t) = f.last_seen_since {
+        let t = ts_to_db("last_seen_since", t)?;
+        push(" AND last_seen >= ?", Box::new(t), &mut sql);
+    }
+    if let Some(a) = f.after {
+        push(" AND id > ?", Box::new(a), &mut sql);
+    }
+    sql.push_str(" ORDER BY id");
+    if let Some(l) = f.limit {
+        push(" LIMIT ?", Box::new(i64::from(l)), &mut sql);
+    }
+    let params: Vec<&(dyn ToSql + Sync)> = args
+        .iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let rows = query(c, &sql, &params).await.map_err(pg("list hosts"))?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn by_machine_id<C: GenericClient>(c: &C, machine_id: &str) -> Result<Vec<Host>> {
+    let rows = query(
+        c,
+        &format!("SELECT {COLUMNS} FROM hosts WHERE machine_id = $1 ORDER BY enrolled_at, id"),
+        &[&machine_id],
+    )
+    .await
+    .map_err(pg("find hosts by machine id"))?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn check_in<C: GenericClient>(
+    c: &C,
+    id: Uuid,
+    facts: &HostFacts,
+    facts_json: &str,
+    now: Timestamp,
+    entry: &AuditEntry,
+) -> Result<Host> {
+    let before = get_locked(c, id).await?;
+    execute(
+        c,
+        "UPDATE hosts SET facts = $2, machine_id = $3, ecosystem = $4, last_seen = $5
+         WHERE id = $1",
+        &[
+            &id,
+            &facts_json,
+            &facts.machine_id,
+            &facts.os.ecosystem,
+            &ts_to_db("now", now)?,
+        ],
+    )
+    .await
+    .map_err(pg("record check-in"))?;
+    if &before.facts != facts {
+        audit::append(c, entry).await?;
+    }
+    get_locked(c, id).await
+}
+
+pub(crate) async fn set_placement<C: GenericClient>(
+    c: &C,
+    id: Uuid,
+    p: &HostPlacement,
+    _now: Timestamp,
+    entry: &AuditEntry,
+) -> Result<Host> {
+    let before = get_locked(c, id).await?;
+    let labels = patchwarden_store::codec::to_json("host labels", &p.labels, usize::MAX)?;
+    execute(
+        c,
+        "UPDATE hosts SET grp = $2, ring = $3, labels = $4 WHERE id = $1",
+        &[&id, &p.group, &p.ring, &labels],
+    )
+    .await
+    .map_err(pg("set host placement"))?;
+    if before.group != p.group || before.ring != p.ring || before.labels != p.labels {
+        audit::append(c, entry).await?;
+    }
+    get_locked(c, id).await
+}
+
+pub(crate) async fn record_nonce<C: GenericClient>(
+    c: &C,
+    host: Uuid,
+    nonce: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    let now = ts_to_db("now", now)?;
+    let expires_at = ts_to_db("nonce expires_at", expires_at)?;
+    // An expired record of the same nonce no longer protects anything (the request's own
+    // timestamp window refuses anything that old); replacing it keeps the table small. A
+    // concurrent insert of the same nonce waits for the first and then finds it unexpired.
+    let stored = execute(
+        c,
+        "INSERT INTO nonces (host, nonce, expires_at) VALUES ($1, $2, $3)
+         ON CONFLICT (host, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
+         WHERE nonces.expires_at <= $4",
+        &[&host, &nonce, &expires_at, &now],
+    )
+    .await
+    .map_err(|e| {
+        if is_code(&e, &SqlState::FOREIGN_KEY_VIOLATION) {
+            StoreError::NotFound {
+                kind: "host",
+                id: host.to_string(),
+            }
+        } else {
+            StoreError::backend("record nonce", e)
+        }
+    })?;
+    if stored == 0 {
+        return Err(StoreError::Replay {
+            host,
+            nonce: nonce.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) async fn purge_nonces<C: GenericClient>(c: &C, now: Timestamp) -> Result<u64> {
+    execute(
+        c,
+        "DELETE FROM nonces WHERE expires_at <= $1",
+        &[&ts_to_db("now", now)?],
+    )
+    .await
+    .map_err(pg("purge nonces"))
+}
+
+/// Sets the host's inventory digest (inventory replacement), locking the host row.
+pub(crate) async fn set_digest<C: GenericClient>(
+    c: &C,
+    id: Uuid,
+    digest: &PackagesDigest,
+) -> Result<()> {
+    let n = execute(
+        c,
+        "UPDATE hosts SET inventory_digest = $2 WHERE id = $1",
+        &[&id, &digest.to_string()],
+    )
+    .await
+    .map_err(pg("replace inventory"))?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "host",
+            id: id.to_string(),
+        });
+    }
+    Ok(())
+}
