@@ -1,9 +1,14 @@
 //! `patchwarden`: one binary, many subcommands. This crate parses arguments and wires the
 //! library crates together; the work itself lives in those crates.
 
+mod admin_cmd;
+mod agent_cmd;
+mod audit_cmd;
+mod config_cmd;
 mod inventory_cmd;
 mod policy_cmd;
 mod scan_cmd;
+mod serve_cmd;
 mod version_cmd;
 
 use std::process::ExitCode;
@@ -32,6 +37,20 @@ enum Command {
     /// Scan a host (or a root, a package database file, an SBOM) against advisory feeds:
     /// findings with their class, due date and reason. Exit 0: no findings, 1: findings, 2: error.
     Scan(Box<scan_cmd::ScanArgs>),
+    /// Run the server: the agent protocol, findings kept current, the audit chain, metrics.
+    Serve(serve_cmd::ServeArgs),
+    /// The agent: enroll this host, check in once, or check in on a schedule.
+    #[command(subcommand)]
+    Agent(agent_cmd::AgentCommand),
+    /// The audit chain: verify that no event was altered, removed or reordered.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
+    /// The server's configuration: the documented example, and what `serve` would use.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Administration on the server's machine, directly in its database: enrollment tokens.
+    #[command(subcommand)]
+    Admin(admin_cmd::AdminCommand),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +60,11 @@ fn main() -> ExitCode {
         Command::Inventory(args) => inventory_cmd::run(args),
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Scan(args) => scan_cmd::run(*args),
+        Command::Serve(args) => serve_cmd::run(args),
+        Command::Agent(cmd) => agent_cmd::run(cmd),
+        Command::Audit(cmd) => audit_cmd::run(cmd),
+        Command::Config(cmd) => config_cmd::run(cmd),
+        Command::Admin(cmd) => admin_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

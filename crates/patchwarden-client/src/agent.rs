@@ -145,7 +145,10 @@ impl RawResponse {
             None
         }
         .unwrap_or_else(|| {
-            let text: String = String::from_utf8_lossy(&self.body).chars().take(200).collect();
+            let text: String = String::from_utf8_lossy(&self.body)
+                .chars()
+                .take(200)
+                .collect();
             Problem::new(ProblemCode::Other, self.status, "unexpected answer").detail(text)
         });
         if p.retry_after.is_none() {
@@ -288,21 +291,41 @@ impl AgentClient {
     /// One of this host's jobs.
     pub async fn job(&self, id: &str) -> Result<Job, ClientError> {
         let signing = Signing::now(Some(&self.host_id));
-        self.send_raw("GET", &format!("{JOBS_PATH}/{id}"), Vec::new(), None, &signing)
-            .await?
-            .json("job")
+        self.send_raw(
+            "GET",
+            &format!("{JOBS_PATH}/{id}"),
+            Vec::new(),
+            None,
+            &signing,
+        )
+        .await?
+        .json("job")
     }
 
     /// Reports progress on a job.
-    pub async fn job_progress(&self, id: &str, progress: &JobProgress) -> Result<JobAck, ClientError> {
-        self.call("POST", &format!("{JOBS_PATH}/{id}/progress"), progress, "job answer")
-            .await
+    pub async fn job_progress(
+        &self,
+        id: &str,
+        progress: &JobProgress,
+    ) -> Result<JobAck, ClientError> {
+        self.call(
+            "POST",
+            &format!("{JOBS_PATH}/{id}/progress"),
+            progress,
+            "job answer",
+        )
+        .await
     }
 
     /// Reports a job's result; repeating the same result is harmless.
     pub async fn job_result(&self, id: &str, result: &JobResult) -> Result<JobAck, ClientError> {
-        self.call("POST", &format!("{JOBS_PATH}/{id}/result"), result, "job answer")
-            .await
+        self.call(
+            "POST",
+            &format!("{JOBS_PATH}/{id}/result"),
+            result,
+            "job answer",
+        )
+        .await
     }
 }
 

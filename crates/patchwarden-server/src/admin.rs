@@ -42,18 +42,25 @@ pub async fn create_enrollment_token(
     })?;
     let secret = format!("{TOKEN_PREFIX}{}", hex(&bytes));
     let id = Uuid::new_v4();
-    let expires_at = now.checked_add(request.valid_for).map_err(|_| StoreError::Invalid {
-        field: "token validity",
-        reason: "too long".into(),
-    })?;
+    let expires_at = now
+        .checked_add(request.valid_for)
+        .map_err(|_| StoreError::Invalid {
+            field: "token validity",
+            reason: "too long".into(),
+        })?;
     let created_by = actor.to_string();
-    let audit = AuditEntry::new(now, actor, "enrollment_token.create", format!("enrollment-token:{id}"))
-        .after(json!({
-            "group": request.group,
-            "expires_at": expires_at,
-            "max_uses": request.max_uses,
-            "note": request.note,
-        }));
+    let audit = AuditEntry::new(
+        now,
+        actor,
+        "enrollment_token.create",
+        format!("enrollment-token:{id}"),
+    )
+    .after(json!({
+        "group": request.group,
+        "expires_at": expires_at,
+        "max_uses": request.max_uses,
+        "note": request.note,
+    }));
     let token = store
         .create_enrollment_token(
             NewEnrollmentToken {
@@ -79,7 +86,12 @@ pub async fn revoke_enrollment_token(
     actor: Actor,
     now: Timestamp,
 ) -> Result<EnrollmentToken, StoreError> {
-    let audit = AuditEntry::new(now, actor, "enrollment_token.revoke", format!("enrollment-token:{id}"));
+    let audit = AuditEntry::new(
+        now,
+        actor,
+        "enrollment_token.revoke",
+        format!("enrollment-token:{id}"),
+    );
     store.revoke_enrollment_token(id, now, audit).await
 }
 

@@ -50,20 +50,26 @@ pub fn load(specs: &[String]) -> Result<Loaded, LoadError> {
                     .filter(|a| a.source.feed == FeedKind::Cve5)
                     .filter_map(|a| Some((a.id.clone(), a.ssvc.clone()?)))
                     .collect();
-                if import.records.iter().any(|a| a.source.feed == FeedKind::Cve5) {
+                if import
+                    .records
+                    .iter()
+                    .any(|a| a.source.feed == FeedKind::Cve5)
+                {
                     out.enrichment.add_ssvc(ssvc);
                 }
                 out.advisories.extend(import.records);
             }
             FeedFormat::Kev => {
-                let bytes = read_file(&path, limits.max_feed_bytes).map_err(|e| err(e.to_string()))?;
+                let bytes =
+                    read_file(&path, limits.max_feed_bytes).map_err(|e| err(e.to_string()))?;
                 let catalog = kev::parse(&bytes, &path.display().to_string())
                     .map_err(|e| err(e.to_string()))?;
                 out.skipped.extend(catalog.entries.reject_lines());
                 out.enrichment.add_kev(catalog.entries.records);
             }
             FeedFormat::Epss => {
-                let bytes = read_file(&path, limits.max_feed_bytes).map_err(|e| err(e.to_string()))?;
+                let bytes =
+                    read_file(&path, limits.max_feed_bytes).map_err(|e| err(e.to_string()))?;
                 let import = epss::parse(&bytes, &path.display().to_string())
                     .map_err(|e| err(e.to_string()))?;
                 out.skipped

@@ -33,7 +33,10 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Reads the signature headers and checks the timestamp against `now`.
-pub(crate) fn read_headers(headers: &HeaderMap, now: Timestamp) -> Result<SignatureHeaders, ApiError> {
+pub(crate) fn read_headers(
+    headers: &HeaderMap,
+    now: Timestamp,
+) -> Result<SignatureHeaders, ApiError> {
     let timestamp = header(headers, signing::HEADER_TIMESTAMP)
         .ok_or(ApiError::Unauthenticated("no request timestamp"))?
         .parse::<i64>()
@@ -86,10 +89,7 @@ pub(crate) fn verify(
     );
     key.verify_strict(&message, &Signature::from_bytes(&sig.signature))
         .map_err(|_| ApiError::SignatureInvalid {
-            reason: format!(
-                "signature does not verify for {} {path}",
-                method.as_str()
-            ),
+            reason: format!("signature does not verify for {} {path}", method.as_str()),
         })
 }
 
@@ -121,8 +121,8 @@ pub(crate) async fn agent(
             reason: format!("no host {id}"),
         })?;
     verify(&sig, &host.public_key, method, uri, body)?;
-    let expires = Timestamp::from_second(sig.timestamp.saturating_add(2 * MAX_SKEW_SECS))
-        .unwrap_or(now);
+    let expires =
+        Timestamp::from_second(sig.timestamp.saturating_add(2 * MAX_SKEW_SECS)).unwrap_or(now);
     state
         .store
         .record_nonce(host.id, &sig.nonce, expires, now)

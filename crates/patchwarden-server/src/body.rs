@@ -35,9 +35,12 @@ pub(crate) async fn read(body: Body, limit: u64) -> Result<Bytes, ApiError> {
 /// The body's content, decompressed when `Content-Encoding: gzip`, at most `limit` bytes
 /// after decompression (a gzip bomb stops there).
 pub(crate) fn decode(headers: &HeaderMap, raw: &[u8], limit: u64) -> Result<Vec<u8>, ApiError> {
-    let encoding = headers
-        .get(axum::http::header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("(not text)").trim().to_ascii_lowercase());
+    let encoding = headers.get(axum::http::header::CONTENT_ENCODING).map(|v| {
+        v.to_str()
+            .unwrap_or("(not text)")
+            .trim()
+            .to_ascii_lowercase()
+    });
     match encoding.as_deref() {
         None | Some("identity") => Ok(raw.to_vec()),
         Some("gzip") => {

@@ -230,21 +230,36 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
         "checkin_jitter_secs",
         Kind::Number,
     ),
-    ("AGENTS_JOB_LEASE_SECS", "agents", "job_lease_secs", Kind::Number),
+    (
+        "AGENTS_JOB_LEASE_SECS",
+        "agents",
+        "job_lease_secs",
+        Kind::Number,
+    ),
     (
         "AGENTS_MAX_JOBS_PER_CHECKIN",
         "agents",
         "max_jobs_per_checkin",
         Kind::Number,
     ),
-    ("AGENTS_MAX_IN_FLIGHT", "agents", "max_in_flight", Kind::Number),
+    (
+        "AGENTS_MAX_IN_FLIGHT",
+        "agents",
+        "max_in_flight",
+        Kind::Number,
+    ),
     (
         "ENROLLMENT_TOKEN_TTL_HOURS",
         "enrollment",
         "token_ttl_hours",
         Kind::Number,
     ),
-    ("LIMITS_MAX_BODY_BYTES", "limits", "max_body_bytes", Kind::Number),
+    (
+        "LIMITS_MAX_BODY_BYTES",
+        "limits",
+        "max_body_bytes",
+        Kind::Number,
+    ),
     (
         "LIMITS_MAX_INVENTORY_BYTES",
         "limits",
@@ -263,7 +278,6 @@ const OTHER_ENV: &[&str] = &[
     "SHARED_DATA",
     "REQUIRE_TOOLS",
     "TEST_POSTGRES",
-    "AGENT_STATE_DIR",
 ];
 
 impl Config {
@@ -298,12 +312,12 @@ impl Config {
             };
             let parsed = match kind {
                 Kind::Text => toml::Value::String(value),
-                Kind::Number => toml::Value::Integer(value.trim().parse().map_err(|_| {
-                    ConfigError::Env {
+                Kind::Number => {
+                    toml::Value::Integer(value.trim().parse().map_err(|_| ConfigError::Env {
                         name: name.clone(),
                         reason: format!("{value:?} is not a whole number"),
-                    }
-                })?),
+                    })?)
+                }
                 Kind::List => toml::Value::Array(
                     value
                         .split(',')
@@ -407,9 +421,7 @@ fn read_limited(path: &Path) -> Result<String, ConfigError> {
         .read_to_string(&mut text)
         .map_err(|e| read_err(e.to_string()))?;
     if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(read_err(format!(
-            "longer than {MAX_CONFIG_BYTES} bytes"
-        )));
+        return Err(read_err(format!("longer than {MAX_CONFIG_BYTES} bytes")));
     }
     Ok(text)
 }
@@ -472,7 +484,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[agents]\ncheckin_intervall_secs = 60\n").unwrap();
-        let e = Config::load(Some(&path), Vec::new()).unwrap_err().to_string();
+        let e = Config::load(Some(&path), Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("checkin_intervall_secs"), "{e}");
         let e = Config::load(None, env(&[("PATCHWARDEN_LIMITS_MAX_BODY_BYTES", "lots")]))
             .unwrap_err()

@@ -208,12 +208,18 @@ impl IntoResponse for ApiError {
         let problem = self.problem();
         // The log gets the cause, at a level that matches whose fault it is.
         match &self {
-            ApiError::Internal(cause) => tracing::error!(code = problem.code.as_str(), %cause, "request failed"),
-            ApiError::NotReady(cause) => tracing::warn!(code = problem.code.as_str(), %cause, "request refused"),
+            ApiError::Internal(cause) => {
+                tracing::error!(code = problem.code.as_str(), %cause, "request failed")
+            }
+            ApiError::NotReady(cause) => {
+                tracing::warn!(code = problem.code.as_str(), %cause, "request refused")
+            }
             ApiError::SignatureInvalid { reason } => {
                 tracing::warn!(code = problem.code.as_str(), %reason, "request refused")
             }
-            other => tracing::info!(code = problem.code.as_str(), error = %other, "request refused"),
+            other => {
+                tracing::info!(code = problem.code.as_str(), error = %other, "request refused")
+            }
         }
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

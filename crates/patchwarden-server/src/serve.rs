@@ -145,9 +145,13 @@ pub async fn start_with_store(
             "files": config.advisories.files,
             "records": loaded.advisories.len(),
         }));
-        let upsert = store.upsert_advisories(&loaded.advisories, now, audit).await?;
+        let upsert = store
+            .upsert_advisories(&loaded.advisories, now, audit)
+            .await?;
         tracing::info!(
-            inserted = upsert.inserted, updated = upsert.updated, unchanged = upsert.unchanged,
+            inserted = upsert.inserted,
+            updated = upsert.updated,
+            unchanged = upsert.unchanged,
             "advisories imported"
         );
         changed_ids = upsert.changed;
@@ -173,7 +177,11 @@ pub async fn start_with_store(
         let hosts = findings::refresh_for_advisories(&state, &changed, now)
             .await
             .map_err(|e| ServeError::Refresh(e.to_string()))?;
-        tracing::info!(advisories = changed.len(), hosts, "re-matched after advisory changes");
+        tracing::info!(
+            advisories = changed.len(),
+            hosts,
+            "re-matched after advisory changes"
+        );
     }
 
     let api_handle = Handle::new();
@@ -198,7 +206,11 @@ pub async fn start_with_store(
             .map_err(listen_err)?
             .handle(api_handle.clone());
             tasks.push(tokio::spawn(server.serve(router.into_make_service())));
-            ("https", Some(material.fingerprint.clone()), material.generated)
+            (
+                "https",
+                Some(material.fingerprint.clone()),
+                material.generated,
+            )
         }
         None => {
             let server = axum_server::from_tcp(listener)
@@ -232,11 +244,7 @@ pub async fn start_with_store(
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            if let Err(e) = purge_state
-                .store
-                .purge_expired_nonces(clock::now())
-                .await
-            {
+            if let Err(e) = purge_state.store.purge_expired_nonces(clock::now()).await {
                 tracing::warn!(error = %e, "purging expired nonces failed");
             }
         }

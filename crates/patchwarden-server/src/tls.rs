@@ -202,18 +202,22 @@ fn generate_or_load(names: &[String], dir: &Path) -> Result<Option<TlsMaterial>,
         let cert_path = dir.join("ca.pem");
         let key_path = dir.join("ca.key");
         if cert_path.exists() {
-            let cert_pem = String::from_utf8(read_limited(&cert_path)?).map_err(|_| {
-                TlsError::File {
+            let cert_pem =
+                String::from_utf8(read_limited(&cert_path)?).map_err(|_| TlsError::File {
                     path: cert_path.clone(),
                     reason: "not UTF-8 PEM".into(),
-                }
-            })?;
+                })?;
             let key_pem =
                 String::from_utf8(read_limited(&key_path)?).map_err(|_| TlsError::File {
                     path: key_path.clone(),
                     reason: "not UTF-8 PEM".into(),
                 })?;
-            (cert_pem, KeyPair::from_pem(&key_pem).map_err(gen_err)?, key_pem, false)
+            (
+                cert_pem,
+                KeyPair::from_pem(&key_pem).map_err(gen_err)?,
+                key_pem,
+                false,
+            )
         } else {
             std::fs::create_dir_all(dir).map_err(|e| TlsError::File {
                 path: dir.to_owned(),

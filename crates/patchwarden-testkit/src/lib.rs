@@ -142,7 +142,9 @@ impl TestServer {
 
     /// Enrolls a new agent with a fresh single-use token.
     pub async fn enroll(&self, facts: HostFacts) -> (AgentClient, EnrollResponse) {
-        let (_, secret) = self.token("default", 1, SignedDuration::from_hours(1)).await;
+        let (_, secret) = self
+            .token("default", 1, SignedDuration::from_hours(1))
+            .await;
         self.try_enroll(&secret, facts)
             .await
             .unwrap_or_else(|e| panic!("enrollment failed: {e}"))

@@ -4,7 +4,9 @@
 
 use jiff::SignedDuration;
 use patchwarden_api::v1::agent::{CheckInRequest, InventoryUpload, InventoryWanted};
-use patchwarden_api::v1::jobs::{JobKind, JobOutcome, JobProgress, JobResult, JobState, PackagePin};
+use patchwarden_api::v1::jobs::{
+    JobKind, JobOutcome, JobProgress, JobResult, JobState, PackagePin,
+};
 use patchwarden_api::v1::problem::ProblemCode;
 use patchwarden_client::AgentClient;
 use patchwarden_core::audit::{Actor, verify};
@@ -37,7 +39,11 @@ fn inventory(facts: &HostFacts, packages: Vec<Package>) -> Inventory {
     inv
 }
 
-async fn check_in(agent: &AgentClient, seq: u64, inv: &Inventory) -> patchwarden_api::v1::agent::CheckInResponse {
+async fn check_in(
+    agent: &AgentClient,
+    seq: u64,
+    inv: &Inventory,
+) -> patchwarden_api::v1::agent::CheckInResponse {
     agent
         .check_in(&CheckInRequest {
             seq,
@@ -56,7 +62,10 @@ async fn an_agent_enrolls_checks_in_and_uploads_in_full_then_as_a_delta() {
     let (agent, enrolled) = server.enroll(facts.clone()).await;
     assert_eq!(enrolled.group, "default");
 
-    let first = inventory(&facts, vec![pkg("bash", "5.2.15-2+b2"), pkg("zlib1g", "1:1.2.13.dfsg-1")]);
+    let first = inventory(
+        &facts,
+        vec![pkg("bash", "5.2.15-2+b2"), pkg("zlib1g", "1:1.2.13.dfsg-1")],
+    );
     let answer = check_in(&agent, 1, &first).await;
     assert_eq!(answer.inventory, InventoryWanted::Full);
     assert!(answer.standing.new_host);
@@ -67,9 +76,15 @@ async fn an_agent_enrolls_checks_in_and_uploads_in_full_then_as_a_delta() {
         .await
         .unwrap();
     assert_eq!(accepted.packages, first.packages_digest());
-    assert_eq!(check_in(&agent, 2, &first).await.inventory, InventoryWanted::Nothing);
+    assert_eq!(
+        check_in(&agent, 2, &first).await.inventory,
+        InventoryWanted::Nothing
+    );
 
-    let second = inventory(&facts, vec![pkg("bash", "5.2.15-2+b7"), pkg("curl", "7.88.1-10")]);
+    let second = inventory(
+        &facts,
+        vec![pkg("bash", "5.2.15-2+b7"), pkg("curl", "7.88.1-10")],
+    );
     let answer = check_in(&agent, 3, &second).await;
     assert_eq!(
         answer.inventory,
@@ -79,7 +94,9 @@ async fn an_agent_enrolls_checks_in_and_uploads_in_full_then_as_a_delta() {
     );
     let delta = patchwarden_core::inventory::delta(&first, &second);
     let accepted = agent
-        .upload_inventory(&InventoryUpload::Delta { delta: delta.clone() })
+        .upload_inventory(&InventoryUpload::Delta {
+            delta: delta.clone(),
+        })
         .await
         .unwrap();
     assert_eq!(accepted.packages, second.packages_digest());
@@ -98,8 +115,15 @@ async fn an_agent_enrolls_checks_in_and_uploads_in_full_then_as_a_delta() {
     // Every change is in the audit chain, and the chain verifies.
     let events = server.store().audit_events(0, 1000).await.unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.entry.action.as_str()).collect();
-    for wanted in ["enrollment_token.create", "host.enroll", "inventory.replace"] {
-        assert!(actions.contains(&wanted), "{wanted} missing from {actions:?}");
+    for wanted in [
+        "enrollment_token.create",
+        "host.enroll",
+        "inventory.replace",
+    ] {
+        assert!(
+            actions.contains(&wanted),
+            "{wanted} missing from {actions:?}"
+        );
     }
     assert_eq!(verify(&events).unwrap().events, events.len() as i64);
 }
@@ -144,7 +168,13 @@ async fn jobs_are_leased_at_check_in_reported_once_and_idempotent_by_id() {
     let ack = agent.job_progress(&leased.id, &progress).await.unwrap();
     assert!(ack.recorded);
     assert_eq!(ack.state, JobState::Running);
-    assert!(!agent.job_progress(&leased.id, &progress).await.unwrap().recorded);
+    assert!(
+        !agent
+            .job_progress(&leased.id, &progress)
+            .await
+            .unwrap()
+            .recorded
+    );
 
     let done = JobResult {
         outcome: JobOutcome::Succeeded,
@@ -181,7 +211,9 @@ async fn a_machine_id_already_enrolled_is_refused_or_replaced_explicitly() {
     let (old_agent, old) = server.enroll(facts.clone()).await;
 
     // A clone (or a re-imaged host) with the same machine id: refused, nothing merged.
-    let (_, secret) = server.token("default", 5, SignedDuration::from_hours(1)).await;
+    let (_, secret) = server
+        .token("default", 5, SignedDuration::from_hours(1))
+        .await;
     let err = server.try_enroll(&secret, facts.clone()).await.unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::MachineIdConflict));
     let hosts = server
@@ -282,8 +314,13 @@ async fn one_host_identity_used_from_two_machines_is_quarantined() {
 #[tokio::test]
 async fn probes_and_metrics_answer_on_their_listeners() {
     let server = TestServer::start().await;
-    let (agent, _) = server.enroll(debian_facts("m-1", "66666666666666666666666666666666")).await;
-    let inv = inventory(&debian_facts("m-1", "66666666666666666666666666666666"), vec![]);
+    let (agent, _) = server
+        .enroll(debian_facts("m-1", "66666666666666666666666666666666"))
+        .await;
+    let inv = inventory(
+        &debian_facts("m-1", "66666666666666666666666666666666"),
+        vec![],
+    );
     check_in(&agent, 1, &inv).await;
     let health = server.client.get_raw("/healthz").await.unwrap();
     assert_eq!(health.status, 200);
@@ -297,9 +334,18 @@ async fn probes_and_metrics_answer_on_their_listeners() {
     let page = metrics.get_raw("/metrics").await.unwrap();
     assert_eq!(page.status, 200);
     let text = String::from_utf8(page.body).unwrap();
-    assert!(text.contains("patchwarden_check_ins_total{outcome=\"ok\"} 1"), "{text}");
-    assert!(text.contains("patchwarden_enrollments_total{outcome=\"enrolled\"} 1"), "{text}");
-    assert!(text.contains("patchwarden_http_request_duration_seconds"), "{text}");
+    assert!(
+        text.contains("patchwarden_check_ins_total{outcome=\"ok\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("patchwarden_enrollments_total{outcome=\"enrolled\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("patchwarden_http_request_duration_seconds"),
+        "{text}"
+    );
     // The API listener does not serve the metrics.
     assert_eq!(server.client.get_raw("/metrics").await.unwrap().status, 404);
     // The CA the client pinned is the one the server hands out.

@@ -134,7 +134,10 @@ mod tests {
     #[test]
     fn a_job_kind_outside_the_closed_set_does_not_parse() {
         let ok = r#"{"id":"j1","work":{"kind":"reboot"},"state":"leased","lease_expires_at":null,"attempt":1}"#;
-        assert_eq!(serde_json::from_str::<Job>(ok).unwrap().work, JobKind::Reboot);
+        assert_eq!(
+            serde_json::from_str::<Job>(ok).unwrap().work,
+            JobKind::Reboot
+        );
         let bad = r#"{"id":"j1","work":{"kind":"run_command","command":"rm -rf /"},"state":"leased","lease_expires_at":null,"attempt":1}"#;
         assert!(serde_json::from_str::<Job>(bad).is_err());
         let smuggled = r#"{"kind":"install","packages":[],"command":"sh"}"#;

@@ -121,7 +121,13 @@ impl Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}, {})", self.title, self.status, self.code.as_str())?;
+        write!(
+            f,
+            "{} ({}, {})",
+            self.title,
+            self.status,
+            self.code.as_str()
+        )?;
         if let Some(d) = &self.detail {
             write!(f, ": {d}")?;
         }

@@ -88,7 +88,14 @@ mod tests {
 
     #[test]
     fn the_message_is_the_documented_text() {
-        let m = message("post", "/api/v1/agent/check-in", Some("h1"), 1_700_000_000, "ab", b"");
+        let m = message(
+            "post",
+            "/api/v1/agent/check-in",
+            Some("h1"),
+            1_700_000_000,
+            "ab",
+            b"",
+        );
         expect_test::expect![[r#"
             patchwarden-agent-request-v1
             POST

@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use jiff::{SignedDuration, Timestamp};
 use patchwarden_api::v1::agent::{
-    CheckInRequest, CheckInResponse, EnrollRequest, EnrollResponse, FindingCounts,
-    HostStanding, InventoryAccepted, InventoryUpload, InventoryWanted, Schedule,
+    CheckInRequest, CheckInResponse, EnrollRequest, EnrollResponse, FindingCounts, HostStanding,
+    InventoryAccepted, InventoryUpload, InventoryWanted, Schedule,
 };
 use patchwarden_api::v1::signing::MAX_SKEW_SECS;
 use patchwarden_core::audit::{Actor, AuditEntry};
@@ -87,7 +87,12 @@ async fn enroll_inner(
     // A machine id that an active host already has: a clone, or a re-imaged host. Never
     // merged: refused, or with `replace` the old host is retired explicitly.
     let mut existing: Vec<Host> = Vec::new();
-    if let Some(machine_id) = request.facts.machine_id.as_deref().filter(|m| !m.is_empty()) {
+    if let Some(machine_id) = request
+        .facts
+        .machine_id
+        .as_deref()
+        .filter(|m| !m.is_empty())
+    {
         existing = state
             .store
             .find_hosts_by_machine_id(machine_id)
@@ -218,8 +223,13 @@ async fn check_in_inner(
         return Err(quarantine(state, &host, reason, now).await);
     }
 
-    let audit = AuditEntry::new(now, agent(host.id), "host.facts", format!("host:{}", host.id))
-        .after(serde_json::to_value(&request.facts).unwrap_or_default());
+    let audit = AuditEntry::new(
+        now,
+        agent(host.id),
+        "host.facts",
+        format!("host:{}", host.id),
+    )
+    .after(serde_json::to_value(&request.facts).unwrap_or_default());
     let host = state
         .store
         .record_check_in(host.id, request.facts, now, audit)
@@ -234,7 +244,12 @@ async fn check_in_inner(
             state.agents.job_lease_secs,
         )))
         .unwrap_or(now);
-    let audit = AuditEntry::new(now, agent(host.id), "job.lease", format!("host:{}", host.id));
+    let audit = AuditEntry::new(
+        now,
+        agent(host.id),
+        "job.lease",
+        format!("host:{}", host.id),
+    );
     let leased = state
         .store
         .lease_jobs(
@@ -271,9 +286,7 @@ async fn standing(state: &AppState, host: &Host, now: Timestamp) -> Result<HostS
         })
         .await?;
     let mut new_host = !host.labels.contains_key(BASELINE_MET);
-    if new_host
-        && host.inventory_digest.is_some()
-        && open.iter().all(|f| f.finding.fixed.is_none())
+    if new_host && host.inventory_digest.is_some() && open.iter().all(|f| f.finding.fixed.is_none())
     {
         host_state::mark(
             state.store.as_ref(),
@@ -309,7 +322,10 @@ pub(crate) async fn inventory(
     state
         .metrics
         .uploads
-        .get_or_create(&vec![("kind", kind.to_owned()), ("outcome", outcome.to_owned())])
+        .get_or_create(&vec![
+            ("kind", kind.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ])
         .inc();
     result.map(|(_, accepted)| Json(accepted))
 }
@@ -341,15 +357,16 @@ async fn inventory_inner(
                     "the server holds no inventory for this host: send a full one".into(),
                 ));
             };
-            let new = patchwarden_core::inventory::apply(&old.inventory, &delta).map_err(
-                |e| match e {
-                    DeltaError::BaseMismatch { .. }
-                    | DeltaError::MissingPackage { .. }
-                    | DeltaError::ResultMismatch { .. } => {
-                        ApiError::InventoryBaseMismatch(e.to_string())
-                    }
-                },
-            )?;
+            let new =
+                patchwarden_core::inventory::apply(&old.inventory, &delta).map_err(
+                    |e| match e {
+                        DeltaError::BaseMismatch { .. }
+                        | DeltaError::MissingPackage { .. }
+                        | DeltaError::ResultMismatch { .. } => {
+                            ApiError::InventoryBaseMismatch(e.to_string())
+                        }
+                    },
+                )?;
             ("delta", new)
         }
     };
@@ -367,12 +384,16 @@ async fn inventory_inner(
     // and the inventory is replaced — the change completes once. The other order would leave
     // a new inventory with stale findings that no retry would ever revisit.
     let sync = findings::refresh_host(state, &host, &new, &touched, agent(host.id), now).await?;
-    let audit = AuditEntry::new(now, agent(host.id), "inventory.replace", format!("host:{}", host.id))
-        .before(
-            old.as_ref()
-                .map_or(serde_json::Value::Null, |o| findings::inventory_summary(&o.inventory)),
-        )
-        .after(findings::inventory_summary(&new));
+    let audit = AuditEntry::new(
+        now,
+        agent(host.id),
+        "inventory.replace",
+        format!("host:{}", host.id),
+    )
+    .before(old.as_ref().map_or(serde_json::Value::Null, |o| {
+        findings::inventory_summary(&o.inventory)
+    }))
+    .after(findings::inventory_summary(&new));
     let digest = state
         .store
         .replace_inventory(host.id, &new, now, audit)

@@ -60,7 +60,8 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().clone();
     let started = Instant::now();
-    let span = tracing::info_span!("request", %method, route = %route, host = tracing::field::Empty);
+    let span =
+        tracing::info_span!("request", %method, route = %route, host = tracing::field::Empty);
     let response = {
         use tracing::Instrument;
         next.run(request).instrument(span).await
@@ -81,7 +82,11 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
 
 /// Refuses agent requests beyond `agents.max_in_flight` with 503 and `Retry-After`, so a
 /// flood after an outage is spread out instead of queued without bound.
-async fn back_pressure(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+async fn back_pressure(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let now_in_flight = state.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
     state.metrics.in_flight.inc();
     let response = if now_in_flight > state.agents.max_in_flight {

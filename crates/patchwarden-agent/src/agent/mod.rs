@@ -1,0 +1,15 @@
+//! The agent's network side: enrollment, the check-in loop, inventory upload (full or delta),
+//! and leasing and reporting jobs.
+//!
+//! **Architecture Invariant**: this part reads the host and talks to the server; it never
+//! changes the host. Installing packages, rebooting and rolling back belong to the small
+//! privileged executor (issue 9), which gets a job's typed description — never a command —
+//! from here, so a compromise of the chatty part does not own the host. Until that executor
+//! exists, the agent refuses such jobs with a reason the server records.
+
+pub mod jobs;
+pub mod session;
+pub mod state;
+
+pub use session::{Agent, AgentError, CycleReport, EnrollOptions, enroll};
+pub use state::{Identity, StateDir, StateError};

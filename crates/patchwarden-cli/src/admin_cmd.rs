@@ -1,0 +1,118 @@
+//! `patchwarden admin token create|revoke|list`: enrollment tokens, made by an administrator on
+//! the server's machine directly in its database (the operator API with roles comes with
+//! issue 8). Each change is in the audit chain, with the local user as the actor.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use jiff::SignedDuration;
+use patchwarden_core::audit::Actor;
+use patchwarden_server::admin::{self, TokenRequest};
+
+use crate::audit_cmd::DatabaseArgs;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Enrollment tokens: agents enroll with one (`patchwarden agent enroll --token`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a token; its secret is printed once and stored only as a hash.
+    Create(CreateArgs),
+    /// Revoke a token by id.
+    Revoke {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List every token (never a secret).
+    List(DatabaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// The host group that hosts enrolled with it join.
+    #[arg(long, default_value = "default")]
+    group: String,
+    /// How long it is valid (`24h`, `2d`, `30m`). Default: enrollment.token_ttl_hours.
+    #[arg(long, value_name = "DURATION")]
+    expires_in: Option<SignedDuration>,
+    /// How many hosts may enroll with it.
+    #[arg(long, default_value_t = 1)]
+    uses: u32,
+    /// A note for people (what the token is for).
+    #[arg(long)]
+    note: Option<String>,
+    #[command(flatten)]
+    db: DatabaseArgs,
+}
+
+/// The local user, as the audit chain's actor.
+fn actor() -> Actor {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    Actor::Operator(format!("local:{user}"))
+}
+
+pub(crate) fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    let AdminCommand::Token(cmd) = cmd;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let now = patchwarden_server::clock::now();
+        match cmd {
+            TokenCommand::Create(args) => {
+                let valid_for = match args.expires_in {
+                    Some(d) => d,
+                    None => {
+                        let hours = args.db.config.load()?.enrollment.token_ttl_hours;
+                        SignedDuration::from_hours(i64::from(hours))
+                    }
+                };
+                let store = patchwarden_server::open_store(&args.db.url()?).await?;
+                let (token, secret) = admin::create_enrollment_token(
+                    store.as_ref(),
+                    TokenRequest {
+                        group: args.group,
+                        valid_for,
+                        max_uses: args.uses,
+                        note: args.note,
+                    },
+                    actor(),
+                    now,
+                )
+                .await?;
+                println!("{secret}");
+                eprintln!(
+                    "patchwarden: token {} for group {}, {} use(s), expires {} — the secret \
+                     above is shown only now",
+                    token.id, token.group, token.max_uses, token.expires_at
+                );
+            }
+            TokenCommand::Revoke { id, db } => {
+                let store = patchwarden_server::open_store(&db.url()?).await?;
+                let token =
+                    admin::revoke_enrollment_token(store.as_ref(), id, actor(), now).await?;
+                println!("revoked token {} of group {}", token.id, token.group);
+            }
+            TokenCommand::List(db) => {
+                let store = patchwarden_server::open_store(&db.url()?).await?;
+                for t in store.list_enrollment_tokens().await? {
+                    let state = match t.usable_at(now) {
+                        Ok(()) => "usable".to_owned(),
+                        Err(why) => why.to_string(),
+                    };
+                    println!(
+                        "{}  {:<12} {}/{} uses  expires {}  {state}",
+                        t.id, t.group, t.uses, t.max_uses, t.expires_at
+                    );
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
