@@ -42,10 +42,7 @@ pub enum ServeError {
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match DatabaseUrl::parse(url)? {
         DatabaseUrl::Sqlite(_) => patchwarden_store_sqlite::open(url).await,
-        DatabaseUrl::Postgres(_) => Err(StoreError::Url {
-            url: patchwarden_store::redact(url),
-            reason: "this build has no PostgreSQL backend yet".into(),
-        }),
+        DatabaseUrl::Postgres(_) => patchwarden_store_postgres::open(url).await,
     }
 }
 
