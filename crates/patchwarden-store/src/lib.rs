@@ -188,7 +188,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Brings the host's findings in line with `current` (see [`finding`]); `installed` is
     /// the host's inventory, for the version that closed a finding. The audit entry is
-    /// appended when anything opened, closed or was reclassified.
+    /// appended when anything opened, closed or was reclassified, with `after` set to the
+    /// sync's counts when the caller left it empty.
     async fn sync_findings(
         &self,
         host: Uuid,
@@ -209,7 +210,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Leases up to `limit` of the host's due jobs (queued, or leased with an expired lease)
     /// until `lease_until`, oldest first. Several servers may lease at once: a job goes to
-    /// one of them. The audit entry is appended when a job was leased.
+    /// one of them. The audit entry is appended when a job was leased, with `after` set to
+    /// the leased job ids and the deadline when the caller left it empty.
     async fn lease_jobs(
         &self,
         host: Uuid,
