@@ -544,6 +544,60 @@ fn units_verify_and_the_server_is_confined() {
     assert!(server < 2.0, "the server's exposure is {server}");
 }
 
+/// The units' command lines are ones this binary accepts, and the directories systemd makes
+/// for them (`StateDirectory=`) are the ones the commands use by default; the shipped
+/// configuration file is one `serve` reads.
+#[test]
+fn units_and_the_binary_agree() {
+    let binary = env!("CARGO_BIN_EXE_patchwarden");
+    let mut help = Vec::new();
+    for (unit, state_dir) in [
+        ("patchwarden-server.service", "patchwarden"),
+        ("patchwarden-agent.service", "patchwarden-agent"),
+    ] {
+        let text = repo_file(&format!("packaging/systemd/{unit}"));
+        let exec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap_or_else(|| panic!("{unit} has no ExecStart"));
+        let mut words = exec.split_whitespace();
+        assert_eq!(words.next(), Some("/usr/bin/patchwarden"), "{unit}");
+        let args: Vec<&str> = words.collect();
+        // clap reads every argument before it acts on --help: an unknown one is an error.
+        let out = output(Command::new(binary).args(&args).arg("--help"));
+        assert!(
+            out.status.success(),
+            "{unit}: patchwarden {args:?} is refused: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == format!("StateDirectory={state_dir}")),
+            "{unit}"
+        );
+        // clap wraps long lines: compare with the whitespace collapsed.
+        let words: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        help.push(words.join(" "));
+    }
+    assert!(
+        help[1].contains("[default: /var/lib/patchwarden-agent]"),
+        "agent run keeps its state where the unit's StateDirectory is:\n{}",
+        help[1]
+    );
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/config/server.toml");
+    let shown = run(Command::new(binary)
+        .args(["config", "show", "--config"])
+        .arg(&config)
+        .env_remove("PATCHWARDEN_CONFIG"));
+    assert!(
+        shown.contains("data_dir: \"/var/lib/patchwarden\""),
+        "the server keeps its data where the unit's StateDirectory is:\n{shown}"
+    );
+}
+
 /// Debian's and Fedora's linters accept the packages, with the overrides the packaging
 /// keeps (each with its reason, in packaging/deb/lintian-overrides and
 /// packaging/rpm/rpmlint.toml).
@@ -588,7 +642,6 @@ fn lintian_and_rpmlint_accept_the_packages() {
 struct FileServer {
     child: std::process::Child,
     port: u16,
-    cert: PathBuf,
 }
 
 impl FileServer {
@@ -627,7 +680,7 @@ impl FileServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start openssl s_server");
-        let server = FileServer { child, port, cert };
+        let server = FileServer { child, port };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return server;
@@ -635,14 +688,6 @@ impl FileServer {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         panic!("openssl s_server did not listen on port {port} within 5 s");
-    }
-
-    /// The certificate's SHA-256 fingerprint as openssl prints it (colon-separated pairs).
-    fn fingerprint(&self) -> String {
-        let text = run(Command::new("openssl")
-            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-            .arg(&self.cert));
-        text.trim().rsplit('=').next().unwrap().to_owned()
     }
 }
 
@@ -677,15 +722,112 @@ fn run_install_script(root: &Path, script: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// The script the server shows for a new enrollment token, rendered by
-/// `patchwarden_core::install_script::render` and run as root in a sandbox root that has
-/// curl, sha256sum and dpkg: it downloads the `.deb` from an HTTPS server whose CA it does
-/// not know, refuses a package whose SHA-256 differs from the one it was given, installs the
-/// right one with dpkg, and goes on to enrol. The enrolment itself fails here (the HTTPS
-/// server is not a Patchwarden server), and the script stops there, before starting anything.
+/// `patchwarden serve`, the real server, on a free port of 127.0.0.1 with its data in a
+/// temporary directory; this test's own process, ended when the value is dropped.
+struct PatchwardenServer {
+    child: std::process::Child,
+    config: PathBuf,
+    url: String,
+    fingerprint: String,
+}
+
+impl PatchwardenServer {
+    fn start(dir: &Path) -> PatchwardenServer {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.join("server.toml");
+        fs::write(
+            &config,
+            format!(
+                "data_dir = \"{}\"\n[listen]\napi = \"127.0.0.1:{port}\"\nmetrics = \"\"\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_patchwarden"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("PATCHWARDEN_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start patchwarden serve");
+        // The server prints its URL and its CA's fingerprint once it listens.
+        let stderr = child.stderr.take().unwrap();
+        let (lines, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = PatchwardenServer {
+            child,
+            config,
+            url: String::new(),
+            fingerprint: String::new(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while server.url.is_empty() || server.fingerprint.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = received
+                .recv_timeout(left)
+                .expect("patchwarden serve printed its URL and fingerprint within 30 s");
+            if let Some(url) = line.strip_prefix("patchwarden: serving the API at ") {
+                server.url = url.to_owned();
+            } else if line.contains("CA fingerprint") {
+                server.fingerprint = line.rsplit(' ').next().unwrap().to_owned();
+            }
+        }
+        server
+    }
+
+    /// `patchwarden admin token create|list` on the server's database, as an administrator
+    /// on the server's machine runs them.
+    fn admin(&self, args: &[&str]) -> String {
+        let out = output(
+            Command::new(env!("CARGO_BIN_EXE_patchwarden"))
+                .args(["admin", "token"])
+                .args(args)
+                .arg("--config")
+                .arg(&self.config),
+        );
+        assert!(
+            out.status.success(),
+            "admin token {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PatchwardenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The install command a server shows for a new enrollment token, end to end: a real
+/// `patchwarden serve` makes the token, `patchwarden_core::install_script::render` writes the
+/// script, and the script runs as root in a sandbox root that has curl, sha256sum and dpkg
+/// (chrooted, so nothing it does reaches this machine). The package comes from an HTTPS
+/// server whose certificate the host does not know. A package whose SHA-256 differs from the
+/// one the script was given is never installed; the right one is installed with dpkg, the
+/// host enrols with the server (the token is then used up) and, with no systemd in the root,
+/// the script says who must start the agent.
 #[test]
-fn install_script_verifies_installs_and_enrols_in_a_chroot() {
-    let test = "install_script_verifies_installs_and_enrols_in_a_chroot";
+fn install_script_installs_and_enrols_a_host() {
+    let test = "install_script_installs_and_enrols_a_host";
     if !ready(test, TOOLS) || !ready(test, SCRIPT_TEST_TOOLS) {
         return;
     }
@@ -699,6 +841,7 @@ fn install_script_verifies_installs_and_enrols_in_a_chroot() {
             "mktemp",
             "chmod",
             "cut",
+            "printf",
             "curl",
             "sha256sum",
             "dpkg",
@@ -710,21 +853,36 @@ fn install_script_verifies_installs_and_enrols_in_a_chroot() {
             "diff",
         ],
     );
+    // What apt would bring as the package's dependencies: the libraries the binary loads.
+    sandbox::add_libraries(&root, Path::new(env!("CARGO_BIN_EXE_patchwarden")));
     // The sandbox has the C library but not its package record; dpkg's own configuration
     // lets the install go ahead, as --force-depends does for the other tests.
     fs::create_dir_all(root.join("etc/dpkg/dpkg.cfg.d")).unwrap();
     fs::write(root.join("etc/dpkg/dpkg.cfg.d/sandbox"), "force-depends\n").unwrap();
+    fs::write(
+        root.join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+    )
+    .unwrap();
+    fs::write(root.join("etc/hostname"), "sandbox\n").unwrap();
+
     let scratch = tmp.path().join("scratch");
     fs::create_dir_all(&scratch).unwrap();
-    let server = FileServer::start(pkgs.deb.parent().unwrap(), &scratch);
-    let base = format!("https://127.0.0.1:{}", server.port);
-    let package_url = format!("{base}/{}", pkgs.deb.file_name().unwrap().to_str().unwrap());
-    let fingerprint = server.fingerprint();
+    let files = FileServer::start(pkgs.deb.parent().unwrap(), &scratch);
+    let server_dir = tmp.path().join("server");
+    fs::create_dir_all(&server_dir).unwrap();
+    let server = PatchwardenServer::start(&server_dir);
+    let token = server.admin(&["create", "--note", "packaging test"]);
+    let package_url = format!(
+        "https://127.0.0.1:{}/{}",
+        files.port,
+        pkgs.deb.file_name().unwrap().to_str().unwrap()
+    );
     let sha256 = sha256_of(&pkgs.deb);
     let install = AgentInstall {
-        server: &base,
-        token: "pwe_test-token",
-        ca_fingerprint: &fingerprint,
+        server: &server.url,
+        token: token.trim(),
+        ca_fingerprint: &server.fingerprint,
         package_url: &package_url,
         package_sha256: &sha256,
     };
@@ -757,24 +915,35 @@ fn install_script_verifies_installs_and_enrols_in_a_chroot() {
 
     let script = render(&install).unwrap();
     let (ok, said) = run_install_script(&root, &script);
+    assert!(ok, "{said}");
     let steps: Vec<&str> = said
         .lines()
         .filter(|l| l.starts_with("patchwarden: "))
         .collect();
     assert_eq!(
-        steps[..4],
+        steps,
         [
             format!("patchwarden: downloading {package_url}"),
             format!("patchwarden: package verified (SHA-256 {sha256})"),
             "patchwarden: installing the package".to_owned(),
-            format!("patchwarden: enrolling with {base}"),
+            format!("patchwarden: enrolling with {}", server.url),
+            "patchwarden: the agent is enrolled; systemd is not running here, so start \
+             'patchwarden agent run' with this host's supervisor"
+                .to_owned(),
         ],
         "{said}"
     );
+    assert!(said.contains("enrolled as host "), "{said}");
     assert!(installed(), "{said}");
-    assert!(
-        !ok,
-        "no Patchwarden server answers at {base}, so enrolment fails:\n{said}"
+    // The agent's identity is root's alone, and the token file went with the scratch space.
+    let state = root.join("var/lib/patchwarden-agent");
+    assert_eq!(
+        fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o700
     );
-    assert!(!said.contains("the agent is enrolled"), "{said}");
+    let leftovers: Vec<_> = fs::read_dir(root.join("tmp")).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The server counted the enrolment against the token.
+    let tokens = server.admin(&["list"]);
+    assert!(tokens.contains(" 1/1 uses "), "{tokens}");
 }

@@ -180,9 +180,14 @@ pub fn add_tools(root: &Path, tools: &[&str]) {
     for tool in tools {
         let path = which(tool).unwrap_or_else(|| panic!("{tool} is not installed"));
         copy_in(root, &path);
-        for lib in libraries(&path) {
-            copy_in(root, &lib);
-        }
+        add_libraries(root, &path);
+    }
+}
+
+/// Copies the shared libraries `program` loads into `root`.
+pub fn add_libraries(root: &Path, program: &Path) {
+    for lib in libraries(program) {
+        copy_in(root, &lib);
     }
 }
 
