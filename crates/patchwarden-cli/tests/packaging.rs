@@ -941,6 +941,9 @@ fn install_script_installs_and_enrols_a_host() {
         fs::metadata(&state).unwrap().permissions().mode() & 0o777,
         0o700
     );
+    // docs/install.md's configuration-management examples enrol unless this file exists.
+    let identity = fs::read_to_string(state.join("agent.json")).unwrap();
+    assert!(identity.contains(&server.fingerprint), "{identity}");
     let leftovers: Vec<_> = fs::read_dir(root.join("tmp")).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // The server counted the enrolment against the token.
