@@ -469,24 +469,42 @@ fn rpm_installs_in_a_chroot_upgrades_and_erases_clean() {
 }
 
 /// A chroot whose /run says systemd is running (a bind-mounted /run of a booted host): the
-/// scripts do call systemctl, which refuses to act from inside a chroot, and the install and
-/// removal still succeed.
+/// scripts do call systemctl, which cannot reach a systemd from inside the chroot and says so
+/// once per call, and the install, upgrade and purge still succeed. With a `policy-rc.d` that
+/// forbids acting on services (as image builds install), the scripts still reload systemd's
+/// view of the unit files but neither restart nor stop a service.
 #[test]
-fn deb_scripts_survive_a_systemctl_that_fails() {
-    if !ready("deb_scripts_survive_a_systemctl_that_fails", TOOLS) {
+fn deb_scripts_survive_a_systemctl_that_fails_and_obey_policy_rc_d() {
+    let test = "deb_scripts_survive_a_systemctl_that_fails_and_obey_policy_rc_d";
+    if !ready(test, TOOLS) {
         return;
     }
     let pkgs = packages();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = Sandbox::build(tmp.path(), "deb").root;
-    fs::create_dir_all(root.join("run/systemd/system")).unwrap();
     let deb = pkgs.deb.to_str().unwrap();
-    for args in [&["-i", deb][..], &["-i", deb], &["-P", "patchwarden"]] {
-        let said = dpkg(&root, args);
-        assert!(
-            said.iter().any(|l| l.contains("Failed to connect to bus")),
-            "dpkg {args:?}: the scripts asked systemctl: {said:#?}"
-        );
+    // systemctl calls per step: install (daemon-reload); upgrade (daemon-reload, try-restart
+    // of each service); purge (stop of each service in prerm, daemon-reload after remove and
+    // after purge; the offline `disable` needs no systemd).
+    for (policy, calls) in [(None, [1, 3, 4]), (Some(101), [1, 1, 2])] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Sandbox::build(tmp.path(), "deb").root;
+        fs::create_dir_all(root.join("run/systemd/system")).unwrap();
+        if let Some(code) = policy {
+            let helper = root.join("usr/sbin/policy-rc.d");
+            fs::write(&helper, format!("#!/bin/sh\nexit {code}\n")).unwrap();
+            fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let steps: [&[&str]; 3] = [&["-i", deb], &["-i", deb], &["-P", "patchwarden"]];
+        for (args, expected) in steps.iter().zip(calls) {
+            let said = dpkg(&root, args);
+            let failed = said
+                .iter()
+                .filter(|l| l.contains("Failed to connect to bus"))
+                .count();
+            assert_eq!(
+                failed, expected,
+                "policy-rc.d {policy:?}, dpkg {args:?}: the scripts said {said:#?}"
+            );
+        }
     }
 }
 
