@@ -249,8 +249,11 @@ impl Agent {
             report.uploaded = Some(kind);
             report.findings = Some(findings);
         }
+        // Results saved before a crash go first; their jobs may come back in this answer (the
+        // server did not have the result yet) and are not done a second time.
+        let flushed = self.flush_results(&mut report).await?;
         for job in &response.jobs {
-            if job.state.is_final() {
+            if job.state.is_final() || flushed.contains(&job.id) {
                 continue;
             }
             let result = match plan(&job.work) {
@@ -268,12 +271,44 @@ impl Agent {
                 }
                 Plan::Refuse(result) => result,
             };
-            let outcome = result.outcome;
-            self.client.job_result(&job.id, &result).await?;
-            report.jobs.push((job.id.clone(), outcome));
+            let mut pending = self.state.pending_results()?;
+            pending.insert(job.id.clone(), result);
+            self.state.save_pending_results(&pending)?;
+            self.flush_results(&mut report).await?;
         }
         self.identity.schedule = response.schedule;
         Ok(report)
+    }
+
+    /// Sends the saved job results the server has not acknowledged, removing each it takes
+    /// (or already has, or no longer knows).
+    async fn flush_results(&self, report: &mut CycleReport) -> Result<Vec<String>, AgentError> {
+        let mut pending = self.state.pending_results()?;
+        let ids: Vec<String> = pending.keys().cloned().collect();
+        for id in &ids {
+            let id = id.clone();
+            let Some(result) = pending.get(&id) else {
+                continue;
+            };
+            let outcome = result.outcome;
+            match self.client.job_result(&id, result).await {
+                Ok(_) => report.jobs.push((id.clone(), outcome)),
+                // The server has another result for it, or no such job for this host: nothing
+                // a retry can change, so it is dropped (and logged).
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        Some(ProblemCode::JobConflict | ProblemCode::NotFound)
+                    ) =>
+                {
+                    tracing::warn!(job = %id, error = %e, "job result dropped");
+                }
+                Err(e) => return Err(e.into()),
+            }
+            pending.remove(&id);
+            self.state.save_pending_results(&pending)?;
+        }
+        Ok(ids)
     }
 
     /// Checks in until `stop` completes: every interval plus a random part of the jitter,

@@ -12,7 +12,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
+use std::collections::BTreeMap;
+
 use patchwarden_api::v1::agent::Schedule;
+use patchwarden_api::v1::jobs::JobResult;
 use patchwarden_api::v1::signing::{hex, unhex};
 use patchwarden_client::AgentKey;
 use patchwarden_core::inventory::Inventory;
@@ -27,6 +30,7 @@ const IDENTITY: &str = "agent.json";
 const KEY: &str = "agent.key";
 const SEQ: &str = "checkin.seq";
 const INVENTORY: &str = "inventory.json";
+const OUTBOX: &str = "results.json";
 
 /// What the agent knows about its enrollment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +158,31 @@ impl StateDir {
     pub fn save_inventory(&self, inventory: &Inventory) -> Result<(), StateError> {
         let path = self.file(INVENTORY);
         let bytes = serde_json::to_vec(inventory).map_err(|e| damaged(&path, e))?;
+        write_atomic(&path, &bytes)
+    }
+}
+
+impl StateDir {
+    /// Job results not yet acknowledged by the server, by job id. A result is saved here
+    /// before it is sent and removed once the server has it, so a crash of either side between
+    /// the two is repaired by the next check-in re-sending it (the server takes a repeat of
+    /// the same result as the same result).
+    pub fn pending_results(&self) -> Result<BTreeMap<String, JobResult>, StateError> {
+        let path = self.file(OUTBOX);
+        if !path.exists() {
+            return Ok(BTreeMap::new());
+        }
+        let bytes = read_bounded(&path, MAX_INVENTORY_FILE)?;
+        serde_json::from_slice(&bytes).map_err(|e| damaged(&path, e))
+    }
+
+    /// Replaces the pending results.
+    pub fn save_pending_results(
+        &self,
+        pending: &BTreeMap<String, JobResult>,
+    ) -> Result<(), StateError> {
+        let path = self.file(OUTBOX);
+        let bytes = serde_json::to_vec(pending).map_err(|e| damaged(&path, e))?;
         write_atomic(&path, &bytes)
     }
 }

@@ -14,7 +14,9 @@ use patchwarden_api::v1::agent::{
 use patchwarden_api::v1::signing::MAX_SKEW_SECS;
 use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::inventory::DeltaError;
-use patchwarden_store::{FindingFilter, FindingState, Host, NewHost, SecretHash};
+use patchwarden_store::{
+    FindingFilter, FindingState, Host, JobFilter, JobState, NewHost, SecretHash,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -260,7 +262,27 @@ async fn check_in_inner(
             audit,
         )
         .await?;
-    let jobs = leased
+    // Jobs leased to this host earlier and not finished go out again: the answer that first
+    // carried them may never have arrived (a crash, a lost connection), and a lease that
+    // nobody knows about would only expire.
+    let mut all = leased;
+    for state_filter in [JobState::Leased, JobState::Running] {
+        let held = state
+            .store
+            .list_jobs(&JobFilter {
+                host: Some(host.id),
+                state: Some(state_filter),
+                limit: Some(state.agents.max_jobs_per_checkin),
+            })
+            .await?;
+        for job in held {
+            let live = job.lease_until.is_some_and(|until| until > now);
+            if live && !all.iter().any(|j| j.id == job.id) {
+                all.push(job);
+            }
+        }
+    }
+    let jobs = all
         .iter()
         .map(super::jobs::to_wire)
         .collect::<Result<Vec<_>, _>>()?;
@@ -277,14 +299,7 @@ async fn check_in_inner(
 /// The host's standing; marks a new host's baseline as met the first time it is current: its
 /// inventory matched and no finding with a released fix open (P19).
 async fn standing(state: &AppState, host: &Host, now: Timestamp) -> Result<HostStanding, ApiError> {
-    let open = state
-        .store
-        .list_findings(&FindingFilter {
-            host: Some(host.id),
-            state: Some(FindingState::Open),
-            ..FindingFilter::default()
-        })
-        .await?;
+    let open = open_findings(state, host).await?;
     let mut new_host = !host.labels.contains_key(BASELINE_MET);
     if new_host && host.inventory_digest.is_some() && open.iter().all(|f| f.finding.fixed.is_none())
     {
@@ -304,6 +319,20 @@ async fn standing(state: &AppState, host: &Host, now: Timestamp) -> Result<HostS
         new_host,
         open_findings: open.len() as u64,
     })
+}
+
+async fn open_findings(
+    state: &AppState,
+    host: &Host,
+) -> Result<Vec<patchwarden_store::StoredFinding>, ApiError> {
+    Ok(state
+        .store
+        .list_findings(&FindingFilter {
+            host: Some(host.id),
+            state: Some(FindingState::Open),
+            ..FindingFilter::default()
+        })
+        .await?)
 }
 
 /// `POST /api/v1/agent/inventory`.
@@ -377,6 +406,24 @@ async fn inventory_inner(
             "an inventory from a machine with another machine id ({sent}, enrolled as {known})"
         );
         return Err(quarantine(state, &host, reason, now).await);
+    }
+    // The inventory held already (a re-inventory of an unchanged host, or a retry whose first
+    // attempt completed): nothing changes, and nothing is appended to the audit chain.
+    if let Some(held) = &old
+        && held.inventory == new
+    {
+        let open = open_findings(state, &host).await?;
+        return Ok((
+            kind,
+            InventoryAccepted {
+                packages: held.digest,
+                findings: FindingCounts {
+                    open: open.len() as u64,
+                    opened: 0,
+                    closed: 0,
+                },
+            },
+        ));
     }
     let touched = Touched::between(old.as_ref().map(|s| &s.inventory), &new);
     // Findings first, then the inventory: should the server die between the two, the agent's
