@@ -97,15 +97,7 @@ fn packages() -> &'static Packages {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("packaging");
         let _ = fs::remove_dir_all(&out);
         fs::create_dir_all(&out).expect("create the package directory");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/package");
-        let printed = run(Command::new(&script)
-            .args([
-                "--fast",
-                "--binary",
-                env!("CARGO_BIN_EXE_patchwarden"),
-                "--out",
-            ])
-            .arg(&out));
+        let printed = package_into(&out);
         let built: Vec<PathBuf> = printed.lines().map(PathBuf::from).collect();
         let version = env!("CARGO_PKG_VERSION");
         let deb = out.join(format!("patchwarden_{version}_{}.deb", deb_arch()));
@@ -116,6 +108,24 @@ fn packages() -> &'static Packages {
         assert_eq!(built, [deb.clone(), rpm.clone()], "scripts/package printed");
         Packages { deb, rpm }
     })
+}
+
+/// The time the packages' files carry (`SOURCE_DATE_EPOCH`): fixed, where `scripts/package`
+/// would take the last commit's, so that a commit landing during a test run changes nothing.
+const SOURCE_DATE_EPOCH: &str = "1764000000";
+
+/// Runs `scripts/package --fast` on this test's binary into `out`; returns what it printed.
+fn package_into(out: &Path) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/package");
+    run(Command::new(&script)
+        .args([
+            "--fast",
+            "--binary",
+            env!("CARGO_BIN_EXE_patchwarden"),
+            "--out",
+        ])
+        .arg(out)
+        .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH))
 }
 
 fn deb_arch() -> &'static str {
@@ -967,4 +977,20 @@ fn install_script_installs_and_enrols_a_host() {
     // The server counted the enrolment against the token.
     let tokens = server.admin(&["list"]);
     assert!(tokens.contains(" 1/1 uses "), "{tokens}");
+}
+
+/// Building again from the same binary gives the same bytes, so that the SHA-256 a server
+/// publishes for a package (the install script checks it) names one build only.
+#[test]
+fn packages_are_reproducible() {
+    if !ready("packages_are_reproducible", TOOLS) {
+        return;
+    }
+    let pkgs = packages();
+    let tmp = tempfile::tempdir().unwrap();
+    package_into(tmp.path());
+    for built in [&pkgs.deb, &pkgs.rpm] {
+        let again = tmp.path().join(built.file_name().unwrap());
+        assert_eq!(sha256_of(built), sha256_of(&again), "{}", again.display());
+    }
 }
