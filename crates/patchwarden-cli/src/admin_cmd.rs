@@ -1,6 +1,7 @@
-//! `patchwarden admin token create|revoke|list`: enrollment tokens, made by an administrator on
-//! the server's machine directly in its database (the operator API with roles comes with
-//! issue 8). Each change is in the audit chain, with the local user as the actor.
+//! `patchwarden admin token create|revoke|list` and `admin host retire`: enrollment tokens and
+//! host retirement, done by an administrator on the server's machine directly in its database
+//! (the operator API with roles comes with issue 8). Each change is in the audit chain, with
+//! the local user as the actor.
 
 use std::process::ExitCode;
 
@@ -17,6 +18,23 @@ pub(crate) enum AdminCommand {
     /// Enrollment tokens: agents enroll with one (`patchwarden agent enroll --token`).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Hosts: retire one (a quarantined clone, a decommissioned machine).
+    #[command(subcommand)]
+    Host(HostCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HostCommand {
+    /// Retire a host: its credential is refused from then on and its history kept; the machine
+    /// enrolls again to come back.
+    Retire {
+        id: uuid::Uuid,
+        /// Why, for the audit chain.
+        #[arg(long, default_value = "retired by an administrator")]
+        reason: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,8 +78,33 @@ fn actor() -> Actor {
 }
 
 pub(crate) fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
-    let AdminCommand::Token(cmd) = cmd;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let cmd = match cmd {
+        AdminCommand::Token(cmd) => cmd,
+        AdminCommand::Host(HostCommand::Retire { id, reason, db }) => {
+            return runtime.block_on(async move {
+                let now = patchwarden_server::clock::now();
+                let store = patchwarden_server::open_store(&db.url()?).await?;
+                let host = store
+                    .get_host(id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no host {id}"))?;
+                patchwarden_server::host_state::mark(
+                    store.as_ref(),
+                    &host,
+                    patchwarden_server::host_state::RETIRED,
+                    &reason,
+                    "host.retire",
+                    actor(),
+                    now,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("retiring host {id}: {e}"))?;
+                println!("retired host {id} ({})", host.facts.hostname);
+                Ok(ExitCode::SUCCESS)
+            });
+        }
+    };
     runtime.block_on(async move {
         let now = patchwarden_server::clock::now();
         match cmd {

@@ -152,6 +152,24 @@ fn the_server_keeps_the_findings_scan_finds_for_the_same_root_and_feeds() {
     let (scan_after, _) = scan_rows(&root, &feed, &kev);
     assert_eq!(open(FindingState::Open).len(), scan_after.len());
 
+    // An administrator retires the host: its agent is refused from then on.
+    let retired = run_ok(
+        bin()
+            .args(["admin", "host", "retire", &host.to_string(), "--database"])
+            .arg(&db),
+    );
+    assert!(retired.contains("retired host"), "{retired}");
+    let out = bin()
+        .args(["agent", "once", "--state-dir"])
+        .arg(&state)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("retired"), "{err}");
+
     // SIGTERM: the server finishes and exits cleanly.
     let pid = server.child.id().to_string();
     assert!(
@@ -219,4 +237,33 @@ fn the_server_keeps_the_findings_scan_finds_for_the_same_root_and_feeds() {
     let (code, text) = verify(&format!("sqlite://{}", deleted.display()));
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("event 5"), "{text}");
+}
+
+/// `patchwarden config example` prints a configuration `serve` reads as the defaults, and
+/// `config show` never prints the database password.
+#[test]
+fn config_example_parses_and_config_show_hides_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = run_ok(bin().args(["config", "example"]));
+    let path = dir.path().join("example.toml");
+    std::fs::write(&path, &example).unwrap();
+    let (config, warnings) = patchwarden_server::Config::load(Some(&path), Vec::new()).unwrap();
+    assert_eq!(config, patchwarden_server::Config::default());
+    assert!(warnings.is_empty());
+    let shown = run_ok(
+        bin()
+            .args(["config", "show", "--config"])
+            .arg(&path)
+            .env("PATCHWARDEN_DATABASE_URL", "postgres://pw:hunter2@db/pw"),
+    );
+    assert!(shown.contains("pw:***@db"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let out = bin()
+        .args(["config", "show", "--config"])
+        .arg(&path)
+        .env("PATCHWARDEN_LISTEN_API", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen.api"));
 }
