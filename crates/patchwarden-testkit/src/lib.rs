@@ -56,6 +56,25 @@ impl TestServer {
         let running = patchwarden_server::start(&config)
             .await
             .unwrap_or_else(|e| panic!("the test server did not start: {e}"));
+        TestServer::from_running(dir, config, running)
+    }
+
+    /// A server on a store opened by the test (PostgreSQL in a schema of its own).
+    pub async fn start_on_store(store: Arc<dyn Store>) -> TestServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        config.listen.api = "127.0.0.1:0".into();
+        config.listen.metrics = "127.0.0.1:0".into();
+        let running = patchwarden_server::start_with_store(&config, store)
+            .await
+            .unwrap_or_else(|e| panic!("the test server did not start: {e}"));
+        TestServer::from_running(dir, config, running)
+    }
+
+    fn from_running(dir: tempfile::TempDir, config: Config, running: Running) -> TestServer {
         let url = running.url();
         let fingerprint = Fingerprint::parse(
             running
