@@ -229,6 +229,11 @@ impl AgentClient {
         &self.host_id
     }
 
+    /// The host's key (to reach the same server at another address).
+    pub fn key(&self) -> &AgentKey {
+        &self.key
+    }
+
     /// Sends a request signed as this host, with the given signing parts and body bytes as
     /// they are: the typed calls below use it, and so do tests that need to send what a typed
     /// call never would (a replay, a forged body, a bomb).
