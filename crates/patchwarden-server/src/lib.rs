@@ -26,6 +26,7 @@ mod routes;
 pub mod serve;
 mod state;
 pub mod tls;
+mod traced;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;

@@ -120,6 +120,7 @@ pub async fn start_with_store(
     store: Arc<dyn Store>,
 ) -> Result<Running, ServeError> {
     create_data_dir(config)?;
+    let store: Arc<dyn Store> = Arc::new(crate::traced::TracedStore::new(store));
     let tls = tls::setup(&config.tls, &config.data_dir)?;
     let policies = load_policies(&config.policy.policies)?;
     let files = config.advisories.files.clone();
