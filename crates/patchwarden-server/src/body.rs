@@ -21,14 +21,16 @@ pub(crate) const SMALL_BODY: u64 = 256 * 1024;
 pub(crate) async fn read(body: Body, limit: u64) -> Result<Bytes, ApiError> {
     let max = usize::try_from(limit).unwrap_or(usize::MAX);
     axum::body::to_bytes(body, max).await.map_err(|e| {
-        // `to_bytes` reports an over-long body as a length-limit error in its source chain;
+        // `to_bytes` reports an over-long body as a `LengthLimitError` in its source chain;
         // anything else is a broken connection, which the client will not see anyway.
-        let text = format!("{e:?}");
-        if text.contains("LengthLimit") {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::MalformedBody(format!("the body could not be read: {e}"))
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return ApiError::PayloadTooLarge { limit };
+            }
+            source = s.source();
         }
+        ApiError::MalformedBody(format!("the body could not be read: {e}"))
     })
 }
 

@@ -44,6 +44,8 @@ pub enum ApiError {
     InventoryBaseMismatch(String),
     #[error("not found")]
     NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("job conflict: {0}")]
     JobConflict(String),
     #[error("overloaded")]
@@ -167,6 +169,12 @@ impl ApiError {
                 Some(d.clone()),
             ),
             ApiError::NotFound => (C::NotFound, StatusCode::NOT_FOUND, "Not found", None),
+            ApiError::MethodNotAllowed => (
+                C::MethodNotAllowed,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                None,
+            ),
             ApiError::JobConflict(d) => (
                 C::JobConflict,
                 StatusCode::CONFLICT,

@@ -229,6 +229,20 @@ async fn replayed_forged_and_stale_requests_fail() {
             .unwrap();
         refused(&raw, 401, ProblemCode::ClockSkew);
     }
+    // A wrong method and an unknown route: problem documents too.
+    let raw = a
+        .send_raw(
+            "GET",
+            CHECK_IN_PATH,
+            Vec::new(),
+            None,
+            &Signing::now(Some(a.host_id())),
+        )
+        .await
+        .unwrap();
+    refused(&raw, 405, ProblemCode::MethodNotAllowed);
+    let raw = server.client.get_raw("/api/v1/nothing-here").await.unwrap();
+    refused(&raw, 404, ProblemCode::NotFound);
     // A request with no signature at all.
     let plain = server.client.get_raw("/api/v1/agent/jobs/x").await.unwrap();
     refused(&plain, 401, ProblemCode::Unauthenticated);

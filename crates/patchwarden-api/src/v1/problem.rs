@@ -43,6 +43,8 @@ pub enum ProblemCode {
     InventoryBaseMismatch,
     /// No such object, or not one this caller may see (the two are not told apart).
     NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
     /// The job already has a different result.
     JobConflict,
     /// The server is loaded: retry after the `Retry-After` seconds.
@@ -73,6 +75,7 @@ impl ProblemCode {
             ProblemCode::HostRetired => "host-retired",
             ProblemCode::InventoryBaseMismatch => "inventory-base-mismatch",
             ProblemCode::NotFound => "not-found",
+            ProblemCode::MethodNotAllowed => "method-not-allowed",
             ProblemCode::JobConflict => "job-conflict",
             ProblemCode::Overloaded => "overloaded",
             ProblemCode::NotReady => "not-ready",
@@ -155,6 +158,7 @@ mod tests {
             ProblemCode::HostRetired,
             ProblemCode::InventoryBaseMismatch,
             ProblemCode::NotFound,
+            ProblemCode::MethodNotAllowed,
             ProblemCode::JobConflict,
             ProblemCode::Overloaded,
             ProblemCode::NotReady,

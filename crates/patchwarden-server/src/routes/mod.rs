@@ -36,6 +36,7 @@ pub(crate) fn api(state: Arc<AppState>) -> Router {
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
         .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Bodies are read by the handlers with their own limits (`body::read`), so that an
         // over-long body is refused as problem+json, not axum's plain text.
         .layer(axum::extract::DefaultBodyLimit::disable())
