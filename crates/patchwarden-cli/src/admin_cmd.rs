@@ -89,12 +89,10 @@ pub(crate) fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                     .get_host(id)
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("no host {id}"))?;
-                patchwarden_server::host_state::mark(
+                patchwarden_server::host_state::retire(
                     store.as_ref(),
-                    &host,
-                    patchwarden_server::host_state::RETIRED,
+                    host.id,
                     &reason,
-                    "host.retire",
                     actor(),
                     now,
                 )

@@ -12,11 +12,10 @@ use axum::http::{HeaderMap, Method, Uri};
 use ed25519_dalek::{Signature, VerifyingKey};
 use jiff::Timestamp;
 use patchwarden_api::v1::signing::{self, MAX_SKEW_SECS, NONCE_HEX_LEN, unhex};
-use patchwarden_store::Host;
+use patchwarden_store::{Host, HostState};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::host_state::{QUARANTINED, RETIRED};
 use crate::state::AppState;
 
 /// The signature headers of a request.
@@ -127,15 +126,17 @@ pub(crate) async fn agent(
         .store
         .record_nonce(host.id, &sig.nonce, expires, now)
         .await?;
-    if host.labels.contains_key(RETIRED) {
-        return Err(ApiError::HostRetired);
-    }
-    if let Some(reason) = host.labels.get(QUARANTINED) {
-        return Err(ApiError::HostIdentityConflict(format!(
-            "host {} is quarantined: {reason}; an operator must retire it and the host enroll \
-             again",
-            host.id
-        )));
+    match host.state {
+        HostState::Active => {}
+        HostState::Retired => return Err(ApiError::HostRetired),
+        HostState::Quarantined => {
+            return Err(ApiError::HostIdentityConflict(format!(
+                "host {} is quarantined: {}; an operator must retire it and the host enroll \
+                 again",
+                host.id,
+                host.state_reason.as_deref().unwrap_or("no reason recorded")
+            )));
+        }
     }
     tracing::Span::current().record("host", tracing::field::display(host.id));
     Ok(host)

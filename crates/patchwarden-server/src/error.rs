@@ -63,6 +63,16 @@ impl From<StoreError> for ApiError {
             StoreError::Enrollment(r) => ApiError::EnrollmentRefused(r),
             StoreError::Replay { .. } => ApiError::Replayed,
             StoreError::NotFound { .. } | StoreError::NotJobOwner { .. } => ApiError::NotFound,
+            // The check-in handler turns a refused counter into a quarantine before it gets
+            // here; should one slip through, it is still the conflict it means.
+            StoreError::CounterNotIncreased { host, seq, last } => {
+                ApiError::HostIdentityConflict(format!(
+                    "check-in counter {seq} of host {host} after {last}: two machines are using \
+                     this host's credential"
+                ))
+            }
+            // Only a retired host refuses a change of standing.
+            StoreError::HostStateRefused { .. } => ApiError::HostRetired,
             StoreError::JobAlreadyFinished { job, state } => {
                 ApiError::JobConflict(format!("job {job} already finished as {state}"))
             }

@@ -1,52 +1,86 @@
-//! The server's own marks on a host — retired, quarantined, baseline met — kept as labels under
-//! the reserved `patchwarden.` prefix.
+//! The server's changes of a host's standing — retired, quarantined, current for the first
+//! time (P19) — each with the audit event that records it, through
+//! [`Store::change_host_state`], which keeps them in columns of the hosts table.
 //!
-//! FIXME(store): these belong in columns of the hosts table (a state and the time it was set),
-//! which the `Store` trait does not have yet; labels are the store's only per-host field the
-//! server can write today. Every change of one goes through `set_host_placement`, so it is in
-//! the audit chain like any other change.
-
-use std::collections::BTreeMap;
+//! Kept in the store, not in a server's memory, so that every server sharing the database and
+//! a server after a restart refuse the same hosts. The check-in counter, which is what detects
+//! one host identity used from two machines, is kept there too (`advance_check_in_counter`,
+//! called by the check-in handler).
 
 use jiff::Timestamp;
 use patchwarden_core::audit::{Actor, AuditEntry};
-use patchwarden_store::{Host, HostPlacement, Store};
-use serde_json::json;
+use patchwarden_store::{Host, HostStateChange, Store, StoreError};
+use uuid::Uuid;
 
-use crate::error::ApiError;
-
-/// Set on a host retired by a re-enrollment (`replaced-by:<host id>`) or an operator.
-pub const RETIRED: &str = "patchwarden.retired";
-/// Set on a host whose identity was seen used from two machines, with the reason.
-pub const QUARANTINED: &str = "patchwarden.quarantined";
-/// Set when a new host first had its inventory matched with no fixable finding open (P19),
-/// with the time.
-pub const BASELINE_MET: &str = "patchwarden.baseline-met";
-
-/// Adds `key = value` to the host's labels, with an audit event `action`.
-pub async fn mark(
+/// Retires a host: its credential is refused from then on (`host-retired`), its history kept.
+/// Retiring a retired host changes nothing.
+pub async fn retire(
     store: &dyn Store,
-    host: &Host,
-    key: &str,
-    value: &str,
+    host: Uuid,
+    reason: &str,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<Host, StoreError> {
+    let change = HostStateChange::Retire {
+        reason: bounded(reason),
+    };
+    change_state(store, host, change, "host.retire", actor, now).await
+}
+
+/// Quarantines a host whose identity was seen used from two machines: every request of it is
+/// refused (`host-identity-conflict`) until an operator retires it.
+pub async fn quarantine(
+    store: &dyn Store,
+    host: Uuid,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Host, StoreError> {
+    let change = HostStateChange::Quarantine {
+        reason: bounded(reason),
+    };
+    let actor = Actor::System("identity".into());
+    change_state(store, host, change, "host.quarantine", actor, now).await
+}
+
+/// Records that a new host is current (its inventory matched, no fixable finding open): from
+/// then on it is no longer reported as new. Only the first time is recorded.
+pub async fn baseline_met(
+    store: &dyn Store,
+    host: Uuid,
+    now: Timestamp,
+) -> Result<Host, StoreError> {
+    let actor = Actor::System("matcher".into());
+    change_state(
+        store,
+        host,
+        HostStateChange::BaselineMet,
+        "host.baseline_met",
+        actor,
+        now,
+    )
+    .await
+}
+
+async fn change_state(
+    store: &dyn Store,
+    host: Uuid,
+    change: HostStateChange,
     action: &str,
     actor: Actor,
     now: Timestamp,
-) -> Result<Host, ApiError> {
-    let mut labels: BTreeMap<String, String> = host.labels.clone();
-    let before = labels.get(key).cloned();
-    // Label values are bounded by the store; a long reason is cut rather than refused.
-    let value: String = value.chars().take(200).collect();
-    labels.insert(key.to_owned(), value.clone());
-    let placement = HostPlacement {
-        group: host.group.clone(),
-        ring: host.ring.clone(),
-        labels,
-    };
-    let audit = AuditEntry::new(now, actor, action, format!("host:{}", host.id))
-        .before(json!({ key: before }))
-        .after(json!({ key: value }));
-    Ok(store
-        .set_host_placement(host.id, placement, now, audit)
-        .await?)
+) -> Result<Host, StoreError> {
+    // The store fills in the entry's before and after with the standing it changed.
+    let audit = AuditEntry::new(now, actor, action, format!("host:{host}"));
+    store.change_host_state(host, change, now, audit).await
+}
+
+/// A reason as the store takes it: a reason built from what an agent sent could be long, and
+/// is cut rather than refused, since the change it explains must still happen.
+fn bounded(reason: &str) -> String {
+    let max = patchwarden_store::limits::MAX_STATE_REASON;
+    reason
+        .char_indices()
+        .take_while(|(at, c)| at + c.len_utf8() <= max)
+        .map(|(_, c)| c)
+        .collect()
 }

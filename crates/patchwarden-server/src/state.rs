@@ -1,12 +1,11 @@
 //! What every request handler shares: the store, the matcher, the settings, the metrics, and
-//! the few things kept in memory (enrollment nonces, the last check-in counter per host).
+//! the one thing kept in memory: the nonces of enrollment requests.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use patchwarden_store::Store;
-use uuid::Uuid;
 
 use crate::config::{Agents, Limits};
 use crate::matcher::Matcher;
@@ -41,8 +40,6 @@ pub struct AppState {
     /// Nonces of enrollment requests (which have no host yet, so the store's per-host nonce
     /// table cannot hold them), with the unix second they expire.
     enroll_nonces: Mutex<HashMap<String, i64>>,
-    /// The last check-in counter each host sent to this process (see `CheckInRequest::seq`).
-    check_in_seqs: Mutex<HashMap<Uuid, u64>>,
 }
 
 impl AppState {
@@ -63,7 +60,6 @@ impl AppState {
             in_flight: AtomicU32::new(0),
             ready: AtomicBool::new(false),
             enroll_nonces: Mutex::new(HashMap::new()),
-            check_in_seqs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -99,22 +95,5 @@ impl AppState {
         }
         nonces.insert(nonce.to_owned(), expires);
         NonceCheck::New
-    }
-
-    /// Records `seq` as the host's latest check-in counter. Returns the previous counter when
-    /// `seq` does not exceed it: two machines are using one host identity (or the agent's
-    /// state was restored from a copy).
-    pub fn advance_seq(&self, host: Uuid, seq: u64) -> Result<(), u64> {
-        let mut seqs = self
-            .check_in_seqs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match seqs.get(&host) {
-            Some(&last) if seq <= last => Err(last),
-            _ => {
-                seqs.insert(host, seq);
-                Ok(())
-            }
-        }
     }
 }

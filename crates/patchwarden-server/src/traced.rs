@@ -11,8 +11,9 @@ use patchwarden_core::audit::{AuditEntry, AuditEvent};
 use patchwarden_core::inventory::{HostFacts, Inventory, Package, PackagesDigest};
 use patchwarden_store::{
     AdvisoryUpsert, AuditHead, ClassificationChange, CurrentFinding, EnrollmentToken,
-    FindingFilter, FindingSync, Host, HostFilter, HostPlacement, Job, JobFilter, JobReport,
-    NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store, StoredFinding, StoredInventory,
+    FindingFilter, FindingSync, Host, HostFilter, HostPlacement, HostStateChange, Job, JobFilter,
+    JobReport, NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store, StoredFinding,
+    StoredInventory,
 };
 use tracing::Instrument;
 use uuid::Uuid;
@@ -139,6 +140,29 @@ impl Store for TracedStore {
         self.inner
             .set_host_placement(host, placement, now, audit)
             .instrument(tracing::debug_span!("store", op = "set_host_placement"))
+            .await
+    }
+
+    async fn change_host_state(
+        &self,
+        host: Uuid,
+        change: HostStateChange,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Host> {
+        self.inner
+            .change_host_state(host, change, now, audit)
+            .instrument(tracing::debug_span!("store", op = "change_host_state"))
+            .await
+    }
+
+    async fn advance_check_in_counter(&self, host: Uuid, seq: u64) -> Result<()> {
+        self.inner
+            .advance_check_in_counter(host, seq)
+            .instrument(tracing::debug_span!(
+                "store",
+                op = "advance_check_in_counter"
+            ))
             .await
     }
 

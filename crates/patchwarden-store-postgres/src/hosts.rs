@@ -1,5 +1,6 @@
-//! Hosts on PostgreSQL: enrollment's insert, reads and filters, check-ins and placement (the
-//! host row locked while it is compared and changed), and the replay nonces.
+//! Hosts on PostgreSQL: enrollment's insert, reads and filters, check-ins, placement and
+//! standing (the host row locked while it is compared and changed), the check-in counter, and
+//! the replay nonces.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +9,10 @@ use jiff::Timestamp;
 use patchwarden_core::audit::AuditEntry;
 use patchwarden_core::inventory::{HostFacts, PackagesDigest};
 use patchwarden_store::codec::{from_json, opt_ts_from_db, ts_from_db, ts_to_db};
+use patchwarden_store::host::{decide_state_change, seq_to_db, state_change_audit};
 use patchwarden_store::{
-    EnrollmentToken, Host, HostFilter, HostPlacement, NewHost, Result, StoreError,
+    EnrollmentToken, Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost, Result,
+    StoreError,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -20,7 +23,8 @@ use crate::{audit, col, execute, is_code, pg, query, query_opt};
 
 const T: &str = "hosts";
 const COLUMNS: &str = "id, grp, ring, labels, public_key, facts, machine_id, ecosystem, \
-                       enrolled_with, enrolled_at, last_seen, inventory_digest";
+                       enrolled_with, enrolled_at, last_seen, inventory_digest, state, \
+                       state_reason, state_changed_at, baseline_met_at, check_in_seq";
 
 fn decode(r: &Row) -> Result<Host> {
     let id: Uuid = col(T, r, 0)?;
@@ -36,6 +40,13 @@ fn decode(r: &Row) -> Result<Host> {
         ),
         None => None,
     };
+    let state: String = col(T, r, 12)?;
+    let state = HostState::parse(&state)
+        .ok_or_else(|| StoreError::corrupt(T, id, format!("state {state:?}")))?;
+    let check_in_seq: Option<i64> = col(T, r, 16)?;
+    let check_in_seq = check_in_seq
+        .map(|n| u64::try_from(n).map_err(|_| StoreError::corrupt(T, id, "negative counter")))
+        .transpose()?;
     Ok(Host {
         id,
         group: col(T, r, 1)?,
@@ -49,6 +60,11 @@ fn decode(r: &Row) -> Result<Host> {
         enrolled_at: ts_from_db(T, &id, col(T, r, 9)?)?,
         last_seen: opt_ts_from_db(T, &id, col(T, r, 10)?)?,
         inventory_digest,
+        state,
+        state_reason: col(T, r, 13)?,
+        state_changed_at: opt_ts_from_db(T, &id, col(T, r, 14)?)?,
+        baseline_met_at: opt_ts_from_db(T, &id, col(T, r, 15)?)?,
+        check_in_seq,
     })
 }
 
@@ -207,6 +223,75 @@ pub(crate) async fn set_placement<C: GenericClient>(
         audit::append(c, entry).await?;
     }
     get_locked(c, id).await
+}
+
+pub(crate) async fn change_state<C: GenericClient>(
+    c: &C,
+    id: Uuid,
+    change: &HostStateChange,
+    now: Timestamp,
+    entry: AuditEntry,
+) -> Result<Host> {
+    let before = get_locked(c, id).await?;
+    if !decide_state_change(&before, change)? {
+        return Ok(before);
+    }
+    let at = ts_to_db("now", now)?;
+    let updated = match change {
+        HostStateChange::Quarantine { reason } | HostStateChange::Retire { reason } => {
+            let state = match change {
+                HostStateChange::Quarantine { .. } => HostState::Quarantined,
+                _ => HostState::Retired,
+            };
+            execute(
+                c,
+                "UPDATE hosts SET state = $2, state_reason = $3, state_changed_at = $4
+                 WHERE id = $1",
+                &[&id, &state.as_str(), reason, &at],
+            )
+            .await
+        }
+        HostStateChange::BaselineMet => {
+            execute(
+                c,
+                "UPDATE hosts SET baseline_met_at = $2 WHERE id = $1",
+                &[&id, &at],
+            )
+            .await
+        }
+    };
+    updated.map_err(pg("change host state"))?;
+    audit::append(c, &state_change_audit(&before, change, now, entry)).await?;
+    get_locked(c, id).await
+}
+
+/// The compare-and-set of the check-in counter: one statement that changes the row only when
+/// `seq` exceeds the stored counter. A concurrent update of the row makes PostgreSQL wait and
+/// evaluate the condition again on the row it committed, so of two equal counters one wins.
+pub(crate) async fn advance_counter<C: GenericClient>(c: &C, id: Uuid, seq: u64) -> Result<()> {
+    let value = seq_to_db(seq)?;
+    let n = execute(
+        c,
+        "UPDATE hosts SET check_in_seq = $2
+         WHERE id = $1 AND (check_in_seq IS NULL OR check_in_seq < $2)",
+        &[&id, &value],
+    )
+    .await
+    .map_err(pg("advance check-in counter"))?;
+    if n == 1 {
+        return Ok(());
+    }
+    let host = get(c, id, false)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "host",
+            id: id.to_string(),
+        })?;
+    Err(StoreError::CounterNotIncreased {
+        host: id,
+        seq,
+        last: host.check_in_seq.unwrap_or(0),
+    })
 }
 
 pub(crate) async fn record_nonce<C: GenericClient>(

@@ -23,9 +23,9 @@ use patchwarden_core::audit::{AuditEntry, AuditEvent};
 use patchwarden_core::inventory::{HostFacts, Inventory, Package, PackagesDigest};
 use patchwarden_store::{
     AdvisoryUpsert, AuditHead, ClassificationChange, CurrentFinding, DatabaseUrl, EnrollmentToken,
-    FindingFilter, FindingSync, Host, HostFilter, HostPlacement, Job, JobFilter, JobReport,
-    NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store, StoreError, StoredFinding,
-    StoredInventory,
+    FindingFilter, FindingSync, Host, HostFilter, HostPlacement, HostStateChange, Job, JobFilter,
+    JobReport, NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store, StoreError,
+    StoredFinding, StoredInventory,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -294,6 +294,25 @@ impl Store for PgStore {
             &tx, host, &placement, now, &audit
         )
         .await?)
+    }
+
+    async fn change_host_state(
+        &self,
+        host: Uuid,
+        change: HostStateChange,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Host> {
+        change.check()?;
+        in_tx!(self, "change host state", |tx| hosts::change_state(
+            &tx, host, &change, now, audit
+        )
+        .await?)
+    }
+
+    async fn advance_check_in_counter(&self, host: Uuid, seq: u64) -> Result<()> {
+        let client = self.client("advance check-in counter").await?;
+        hosts::advance_counter(&client, host, seq).await
     }
 
     async fn record_nonce(

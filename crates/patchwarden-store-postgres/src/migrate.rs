@@ -15,10 +15,16 @@ use patchwarden_store::StoreError;
 
 /// Every migration, in order: (name, SQL). `tests/migrations.rs` checks that this list, the
 /// directory, and SQLite's list hold the same names.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_host_state",
+        include_str!("../migrations/0002_host_state.sql"),
+    ),
+];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0070_772d_6d69_6772;

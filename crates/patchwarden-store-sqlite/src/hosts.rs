@@ -1,5 +1,5 @@
-//! Hosts on SQLite: enrollment's insert, reads and filters, check-ins, placement, and the
-//! replay nonces.
+//! Hosts on SQLite: enrollment's insert, reads and filters, check-ins, placement, standing,
+//! the check-in counter, and the replay nonces.
 
 use std::collections::BTreeMap;
 
@@ -7,8 +7,10 @@ use jiff::Timestamp;
 use patchwarden_core::audit::AuditEntry;
 use patchwarden_core::inventory::{HostFacts, PackagesDigest};
 use patchwarden_store::codec::{from_json, opt_ts_from_db, ts_from_db, ts_to_db};
+use patchwarden_store::host::{decide_state_change, seq_to_db, state_change_audit};
 use patchwarden_store::{
-    EnrollmentToken, Host, HostFilter, HostPlacement, NewHost, Result, StoreError,
+    EnrollmentToken, Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost, Result,
+    StoreError,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -17,7 +19,8 @@ use uuid::Uuid;
 use crate::{audit, db, is_unique_violation, uuid_from_db};
 
 const COLUMNS: &str = "id, grp, ring, labels, public_key, facts, machine_id, ecosystem, \
-                       enrolled_with, enrolled_at, last_seen, inventory_digest";
+                       enrolled_with, enrolled_at, last_seen, inventory_digest, state, \
+                       state_reason, state_changed_at, baseline_met_at, check_in_seq";
 
 pub(crate) struct RawHost {
     id: String,
@@ -32,6 +35,11 @@ pub(crate) struct RawHost {
     enrolled_at: i64,
     last_seen: Option<i64>,
     inventory_digest: Option<String>,
+    state: String,
+    state_reason: Option<String>,
+    state_changed_at: Option<i64>,
+    baseline_met_at: Option<i64>,
+    check_in_seq: Option<i64>,
 }
 
 fn raw(r: &Row<'_>) -> rusqlite::Result<RawHost> {
@@ -48,6 +56,11 @@ fn raw(r: &Row<'_>) -> rusqlite::Result<RawHost> {
         enrolled_at: r.get(9)?,
         last_seen: r.get(10)?,
         inventory_digest: r.get(11)?,
+        state: r.get(12)?,
+        state_reason: r.get(13)?,
+        state_changed_at: r.get(14)?,
+        baseline_met_at: r.get(15)?,
+        check_in_seq: r.get(16)?,
     })
 }
 
@@ -62,6 +75,12 @@ fn decode(h: RawHost) -> Result<Host> {
         ),
         None => None,
     };
+    let state = HostState::parse(&h.state)
+        .ok_or_else(|| StoreError::corrupt(T, &h.id, format!("state {:?}", h.state)))?;
+    let check_in_seq = h
+        .check_in_seq
+        .map(|n| u64::try_from(n).map_err(|_| StoreError::corrupt(T, &h.id, "negative counter")))
+        .transpose()?;
     Ok(Host {
         id: uuid_from_db(T, &h.id)?,
         group: h.group,
@@ -75,6 +94,11 @@ fn decode(h: RawHost) -> Result<Host> {
         enrolled_at: ts_from_db(T, &h.id, h.enrolled_at)?,
         last_seen: opt_ts_from_db(T, &h.id, h.last_seen)?,
         inventory_digest,
+        state,
+        state_reason: h.state_reason,
+        state_changed_at: opt_ts_from_db(T, &h.id, h.state_changed_at)?,
+        baseline_met_at: opt_ts_from_db(T, &h.id, h.baseline_met_at)?,
+        check_in_seq,
     })
 }
 
@@ -232,6 +256,63 @@ pub(crate) fn set_placement(
         audit::append(c, entry)?;
     }
     get_existing(c, id)
+}
+
+pub(crate) fn change_state(
+    c: &Connection,
+    id: Uuid,
+    change: &HostStateChange,
+    now: Timestamp,
+    entry: AuditEntry,
+) -> Result<Host> {
+    let before = get_existing(c, id)?;
+    if !decide_state_change(&before, change)? {
+        return Ok(before);
+    }
+    let at = ts_to_db("now", now)?;
+    let updated = match change {
+        HostStateChange::Quarantine { reason } | HostStateChange::Retire { reason } => {
+            let state = match change {
+                HostStateChange::Quarantine { .. } => HostState::Quarantined,
+                _ => HostState::Retired,
+            };
+            c.execute(
+                "UPDATE hosts SET state = ?2, state_reason = ?3, state_changed_at = ?4
+                 WHERE id = ?1",
+                params![id.to_string(), state.as_str(), reason, at],
+            )
+        }
+        HostStateChange::BaselineMet => c.execute(
+            "UPDATE hosts SET baseline_met_at = ?2 WHERE id = ?1",
+            params![id.to_string(), at],
+        ),
+    };
+    updated.map_err(db("change host state"))?;
+    audit::append(c, &state_change_audit(&before, change, now, entry))?;
+    get_existing(c, id)
+}
+
+/// The compare-and-set of the check-in counter: one statement that changes the row only when
+/// `seq` exceeds the stored counter, so the writer lock makes it atomic; a refusal reads the
+/// counter it lost to.
+pub(crate) fn advance_counter(c: &Connection, id: Uuid, seq: u64) -> Result<()> {
+    let value = seq_to_db(seq)?;
+    let n = c
+        .execute(
+            "UPDATE hosts SET check_in_seq = ?2
+             WHERE id = ?1 AND (check_in_seq IS NULL OR check_in_seq < ?2)",
+            params![id.to_string(), value],
+        )
+        .map_err(db("advance check-in counter"))?;
+    if n == 1 {
+        return Ok(());
+    }
+    let host = get_existing(c, id)?;
+    Err(StoreError::CounterNotIncreased {
+        host: id,
+        seq,
+        last: host.check_in_seq.unwrap_or(0),
+    })
 }
 
 pub(crate) fn record_nonce(

@@ -19,9 +19,9 @@ use patchwarden_core::audit::{AuditEntry, AuditEvent};
 use patchwarden_core::inventory::{HostFacts, Inventory, Package, PackagesDigest};
 use patchwarden_store::{
     AdvisoryUpsert, AuditHead, ClassificationChange, CurrentFinding, DatabaseUrl, EnrollmentToken,
-    FindingFilter, FindingSync, Host, HostFilter, HostPlacement, Job, JobFilter, JobReport,
-    NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store, StoreError, StoredFinding,
-    StoredInventory,
+    FindingFilter, FindingSync, Host, HostFilter, HostPlacement, HostStateChange, Job, JobFilter,
+    JobReport, NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store, StoreError,
+    StoredFinding, StoredInventory,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use uuid::Uuid;
@@ -320,6 +320,27 @@ impl Store for SqliteStore {
         placement.check()?;
         self.write("set host placement", move |c| {
             hosts::set_placement(c, host, &placement, now, &audit)
+        })
+        .await
+    }
+
+    async fn change_host_state(
+        &self,
+        host: Uuid,
+        change: HostStateChange,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Host> {
+        change.check()?;
+        self.write("change host state", move |c| {
+            hosts::change_state(c, host, &change, now, audit)
+        })
+        .await
+    }
+
+    async fn advance_check_in_counter(&self, host: Uuid, seq: u64) -> Result<()> {
+        self.write("advance check-in counter", move |c| {
+            hosts::advance_counter(c, host, seq)
         })
         .await
     }

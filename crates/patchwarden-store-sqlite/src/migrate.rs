@@ -14,10 +14,16 @@ use patchwarden_store::StoreError;
 
 /// Every migration, in order: (name, SQL). `tests/migrations.rs` checks that this list and the
 /// directory hold the same files.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_host_state",
+        include_str!("../migrations/0002_host_state.sql"),
+    ),
+];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Migration {

@@ -35,6 +35,19 @@ pub enum StoreError {
     NotFound { kind: &'static str, id: String },
     #[error("{kind} {id} already exists")]
     AlreadyExists { kind: &'static str, id: String },
+    /// A check-in counter that does not exceed the last one accepted for the host: the same
+    /// agent identity is used from two machines (or its state was restored from a copy).
+    /// Nothing changed.
+    #[error("check-in counter {seq} of host {host} does not exceed the last one accepted ({last})")]
+    CounterNotIncreased { host: Uuid, seq: u64, last: u64 },
+    /// A change of standing that is not allowed (a retired host stays retired); nothing
+    /// changed.
+    #[error("host {host} is {state}: it cannot be {wanted}")]
+    HostStateRefused {
+        host: Uuid,
+        state: crate::host::HostState,
+        wanted: &'static str,
+    },
     /// A host reported on a job that is not its own; nothing changed.
     #[error("job {job} does not belong to host {host}")]
     NotJobOwner { job: Uuid, host: Uuid },

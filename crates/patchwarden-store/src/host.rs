@@ -4,6 +4,11 @@
 //! The machine id is a column of its own so that a re-imaged or cloned host (a new enrollment
 //! with a machine id already known) can be found; the store only finds it, the server decides
 //! what to do, and nothing is ever merged silently.
+//!
+//! A host's standing (active, quarantined, retired), the moment a new host was first current,
+//! and the last check-in counter its agent sent are columns too, so that every server sharing
+//! the database, and a server after a restart, sees the same ones. Which changes of standing
+//! are allowed is decided here, once, by [`decide_state_change`]; the backends only apply it.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +20,7 @@ use uuid::Uuid;
 use crate::error::{Result, StoreError};
 use crate::limits::{
     MAX_FACTS_JSON, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS, MAX_MACHINE_ID, MAX_NAME,
-    MAX_PUBLIC_KEY, check_len, check_name, check_opt,
+    MAX_PUBLIC_KEY, MAX_STATE_REASON, check_len, check_name, check_opt,
 };
 
 /// A host to be enrolled.
@@ -47,6 +52,156 @@ pub struct Host {
     pub last_seen: Option<Timestamp>,
     /// The digest of the inventory the store holds for the host, if any.
     pub inventory_digest: Option<PackagesDigest>,
+    /// Where the host stands: active, quarantined or retired.
+    pub state: HostState,
+    /// Why the host was quarantined or retired (`None` while active).
+    pub state_reason: Option<String>,
+    /// When the host was quarantined or retired (`None` while active).
+    pub state_changed_at: Option<Timestamp>,
+    /// When the host, new to the fleet, was first current: its inventory matched and no
+    /// finding with a released fix open (P19). `None` while it is still new.
+    pub baseline_met_at: Option<Timestamp>,
+    /// The last check-in counter accepted from the host's agent (see
+    /// [`crate::Store::advance_check_in_counter`]); `None` before its first check-in.
+    pub check_in_seq: Option<u64>,
+}
+
+/// Where a host stands with the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// Enrolled and answered.
+    Active,
+    /// Its identity was seen used from two machines: every request of it is refused until an
+    /// operator retires it and the machines enroll anew.
+    Quarantined,
+    /// Replaced by a re-enrollment or retired by an operator: its credential is refused from
+    /// then on and its history kept. Final.
+    Retired,
+}
+
+impl HostState {
+    /// The name stored in the `state` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Active => "active",
+            HostState::Quarantined => "quarantined",
+            HostState::Retired => "retired",
+        }
+    }
+
+    /// The state a `state` column names, `None` for anything else.
+    pub fn parse(text: &str) -> Option<HostState> {
+        match text {
+            "active" => Some(HostState::Active),
+            "quarantined" => Some(HostState::Quarantined),
+            "retired" => Some(HostState::Retired),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A change of a host's standing, made by the server or an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostStateChange {
+    /// Quarantine the host (from active), for `reason`.
+    Quarantine { reason: String },
+    /// Retire the host (from active or quarantined), for `reason`.
+    Retire { reason: String },
+    /// Record that the new host is now current (once: the first time counts).
+    BaselineMet,
+}
+
+impl HostStateChange {
+    /// The verb used in errors: "quarantined", "retired", "marked current".
+    pub fn verb(&self) -> &'static str {
+        match self {
+            HostStateChange::Quarantine { .. } => "quarantined",
+            HostStateChange::Retire { .. } => "retired",
+            HostStateChange::BaselineMet => "marked current",
+        }
+    }
+
+    /// Checks the reason's length.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            HostStateChange::Quarantine { reason } | HostStateChange::Retire { reason } => {
+                check_name("host state reason", reason, MAX_STATE_REASON)
+            }
+            HostStateChange::BaselineMet => Ok(()),
+        }
+    }
+}
+
+/// Whether `change` changes `host`: `Ok(true)` when it must be applied, `Ok(false)` when the
+/// host already is where the change would put it (a repeated change is idempotent and keeps
+/// the first reason and time), and [`StoreError::HostStateRefused`] when it is not allowed —
+/// a retired host stays retired, so it can be neither quarantined nor brought back.
+pub fn decide_state_change(host: &Host, change: &HostStateChange) -> Result<bool> {
+    match (change, host.state) {
+        (HostStateChange::BaselineMet, _) => Ok(host.baseline_met_at.is_none()),
+        (HostStateChange::Quarantine { .. }, HostState::Active) => Ok(true),
+        (HostStateChange::Quarantine { .. }, HostState::Quarantined) => Ok(false),
+        (HostStateChange::Retire { .. }, HostState::Active | HostState::Quarantined) => Ok(true),
+        (HostStateChange::Retire { .. }, HostState::Retired) => Ok(false),
+        (HostStateChange::Quarantine { .. }, HostState::Retired) => {
+            Err(StoreError::HostStateRefused {
+                host: host.id,
+                state: host.state,
+                wanted: change.verb(),
+            })
+        }
+    }
+}
+
+/// The audit entry's `before` and `after` for `change` of `host`, where the caller left them
+/// empty: the standing (or baseline) before and after.
+pub fn state_change_audit(
+    host: &Host,
+    change: &HostStateChange,
+    now: Timestamp,
+    mut entry: patchwarden_core::audit::AuditEntry,
+) -> patchwarden_core::audit::AuditEntry {
+    let (before, after) = match change {
+        HostStateChange::BaselineMet => (
+            serde_json::json!({ "baseline_met_at": null }),
+            serde_json::json!({ "baseline_met_at": now }),
+        ),
+        HostStateChange::Quarantine { reason } | HostStateChange::Retire { reason } => {
+            let to = match change {
+                HostStateChange::Quarantine { .. } => HostState::Quarantined,
+                _ => HostState::Retired,
+            };
+            (
+                serde_json::json!({ "state": host.state, "reason": host.state_reason }),
+                serde_json::json!({ "state": to, "reason": reason }),
+            )
+        }
+    };
+    if entry.before.is_none() {
+        entry.before = Some(before);
+    }
+    if entry.after.is_none() {
+        entry.after = Some(after);
+    }
+    entry
+}
+
+/// The largest check-in counter a column holds (a signed 64-bit integer in both backends).
+pub const MAX_CHECK_IN_SEQ: u64 = i64::MAX as u64;
+
+/// `seq` as the column stores it, refused beyond [`MAX_CHECK_IN_SEQ`].
+pub fn seq_to_db(seq: u64) -> Result<i64> {
+    i64::try_from(seq).map_err(|_| StoreError::Invalid {
+        field: "check-in counter",
+        reason: format!("{seq} is above {MAX_CHECK_IN_SEQ}"),
+    })
 }
 
 /// Where a host belongs: set by operators.

@@ -9,9 +9,9 @@
 //! (`now`) and the [`AuditEntry`] that records it, and appends that entry to the audit chain
 //! in the same transaction as the change — no change without its event. A method whose call
 //! turns out to change nothing (a retried job report, a check-in with unchanged facts, a
-//! lease with no due job) appends nothing. Two kinds of bookkeeping are deliberately left out
+//! lease with no due job) appends nothing. Three kinds of bookkeeping are deliberately left out
 //! of the chain because they are not changes anyone acts on and happen on every agent request:
-//! replay nonces and the `last_seen` time of a check-in.
+//! replay nonces, the `last_seen` time of a check-in, and the check-in counter.
 //!
 //! The rules both backends must follow (token checks, job report decisions, finding syncs)
 //! are pure functions in this crate; [`conformance`] is the one suite every backend passes.
@@ -43,7 +43,7 @@ pub use finding::{
     Classification, ClassificationChange, CurrentFinding, FindingFilter, FindingState, FindingSync,
     StoredFinding,
 };
-pub use host::{Host, HostFilter, HostPlacement, NewHost};
+pub use host::{Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost};
 pub use job::{Job, JobFilter, JobReport, JobState, NewJob};
 pub use token::{EnrollmentToken, NewEnrollmentToken, SecretHash};
 pub use url::{DatabaseUrl, redact};
@@ -139,7 +139,28 @@ pub trait Store: Send + Sync + fmt::Debug {
         audit: AuditEntry,
     ) -> Result<Host>;
 
+    /// Changes a host's standing — quarantined, retired, or (once) current — with its audit
+    /// entry in the same transaction (see [`host::decide_state_change`]): a change that finds
+    /// the host already there changes nothing and appends nothing; a retired host refuses to be
+    /// quarantined with [`StoreError::HostStateRefused`]. The entry's `before` and `after` are
+    /// filled in with the standing when the caller left them empty.
+    async fn change_host_state(
+        &self,
+        host: Uuid,
+        change: HostStateChange,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<Host>;
+
     // Replay protection.
+
+    /// Advances the host's check-in counter to `seq`, atomically, only when `seq` exceeds the
+    /// last counter accepted (a compare-and-set: of two concurrent calls with one value, one
+    /// succeeds). A counter that does not exceed it fails with
+    /// [`StoreError::CounterNotIncreased`] and changes nothing: one host identity is used
+    /// from two machines. Kept in the database, so a restarted server, or another one sharing
+    /// it, refuses the same counters.
+    async fn advance_check_in_counter(&self, host: Uuid, seq: u64) -> Result<()>;
 
     /// Records that `host` used `nonce`, valid until `expires_at`. Fails with
     /// [`StoreError::Replay`] when the host used it before and it has not expired at `now`.

@@ -18,6 +18,8 @@ pub const MAX_PUBLIC_KEY: usize = 8 * 1024;
 pub const MAX_MACHINE_ID: usize = 256;
 /// A request nonce.
 pub const MAX_NONCE: usize = 128;
+/// Why a host was quarantined or retired.
+pub const MAX_STATE_REASON: usize = 1024;
 /// A host's facts as JSON.
 pub const MAX_FACTS_JSON: usize = 64 * 1024;
 /// Labels: how many, and each key and value.

@@ -12,6 +12,7 @@ use patchwarden_client::AgentClient;
 use patchwarden_core::audit::{Actor, verify};
 use patchwarden_core::inventory::{HostFacts, Inventory, Manager, Package, PackageStatus};
 use patchwarden_server::admin;
+use patchwarden_store::HostState;
 use patchwarden_testkit::{TestServer, debian_facts, now};
 use uuid::Uuid;
 
@@ -262,6 +263,15 @@ async fn a_machine_id_already_enrolled_is_refused_or_replaced_explicitly() {
         .map(|e| e.entry.action)
         .collect();
     assert!(actions.contains(&"host.retire".to_string()), "{actions:?}");
+    // The retirement is the host's standing in the store, with who replaced it.
+    let old_id = Uuid::parse_str(&old.host_id).unwrap();
+    let retired = server.store().get_host(old_id).await.unwrap().unwrap();
+    assert_eq!(retired.state, HostState::Retired);
+    assert_eq!(
+        retired.state_reason,
+        Some(format!("replaced-by:{}", response.host_id))
+    );
+    assert!(retired.labels.is_empty(), "{:?}", retired.labels);
 }
 
 #[tokio::test]
@@ -293,6 +303,16 @@ async fn one_host_identity_used_from_two_machines_is_quarantined() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::HostIdentityConflict));
+    let id = Uuid::parse_str(agent.host_id()).unwrap();
+    let host = server.store().get_host(id).await.unwrap().unwrap();
+    assert_eq!(host.state, HostState::Quarantined);
+    assert_eq!(
+        host.state_reason.as_deref(),
+        Some(
+            "check-in counter 5 after 5: two machines are using this host's credential (a \
+             copied agent state directory)"
+        )
+    );
 
     // A different machine id under one host id is the same conflict.
     let facts2 = debian_facts("cache-2", "44444444444444444444444444444444");
@@ -303,6 +323,53 @@ async fn one_host_identity_used_from_two_machines_is_quarantined() {
         .check_in(&CheckInRequest {
             seq: 1,
             facts: moved,
+            packages: inv.packages_digest(),
+            agent_version: "t".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ProblemCode::HostIdentityConflict));
+}
+
+/// The counter used to live in each server's memory, so a restart forgot it and a copy of an
+/// agent's state could replay its counters to the restarted server unnoticed. It is kept in
+/// the store now.
+#[tokio::test]
+async fn a_check_in_counter_replayed_after_a_server_restart_is_refused() {
+    let server = TestServer::start().await;
+    let facts = debian_facts("cache-3", "12121212121212121212121212121212");
+    let (agent, _) = server.enroll(facts.clone()).await;
+    let inv = inventory(&facts, vec![]);
+    check_in(&agent, 7, &inv).await;
+    let host_id = agent.host_id().to_owned();
+    let key = patchwarden_client::AgentKey::from_secret(&agent.key().secret());
+    let (dir, config) = server.stop().await;
+
+    let server = TestServer::start_in(dir, config).await;
+    let agent = server.client.agent(&host_id, key);
+    let err = agent
+        .check_in(&CheckInRequest {
+            seq: 7,
+            facts: facts.clone(),
+            packages: inv.packages_digest(),
+            agent_version: "t".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ProblemCode::HostIdentityConflict));
+    let host = server
+        .store()
+        .get_host(Uuid::parse_str(&host_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(host.state, HostState::Quarantined);
+    assert_eq!(host.check_in_seq, Some(7));
+    // The quarantine holds for the honest machine's next counter too, until an operator acts.
+    let err = agent
+        .check_in(&CheckInRequest {
+            seq: 8,
+            facts,
             packages: inv.packages_digest(),
             agent_version: "t".into(),
         })

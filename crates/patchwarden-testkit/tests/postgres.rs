@@ -1,7 +1,8 @@
 //! The agent protocol on PostgreSQL, whenever `PATCHWARDEN_TEST_POSTGRES` names a database (CI
 //! sets it): the server on a fresh schema, an agent enrolling, checking in, uploading, taking
-//! and finishing a job, a replay refused, and the audit chain verifying. Without the variable
-//! the test says it skipped, and why.
+//! and finishing a job, a replay refused, a check-in counter accepted by one server refused by
+//! another sharing the database, and the audit chain verifying. Without the variable the test
+//! says it skipped, and why.
 
 use std::sync::Arc;
 
@@ -127,6 +128,32 @@ async fn the_agent_protocol_runs_on_postgresql() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::EnrollmentTokenRefused));
+
+    // A second server sharing the database refuses a counter the first one accepted: one host
+    // identity used from two machines is caught whichever server each machine reaches.
+    let mut config_b: tokio_postgres::Config = url.parse().unwrap();
+    config_b.options(format!("-c search_path={schema}"));
+    let store_b: Arc<dyn Store> = Arc::new(
+        PgStore::connect(config_b, format!("{VAR} schema {schema}"))
+            .await
+            .unwrap(),
+    );
+    let server_b = TestServer::start_on_store(store_b).await;
+    let key = patchwarden_client::AgentKey::from_secret(&agent.key().secret());
+    let copy = server_b.client.agent(agent.host_id(), key);
+    let err = copy
+        .check_in(&CheckInRequest {
+            seq: 2,
+            facts: facts.clone(),
+            packages: inventory.packages_digest(),
+            agent_version: "t".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ProblemCode::HostIdentityConflict));
+    let quarantined = server.store().get_host(host).await.unwrap().unwrap();
+    assert_eq!(quarantined.state, patchwarden_store::HostState::Quarantined);
+    server_b.stop().await;
 
     let events = server.store().audit_events(0, 10_000).await.unwrap();
     assert_eq!(verify(&events).unwrap().events, events.len() as i64);

@@ -15,7 +15,8 @@ use patchwarden_api::v1::signing::MAX_SKEW_SECS;
 use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::inventory::DeltaError;
 use patchwarden_store::{
-    FindingFilter, FindingState, Host, JobFilter, JobState, NewHost, SecretHash,
+    FindingFilter, FindingState, Host, HostState, JobFilter, JobState, NewHost, SecretHash,
+    StoreError,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -23,7 +24,7 @@ use uuid::Uuid;
 use crate::body::{self, SMALL_BODY};
 use crate::error::ApiError;
 use crate::findings::{self, Touched};
-use crate::host_state::{self, BASELINE_MET, QUARANTINED, RETIRED};
+use crate::host_state;
 use crate::metrics::label;
 use crate::state::{AppState, NonceCheck};
 use crate::{auth, clock};
@@ -100,7 +101,7 @@ async fn enroll_inner(
             .find_hosts_by_machine_id(machine_id)
             .await?
             .into_iter()
-            .filter(|h| !h.labels.contains_key(RETIRED))
+            .filter(|h| h.state != HostState::Retired)
             .collect();
         if let (Some(first), false) = (existing.first(), request.replace) {
             return Err(ApiError::MachineIdConflict {
@@ -132,12 +133,10 @@ async fn enroll_inner(
         .await?;
     let mut replaced = None;
     for old in &existing {
-        host_state::mark(
+        host_state::retire(
             state.store.as_ref(),
-            old,
-            RETIRED,
+            old.id,
             &format!("replaced-by:{id}"),
-            "host.retire",
             agent(id),
             now,
         )
@@ -156,18 +155,8 @@ async fn enroll_inner(
 
 /// Quarantines `host` for `reason` and returns the error that says so.
 async fn quarantine(state: &AppState, host: &Host, reason: String, now: Timestamp) -> ApiError {
-    if let Err(e) = host_state::mark(
-        state.store.as_ref(),
-        host,
-        QUARANTINED,
-        &reason,
-        "host.quarantine",
-        Actor::System("identity".into()),
-        now,
-    )
-    .await
-    {
-        return e;
+    if let Err(e) = host_state::quarantine(state.store.as_ref(), host.id, &reason, now).await {
+        return e.into();
     }
     tracing::warn!(host = %host.id, %reason, "host quarantined");
     ApiError::HostIdentityConflict(reason)
@@ -216,13 +205,22 @@ async fn check_in_inner(
         );
         return Err(quarantine(state, &host, reason, now).await);
     }
-    if let Err(last) = state.advance_seq(host.id, request.seq) {
-        let reason = format!(
-            "check-in counter {} after {last}: two machines are using this host's credential \
-             (a copied agent state directory)",
-            request.seq
-        );
-        return Err(quarantine(state, &host, reason, now).await);
+    // Kept in the store: a counter seen by another server sharing the database, or by this
+    // one before a restart, is refused as well.
+    match state
+        .store
+        .advance_check_in_counter(host.id, request.seq)
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::CounterNotIncreased { seq, last, .. }) => {
+            let reason = format!(
+                "check-in counter {seq} after {last}: two machines are using this host's \
+                 credential (a copied agent state directory)"
+            );
+            return Err(quarantine(state, &host, reason, now).await);
+        }
+        Err(e) => return Err(e.into()),
     }
 
     let audit = AuditEntry::new(
@@ -300,19 +298,10 @@ async fn check_in_inner(
 /// inventory matched and no finding with a released fix open (P19).
 async fn standing(state: &AppState, host: &Host, now: Timestamp) -> Result<HostStanding, ApiError> {
     let open = open_findings(state, host).await?;
-    let mut new_host = !host.labels.contains_key(BASELINE_MET);
+    let mut new_host = host.baseline_met_at.is_none();
     if new_host && host.inventory_digest.is_some() && open.iter().all(|f| f.finding.fixed.is_none())
     {
-        host_state::mark(
-            state.store.as_ref(),
-            host,
-            BASELINE_MET,
-            &now.to_string(),
-            "host.baseline_met",
-            Actor::System("matcher".into()),
-            now,
-        )
-        .await?;
+        host_state::baseline_met(state.store.as_ref(), host.id, now).await?;
         new_host = false;
     }
     Ok(HostStanding {

@@ -25,6 +25,7 @@ use crate::{Result, Store};
 mod audit;
 mod findings;
 pub mod fixtures;
+mod host_state;
 mod hosts;
 mod inventory;
 mod jobs;
@@ -32,6 +33,7 @@ mod tokens;
 
 pub use audit::*;
 pub use findings::*;
+pub use host_state::*;
 pub use hosts::*;
 pub use inventory::*;
 pub use jobs::*;
@@ -92,6 +94,8 @@ macro_rules! conformance_tests {
             a_cloned_host_is_found_by_its_machine_id,
             check_in_records_facts_and_audits_only_changed_facts,
             a_replayed_nonce_is_refused_and_expired_nonces_are_purged,
+            host_state_changes_are_audited_once_and_retired_is_final,
+            the_check_in_counter_only_moves_forward_across_restarts_and_races,
             inventory_replacement_round_trips_with_its_digest,
             inventory_replacement_is_atomic_for_concurrent_readers,
             advisories_upsert_by_id_and_count,
