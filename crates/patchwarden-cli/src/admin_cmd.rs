@@ -2,6 +2,10 @@
 //! host retirement, done by an administrator on the server's machine directly in its database
 //! (the operator API with roles comes with issue 8). Each change is in the audit chain, with
 //! the local user as the actor.
+//!
+//! `token create` prints the secret alone on the first line of its output (so a script can
+//! take it with `head -n 1`), then the install command of each package the server serves
+//! (docs/install.md), or on stderr why there are none.
 
 use std::process::ExitCode;
 
@@ -39,7 +43,8 @@ pub(crate) enum HostCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
-    /// Create a token; its secret is printed once and stored only as a hash.
+    /// Create a token; its secret is printed once and stored only as a hash, followed by the
+    /// install command of each agent package the server serves.
     Create(CreateArgs),
     /// Revoke a token by id.
     Revoke {
@@ -107,13 +112,17 @@ pub(crate) fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         let now = patchwarden_server::clock::now();
         match cmd {
             TokenCommand::Create(args) => {
+                let config = args.db.config.load()?;
                 let valid_for = match args.expires_in {
                     Some(d) => d,
                     None => {
-                        let hours = args.db.config.load()?.enrollment.token_ttl_hours;
-                        SignedDuration::from_hours(i64::from(hours))
+                        SignedDuration::from_hours(i64::from(config.enrollment.token_ttl_hours))
                     }
                 };
+                // Gathered before the token is made, so that a package being hashed does not
+                // keep a secret waiting; a reason for having none is told, not fatal: the
+                // token is good without them.
+                let sources = admin::install_sources(&config);
                 let store = patchwarden_server::open_store(&args.db.url()?).await?;
                 let (token, secret) = admin::create_enrollment_token(
                     store.as_ref(),
@@ -133,6 +142,24 @@ pub(crate) fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                      above is shown only now",
                     token.id, token.group, token.max_uses, token.expires_at
                 );
+                match sources.and_then(|s| admin::install_commands(&s, &secret)) {
+                    Ok(commands) => {
+                        for c in commands {
+                            println!();
+                            println!(
+                                "# {} hosts ({}): downloads {}, checks its SHA-256 {}, installs \
+                                 it, enrols the host and starts the agent. Paste into a root \
+                                 shell on the host.",
+                                c.package.format.hosts(),
+                                c.package.name,
+                                c.package_url,
+                                c.package.sha256
+                            );
+                            print!("{}", c.paste);
+                        }
+                    }
+                    Err(why) => eprintln!("patchwarden: no install command: {why}"),
+                }
             }
             TokenCommand::Revoke { id, db } => {
                 let store = patchwarden_server::open_store(&db.url()?).await?;

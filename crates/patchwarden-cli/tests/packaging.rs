@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use patchwarden_core::install_script::{AgentInstall, render};
 use sandbox::{Sandbox, add_tools, output, ready, run};
 
 /// The tools every test here runs, with the Debian package that provides each.
@@ -48,10 +47,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("mknod", "coreutils"),
 ];
 
-/// What the install script test needs besides [`TOOLS`]: the HTTPS server it downloads from,
-/// and the programs the script and dpkg run inside the sandbox.
+/// What the install script test needs besides [`TOOLS`]: the programs the install command,
+/// the script and dpkg run inside the sandbox.
 const SCRIPT_TEST_TOOLS: &[(&str, &str)] = &[
-    ("openssl", "openssl"),
     ("chroot", "coreutils"),
     ("curl", "curl"),
     ("sha256sum", "coreutils"),
@@ -664,76 +662,15 @@ fn lintian_and_rpmlint_accept_the_packages() {
     );
 }
 
-/// `openssl s_server -WWW`: serves the files of a directory over HTTPS on 127.0.0.1, with a
-/// self-signed certificate, as the Patchwarden server serves the packages to new hosts. The
-/// process is this test's own and is ended when the value is dropped.
-struct FileServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl FileServer {
-    fn start(dir: &Path, scratch: &Path) -> FileServer {
-        let cert = scratch.join("cert.pem");
-        let key = scratch.join("key.pem");
-        run(Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args([
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert));
-        // A port the kernel just handed out, free again once the listener is dropped.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("openssl")
-            .args(["s_server", "-quiet", "-WWW", "-accept"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(&cert)
-            .arg("-key")
-            .arg(&key)
-            .current_dir(dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start openssl s_server");
-        let server = FileServer { child, port };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("openssl s_server did not listen on port {port} within 5 s");
-    }
-}
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn sha256_of(file: &Path) -> String {
     let text = run(Command::new("sha256sum").arg(file));
     text.split_whitespace().next().unwrap().to_owned()
 }
 
-/// Runs the rendered install script as root inside `root` (chrooted, so that nothing it does
-/// reaches this machine); returns whether it succeeded and what it printed.
-fn run_install_script(root: &Path, script: &str) -> (bool, String) {
+/// Runs an install command as root inside `root`, as an administrator pastes it into a root
+/// shell (chrooted, so that nothing it does reaches this machine); returns whether it
+/// succeeded and what it printed.
+fn run_install_command(root: &Path, script: &str) -> (bool, String) {
     fs::create_dir_all(root.join("root")).unwrap();
     fs::write(root.join("root/install-agent.sh"), script).unwrap();
     let out = output(
@@ -751,7 +688,8 @@ fn run_install_script(root: &Path, script: &str) -> (bool, String) {
 }
 
 /// `patchwarden serve`, the real server, on a free port of 127.0.0.1 with its data in a
-/// temporary directory; this test's own process, ended when the value is dropped.
+/// temporary directory, serving the packages of `downloads` and naming itself by its
+/// address; this test's own process, ended when the value is dropped.
 struct PatchwardenServer {
     child: std::process::Child,
     config: PathBuf,
@@ -760,7 +698,7 @@ struct PatchwardenServer {
 }
 
 impl PatchwardenServer {
-    fn start(dir: &Path) -> PatchwardenServer {
+    fn start(dir: &Path, downloads: &Path) -> PatchwardenServer {
         use std::io::BufRead;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -770,8 +708,11 @@ impl PatchwardenServer {
         fs::write(
             &config,
             format!(
-                "data_dir = \"{}\"\n[listen]\napi = \"127.0.0.1:{port}\"\nmetrics = \"\"\n",
-                dir.join("data").display()
+                "data_dir = \"{}\"\npublic_url = \"https://127.0.0.1:{port}\"\n\
+                 [listen]\napi = \"127.0.0.1:{port}\"\nmetrics = \"\"\n\
+                 [downloads]\ndir = \"{}\"\n",
+                dir.join("data").display(),
+                downloads.display()
             ),
         )
         .unwrap();
@@ -846,13 +787,14 @@ impl Drop for PatchwardenServer {
 }
 
 /// The install command a server shows for a new enrollment token, end to end: a real
-/// `patchwarden serve` makes the token, `patchwarden_core::install_script::render` writes the
-/// script, and the script runs as root in a sandbox root that has curl, sha256sum and dpkg
-/// (chrooted, so nothing it does reaches this machine). The package comes from an HTTPS
-/// server whose certificate the host does not know. A package whose SHA-256 differs from the
-/// one the script was given is never installed; the right one is installed with dpkg, the
-/// host enrols with the server (the token is then used up) and, with no systemd in the root,
-/// the script says who must start the agent.
+/// `patchwarden serve` serves the packages `scripts/package` built, `patchwarden admin token
+/// create` makes the token and prints one install command per package, and the one for the
+/// `.deb` is pasted, as printed, into a root shell of a sandbox root that has curl, sha256sum
+/// and dpkg (chrooted, so nothing it does reaches this machine). It downloads the package from
+/// the server itself, whose certificate the host does not know yet. The same command with
+/// another SHA-256 installs nothing; the printed one installs the package with dpkg, enrols
+/// the host with the server (the token is then used up) and, with no systemd in the root,
+/// says who must start the agent.
 #[test]
 fn install_script_installs_and_enrols_a_host() {
     let test = "install_script_installs_and_enrols_a_host";
@@ -867,6 +809,7 @@ fn install_script_installs_and_enrols_a_host() {
         &[
             "id",
             "mktemp",
+            "cat",
             "chmod",
             "cut",
             "printf",
@@ -894,26 +837,48 @@ fn install_script_installs_and_enrols_a_host() {
     .unwrap();
     fs::write(root.join("etc/hostname"), "sandbox\n").unwrap();
 
-    let scratch = tmp.path().join("scratch");
-    fs::create_dir_all(&scratch).unwrap();
-    let files = FileServer::start(pkgs.deb.parent().unwrap(), &scratch);
     let server_dir = tmp.path().join("server");
     fs::create_dir_all(&server_dir).unwrap();
-    let server = PatchwardenServer::start(&server_dir);
-    let token = server.admin(&["create", "--note", "packaging test"]);
-    let package_url = format!(
-        "https://127.0.0.1:{}/{}",
-        files.port,
-        pkgs.deb.file_name().unwrap().to_str().unwrap()
-    );
+    let server = PatchwardenServer::start(&server_dir, pkgs.deb.parent().unwrap());
+    let printed = server.admin(&["create", "--note", "packaging test"]);
+    let commands = install_commands(&printed);
+    let deb_name = pkgs.deb.file_name().unwrap().to_str().unwrap();
+    let rpm_name = pkgs.rpm.file_name().unwrap().to_str().unwrap();
+    let package_url = format!("{}/downloads/{deb_name}", server.url);
     let sha256 = sha256_of(&pkgs.deb);
-    let install = AgentInstall {
-        server: &server.url,
-        token: token.trim(),
-        ca_fingerprint: &server.fingerprint,
-        package_url: &package_url,
-        package_sha256: &sha256,
-    };
+    // One command per package the server serves, each naming its package and checksum.
+    assert_eq!(
+        commands.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+        [
+            format!(
+                "# Debian and Ubuntu hosts ({deb_name}): downloads {package_url}, checks its \
+                 SHA-256 {sha256}, installs it, enrols the host and starts the agent. Paste \
+                 into a root shell on the host."
+            ),
+            format!(
+                "# RHEL, AlmaLinux, Rocky, Fedora and SUSE hosts ({rpm_name}): downloads {}/downloads/{rpm_name}, \
+                 checks its SHA-256 {}, installs it, enrols the host and starts the agent. \
+                 Paste into a root shell on the host.",
+                server.url,
+                sha256_of(&pkgs.rpm)
+            ),
+        ],
+        "{printed}"
+    );
+    let command = &commands[0].1;
+    let token = printed.lines().next().unwrap();
+    for assignment in [
+        format!("SERVER='{}'", server.url),
+        format!("TOKEN='{token}'"),
+        format!("CA_FINGERPRINT='{}'", server.fingerprint),
+        format!("PACKAGE_URL='{package_url}'"),
+        format!("SHA256='{sha256}'"),
+    ] {
+        assert!(
+            command.lines().any(|l| l == assignment),
+            "{assignment}\n{command}"
+        );
+    }
     let installed = || {
         output(
             Command::new("dpkg-query")
@@ -926,12 +891,8 @@ fn install_script_installs_and_enrols_a_host() {
 
     // A package that is not the one the server vouched for is never installed.
     let wrong = "0".repeat(64);
-    let script = render(&AgentInstall {
-        package_sha256: &wrong,
-        ..install
-    })
-    .unwrap();
-    let (ok, said) = run_install_script(&root, &script);
+    let tampered = command.replace(&format!("SHA256='{sha256}'"), &format!("SHA256='{wrong}'"));
+    let (ok, said) = run_install_command(&root, &tampered);
     assert!(!ok, "{said}");
     assert!(
         said.contains(&format!(
@@ -941,8 +902,7 @@ fn install_script_installs_and_enrols_a_host() {
     );
     assert!(!installed(), "{said}");
 
-    let script = render(&install).unwrap();
-    let (ok, said) = run_install_script(&root, &script);
+    let (ok, said) = run_install_command(&root, command);
     assert!(ok, "{said}");
     let steps: Vec<&str> = said
         .lines()
@@ -972,11 +932,34 @@ fn install_script_installs_and_enrols_a_host() {
     // docs/install.md's configuration-management examples enrol unless this file exists.
     let identity = fs::read_to_string(state.join("agent.json")).unwrap();
     assert!(identity.contains(&server.fingerprint), "{identity}");
+    // Neither the script file the command wrote nor the script's scratch space is left.
     let leftovers: Vec<_> = fs::read_dir(root.join("tmp")).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // The server counted the enrolment against the token.
     let tokens = server.admin(&["list"]);
     assert!(tokens.contains(" 1/1 uses "), "{tokens}");
+}
+
+/// The install commands in what `admin token create` printed: each one's comment line and the
+/// command (from its first line to the end of the script's here-document).
+fn install_commands(printed: &str) -> Vec<(String, String)> {
+    let mut commands = Vec::new();
+    let mut lines = printed.lines().peekable();
+    while let Some(line) = lines.next() {
+        if !line.starts_with("# ") {
+            continue;
+        }
+        let mut command = String::new();
+        for l in lines.by_ref() {
+            command.push_str(l);
+            command.push('\n');
+            if l == patchwarden_core::install_script::PASTE_END {
+                break;
+            }
+        }
+        commands.push((line.to_owned(), command));
+    }
+    commands
 }
 
 /// Building again from the same binary gives the same bytes, so that the SHA-256 a server

@@ -94,6 +94,29 @@ pub fn render(install: &AgentInstall<'_>) -> Result<String, InstallScriptError> 
     ))
 }
 
+/// The line that ends the script in [`paste_command`]; no line of the template is this, and
+/// no value can add a line.
+pub const PASTE_END: &str = "PATCHWARDEN_INSTALL_SCRIPT";
+
+/// `script` as one command to paste into a root shell on the host: it writes the script to a
+/// new private file (`mktemp`: mode 0600, so the token in it is not readable by other users),
+/// runs it with `sh`, removes the file whatever happened, and ends with the script's status.
+/// The script is not piped into `sh`, because the package managers it runs read their
+/// standard input and would eat the rest of the script.
+pub fn paste_command(script: &str) -> String {
+    let mut out = format!(
+        "f=$(mktemp) && cat > \"$f\" <<'{PASTE_END}' && sh \"$f\"; status=$?; rm -f \"$f\"; \
+         (exit \"$status\")\n"
+    );
+    out.push_str(script);
+    if !script.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(PASTE_END);
+    out.push('\n');
+    out
+}
+
 /// Replaces the placeholders in one pass from left to right, so that a value which happens
 /// to contain a placeholder's name is never itself filled in.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
@@ -215,6 +238,18 @@ mod tests {
             ]
         );
         assert!(script.contains("with the server https://patchwarden.example.org:8443.\n"));
+    }
+
+    #[test]
+    fn the_paste_command_holds_the_script_whole_and_ends_once() {
+        let script = render(&valid()).unwrap();
+        let paste = paste_command(&script);
+        let lines: Vec<&str> = paste.lines().collect();
+        assert!(lines[0].starts_with("f=$(mktemp) && cat > \"$f\" <<'PATCHWARDEN_INSTALL_SCRIPT'"));
+        assert_eq!(lines.iter().filter(|l| **l == PASTE_END).count(), 1);
+        assert_eq!(lines.last(), Some(&PASTE_END));
+        assert_eq!(lines[1..lines.len() - 1].join("\n") + "\n", script);
+        assert!(!TEMPLATE.lines().any(|l| l.trim() == PASTE_END));
     }
 
     #[test]

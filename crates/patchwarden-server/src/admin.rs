@@ -1,5 +1,6 @@
 //! What an administrator on the server's machine does directly against the store: create and
-//! revoke enrollment tokens, queue a job for a host. The operator API with roles and sessions
+//! revoke enrollment tokens (and make the install commands shown with a new one), queue a job
+//! for a host. The operator API with roles and sessions
 //! comes with issue 8; until then these are reached through `patchwarden enrollment-token …`
 //! (local, with the database URL) and by the testkit, and each change is in the audit chain
 //! like every other.
@@ -8,11 +9,15 @@ use jiff::{SignedDuration, Timestamp};
 use patchwarden_api::v1::jobs::JobKind;
 use patchwarden_api::v1::signing::hex;
 use patchwarden_core::audit::{Actor, AuditEntry};
+use patchwarden_core::install_script::{self, AgentInstall};
 use patchwarden_store::{
     EnrollmentToken, Job, NewEnrollmentToken, NewJob, SecretHash, Store, StoreError,
 };
 use serde_json::json;
 use uuid::Uuid;
+
+use crate::config::Config;
+use crate::downloads::{Downloads, Package};
 
 /// The prefix of every enrollment token's secret, so that one found in a log or a paste is
 /// recognisable (and a secret scanner can look for it).
@@ -77,6 +82,104 @@ pub async fn create_enrollment_token(
         )
         .await?;
     Ok((token, secret))
+}
+
+/// What an install command needs besides the token, gathered before the token is made: the
+/// server's public URL, the CA fingerprint agents pin, and the packages it serves.
+#[derive(Debug, Clone)]
+pub struct InstallSources {
+    pub public_url: String,
+    pub ca_fingerprint: String,
+    pub packages: Vec<Package>,
+}
+
+/// The install command for the hosts of one package.
+#[derive(Debug, Clone)]
+pub struct InstallCommand {
+    pub package: Package,
+    /// Where the host downloads the package.
+    pub package_url: String,
+    /// The script (`packaging/install-agent.sh.in` filled in).
+    pub script: String,
+    /// The script wrapped as one command to paste into a root shell.
+    pub paste: String,
+}
+
+/// Why no install command can be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallCommandError {
+    #[error("public_url is not set: the install commands need the URL hosts reach the server at")]
+    NoPublicUrl,
+    #[error("downloads.dir is not set: the server serves no agent packages to install")]
+    NoDownloads,
+    #[error(
+        "the downloads directory {0} holds no .deb or .rpm package (scripts/package builds them)"
+    )]
+    NoPackages(String),
+    #[error(
+        "tls.mode = \"plain-http\": agents pin the certificate of the proxy in front, which the \
+         server does not know"
+    )]
+    PlainHttp,
+    #[error("the CA fingerprint: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Downloads(#[from] crate::downloads::DownloadsError),
+    #[error("{0}")]
+    Render(#[from] patchwarden_core::install_script::InstallScriptError),
+}
+
+/// Gathers what the install commands of `config`'s server need. Blocking: it reads the CA
+/// and hashes the packages not hashed yet.
+pub fn install_sources(config: &Config) -> Result<InstallSources, InstallCommandError> {
+    let public_url = config
+        .public_url()
+        .ok_or(InstallCommandError::NoPublicUrl)?
+        .to_owned();
+    let dir = config
+        .downloads_dir()
+        .ok_or(InstallCommandError::NoDownloads)?;
+    let ca_fingerprint = crate::tls::pinned_fingerprint(&config.tls, &config.data_dir)?
+        .ok_or(InstallCommandError::PlainHttp)?;
+    let downloads = Downloads::open(&dir)?;
+    let packages = downloads.packages()?;
+    if packages.is_empty() {
+        return Err(InstallCommandError::NoPackages(
+            downloads.dir().display().to_string(),
+        ));
+    }
+    Ok(InstallSources {
+        public_url,
+        ca_fingerprint,
+        packages,
+    })
+}
+
+/// One install command per package of `sources`, for the enrollment token `secret`.
+pub fn install_commands(
+    sources: &InstallSources,
+    secret: &str,
+) -> Result<Vec<InstallCommand>, InstallCommandError> {
+    sources
+        .packages
+        .iter()
+        .map(|package| {
+            let package_url = format!("{}/downloads/{}", sources.public_url, package.name);
+            let script = install_script::render(&AgentInstall {
+                server: &sources.public_url,
+                token: secret,
+                ca_fingerprint: &sources.ca_fingerprint,
+                package_url: &package_url,
+                package_sha256: &package.sha256,
+            })?;
+            Ok(InstallCommand {
+                package: package.clone(),
+                paste: install_script::paste_command(&script),
+                package_url,
+                script,
+            })
+        })
+        .collect()
 }
 
 /// Revokes an enrollment token.

@@ -24,6 +24,8 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// The server's base URL as hosts reach it (`https://…`), for the install commands.
+    pub public_url: String,
     pub listen: Listen,
     pub tls: Tls,
     pub agents: Agents,
@@ -31,6 +33,7 @@ pub struct Config {
     pub limits: Limits,
     pub advisories: Advisories,
     pub policy: PolicyConfig,
+    pub downloads: Downloads,
 }
 
 impl std::fmt::Debug for Config {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for Config {
                 "database_url",
                 &patchwarden_store::redact(&self.database_url),
             )
+            .field("public_url", &self.public_url)
             .field("listen", &self.listen)
             .field("tls", &self.tls)
             .field("agents", &self.agents)
@@ -48,6 +52,7 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("advisories", &self.advisories)
             .field("policy", &self.policy)
+            .field("downloads", &self.downloads)
             .finish()
     }
 }
@@ -106,6 +111,14 @@ pub struct Advisories {
     pub files: Vec<String>,
 }
 
+/// The agent packages the server hands out to new hosts (`/downloads/{file}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Downloads {
+    /// The directory whose regular files are served; empty: none.
+    pub dir: PathBuf,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
@@ -117,6 +130,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("/var/lib/patchwarden"),
             database_url: String::new(),
+            public_url: String::new(),
             listen: Listen::default(),
             tls: Tls::default(),
             agents: Agents::default(),
@@ -124,6 +138,7 @@ impl Default for Config {
             limits: Limits::default(),
             advisories: Advisories::default(),
             policy: PolicyConfig::default(),
+            downloads: Downloads::default(),
         }
     }
 }
@@ -212,6 +227,7 @@ enum Kind {
 const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ("DATA_DIR", "", "data_dir", Kind::Text),
     ("DATABASE_URL", "", "database_url", Kind::Text),
+    ("PUBLIC_URL", "", "public_url", Kind::Text),
     ("LISTEN_API", "listen", "api", Kind::Text),
     ("LISTEN_METRICS", "listen", "metrics", Kind::Text),
     ("TLS_MODE", "tls", "mode", Kind::Text),
@@ -268,6 +284,7 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ),
     ("ADVISORIES_FILES", "advisories", "files", Kind::List),
     ("POLICY_POLICIES", "policy", "policies", Kind::List),
+    ("DOWNLOADS_DIR", "downloads", "dir", Kind::Text),
 ];
 
 /// `PATCHWARDEN_*` variables that are not server settings (the CLI's, the tests'), which the
@@ -381,6 +398,17 @@ impl Config {
         if self.agents.job_lease_secs == 0 || self.agents.max_in_flight == 0 {
             return bad("agents.job_lease_secs and agents.max_in_flight must be at least 1".into());
         }
+        if !self.public_url.is_empty() {
+            // Hosts download their package from it before they trust anything: only the
+            // checksum protects them, and TLS keeps the download private.
+            let host = self.public_url.strip_prefix("https://");
+            if host.is_none_or(|h| h.is_empty() || h.contains(char::is_whitespace)) {
+                return bad(format!(
+                    "public_url = {:?} is not an https:// URL",
+                    self.public_url
+                ));
+            }
+        }
         if self.enrollment.token_ttl_hours == 0 {
             return bad("enrollment.token_ttl_hours must be at least 1".into());
         }
@@ -388,6 +416,20 @@ impl Config {
             return bad("limits must be at least 1 byte".into());
         }
         Ok(())
+    }
+
+    /// The server's base URL as hosts reach it, without a trailing slash; `None` when not
+    /// configured.
+    pub fn public_url(&self) -> Option<&str> {
+        let url = self.public_url.trim_end_matches('/');
+        (!url.is_empty()).then_some(url)
+    }
+
+    /// The downloads directory: `None` when not configured; relative to the data directory
+    /// when relative.
+    pub fn downloads_dir(&self) -> Option<PathBuf> {
+        let dir = &self.downloads.dir;
+        (!dir.as_os_str().is_empty()).then(|| self.data_dir.join(dir))
     }
 
     /// The database URL to open: the configured one, or SQLite in the data directory. A
@@ -501,6 +543,38 @@ mod tests {
             Config::load(Some(&path), Vec::new()),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn the_public_url_and_the_downloads_directory() {
+        let (config, _) = Config::load(
+            None,
+            env(&[
+                ("PATCHWARDEN_PUBLIC_URL", "https://pw.example.org:8443/"),
+                ("PATCHWARDEN_DOWNLOADS_DIR", "downloads"),
+                ("PATCHWARDEN_DATA_DIR", "/srv/pw"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.public_url(), Some("https://pw.example.org:8443"));
+        assert_eq!(
+            config.downloads_dir(),
+            Some(PathBuf::from("/srv/pw/downloads"))
+        );
+        assert_eq!(Config::default().public_url(), None);
+        assert_eq!(Config::default().downloads_dir(), None);
+        // Hosts download their package from it: plain HTTP, or no host, is refused.
+        for bad in [
+            "http://pw.example.org",
+            "https://",
+            "pw.example.org",
+            "https://a b",
+        ] {
+            let e = Config::load(None, env(&[("PATCHWARDEN_PUBLIC_URL", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("public_url"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod auth;
 mod body;
 pub mod clock;
 pub mod config;
+pub mod downloads;
 mod error;
 mod findings;
 pub mod host_state;

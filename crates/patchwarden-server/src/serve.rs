@@ -36,6 +36,8 @@ pub enum ServeError {
     Listen { addr: String, reason: String },
     #[error("re-matching after the advisory import: {0}")]
     Refresh(String),
+    #[error("{0}")]
+    Downloads(#[from] crate::downloads::DownloadsError),
 }
 
 /// Opens the store a database URL names: SQLite or PostgreSQL.
@@ -159,13 +161,21 @@ pub async fn start_with_store(
     for p in problems.iter().take(10) {
         tracing::warn!(problem = %p, "advisory not indexed");
     }
-    let state = Arc::new(AppState::new(
+    let mut app = AppState::new(
         store,
         matcher,
         config.agents.clone(),
         config.limits.clone(),
         tls.as_ref().map(|t| t.ca_pem.clone()),
-    ));
+    );
+    // A configured directory that is missing is a mistake to hear about at start, not at the
+    // first host's install.
+    if let Some(dir) = config.downloads_dir() {
+        let downloads = crate::downloads::Downloads::open(&dir)?;
+        tracing::info!(dir = %downloads.dir().display(), "serving agent packages at /downloads/");
+        app.downloads = Some(Arc::new(downloads));
+    }
+    let state = Arc::new(app);
     if !changed_ids.is_empty() {
         let matcher = state.matcher();
         let changed: Vec<_> = changed_ids

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use patchwarden_store::Store;
 
 use crate::config::{Agents, Limits};
+use crate::downloads::Downloads;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The CA certificate agents pin, PEM; `None` in plain-HTTP mode.
     pub ca_pem: Option<String>,
+    /// The agent packages served at `/downloads/`; `None` when no directory is configured.
+    pub downloads: Option<Arc<Downloads>>,
     pub in_flight: AtomicU32,
     pub ready: AtomicBool,
     /// Nonces of enrollment requests (which have no host yet, so the store's per-host nonce
@@ -57,6 +60,7 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             ca_pem,
+            downloads: None,
             in_flight: AtomicU32::new(0),
             ready: AtomicBool::new(false),
             enroll_nonces: Mutex::new(HashMap::new()),

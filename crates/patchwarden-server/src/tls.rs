@@ -65,6 +65,30 @@ pub fn setup(tls: &Tls, data_dir: &Path) -> Result<Option<TlsMaterial>, TlsError
     }
 }
 
+/// The fingerprint agents pin, read without making or changing anything: what `admin token
+/// create` puts in the install commands. `None` in plain-HTTP mode (the agents pin the
+/// proxy's certificate, which the server does not know). In `generate` mode the CA must have
+/// been made already, by a first start of the server.
+pub fn pinned_fingerprint(tls: &Tls, data_dir: &Path) -> Result<Option<String>, TlsError> {
+    let path = match tls.mode {
+        TlsMode::PlainHttp => return Ok(None),
+        TlsMode::Files => tls.cert.clone(),
+        TlsMode::Generate => {
+            let path = data_dir.join("tls").join("ca.pem");
+            if !path.exists() {
+                return Err(TlsError::File {
+                    path,
+                    reason: "no CA yet: start the server once, and it makes one".into(),
+                });
+            }
+            path
+        }
+    };
+    // As `setup` does: the last certificate of the file is the one agents pin.
+    let chain = read_chain(&path)?;
+    Ok(chain.last().map(|der| fingerprint(der)))
+}
+
 fn material(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,

@@ -1,7 +1,9 @@
-//! The HTTP routes: the agent protocol under `/api/v1/agent/`, the CA certificate, and the
-//! probes; and the router that puts them behind the request metrics and back-pressure.
+//! The HTTP routes: the agent protocol under `/api/v1/agent/`, the CA certificate, the agent
+//! packages under `/downloads/`, and the probes; and the router that puts them behind the
+//! request metrics and back-pressure.
 
 pub(crate) mod agent;
+pub(crate) mod downloads;
 pub(crate) mod jobs;
 pub(crate) mod probes;
 
@@ -33,6 +35,7 @@ pub(crate) fn api(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(agent_routes)
         .route(CA_PATH, get(probes::ca_pem))
+        .route("/downloads/{file}", get(downloads::download))
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
         .fallback(|| async { ApiError::NotFound })
