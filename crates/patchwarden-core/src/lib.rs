@@ -10,3 +10,4 @@ pub mod finding;
 pub mod install_script;
 pub mod inventory;
 pub mod policy;
+pub mod triage;

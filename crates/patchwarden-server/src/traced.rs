@@ -18,6 +18,8 @@ use patchwarden_store::{
 use tracing::Instrument;
 use uuid::Uuid;
 
+mod feeds;
+
 /// A store whose every call runs in a `store` span naming the operation.
 #[derive(Debug)]
 pub(crate) struct TracedStore {

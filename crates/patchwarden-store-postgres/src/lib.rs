@@ -33,6 +33,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 mod audit;
+mod feeds;
 mod findings;
 mod hosts;
 mod inventory;

@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_host_state",
         include_str!("../migrations/0002_host_state.sql"),
     ),
+    (
+        "0004_feeds",
+        include_str!("../migrations/0004_feeds.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

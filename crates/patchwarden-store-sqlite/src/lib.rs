@@ -27,6 +27,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use uuid::Uuid;
 
 mod audit;
+mod feeds;
 mod findings;
 mod hosts;
 mod inventory;

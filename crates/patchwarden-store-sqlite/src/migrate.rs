@@ -23,6 +23,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_host_state",
         include_str!("../migrations/0002_host_state.sql"),
     ),
+    (
+        "0004_feeds",
+        include_str!("../migrations/0004_feeds.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

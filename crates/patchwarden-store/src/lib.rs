@@ -30,15 +30,19 @@ pub mod audit;
 pub mod codec;
 pub mod conformance;
 mod error;
+pub mod feed;
+mod feed_store;
 pub mod finding;
 pub mod host;
 pub mod job;
 pub mod limits;
 pub mod token;
+pub mod triage;
 mod url;
 
 pub use audit::AuditHead;
 pub use error::{EnrollRejection, Result, StoreError};
+pub use feed_store::FeedStore;
 pub use finding::{
     Classification, ClassificationChange, CurrentFinding, FindingFilter, FindingState, FindingSync,
     StoredFinding,
@@ -70,7 +74,7 @@ pub struct AdvisoryUpsert {
 
 /// The store. Object safe: the server holds it as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: Send + Sync + fmt::Debug {
+pub trait Store: FeedStore + Send + Sync + fmt::Debug {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

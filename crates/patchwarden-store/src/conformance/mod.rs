@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use crate::{Result, Store};
 
 mod audit;
+mod feeds;
 mod findings;
 pub mod fixtures;
 mod host_state;
@@ -32,6 +33,7 @@ mod jobs;
 mod tokens;
 
 pub use audit::*;
+pub use feeds::*;
 pub use findings::*;
 pub use host_state::*;
 pub use hosts::*;
@@ -113,6 +115,13 @@ macro_rules! conformance_tests {
             a_change_whose_audit_append_fails_leaves_no_change,
             migrations_are_applied_once_and_reopening_is_idempotent,
             overlong_values_are_refused_before_anything_is_written,
+            feed_sources_round_trip_and_only_changes_are_audited,
+            a_feed_import_applies_whole_or_not_at_all,
+            failed_runs_keep_the_data_in_force_and_say_why,
+            enrichment_is_kept_per_source_and_replaced_whole,
+            the_scheduler_lease_has_one_holder_until_it_expires,
+            triage_items_enter_once_and_their_classification_is_audited,
+            manual_checks_and_sync_requests_are_recorded,
         );
     };
     (@each $setup:path; $($name:ident),+ $(,)?) => {
