@@ -19,6 +19,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 mod feeds;
+mod operator;
 
 /// A store whose every call runs in a `store` span naming the operation.
 #[derive(Debug)]

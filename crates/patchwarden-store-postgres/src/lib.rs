@@ -40,6 +40,7 @@ mod inventory;
 mod jobs;
 pub mod migrate;
 mod tokens;
+mod users;
 
 /// Connections per server process: enough for a busy server on two cores, few enough that
 /// several servers fit under PostgreSQL's default 100 connections.

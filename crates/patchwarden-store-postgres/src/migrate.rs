@@ -25,9 +25,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0002_host_state.sql"),
     ),
     (
-        "0004_feeds",
-        include_str!("../migrations/0004_feeds.sql"),
+        "0003_operators",
+        include_str!("../migrations/0003_operators.sql"),
     ),
+    ("0004_feeds", include_str!("../migrations/0004_feeds.sql")),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

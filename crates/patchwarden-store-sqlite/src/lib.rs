@@ -34,6 +34,7 @@ mod inventory;
 mod jobs;
 pub mod migrate;
 mod tokens;
+mod users;
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

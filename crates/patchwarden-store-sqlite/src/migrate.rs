@@ -24,9 +24,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0002_host_state.sql"),
     ),
     (
-        "0004_feeds",
-        include_str!("../migrations/0004_feeds.sql"),
+        "0003_operators",
+        include_str!("../migrations/0003_operators.sql"),
     ),
+    ("0004_feeds", include_str!("../migrations/0004_feeds.sql")),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

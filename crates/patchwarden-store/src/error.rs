@@ -48,6 +48,10 @@ pub enum StoreError {
         state: crate::host::HostState,
         wanted: &'static str,
     },
+    /// The change would leave no enabled admin (demoting or disabling the last one); nothing
+    /// changed.
+    #[error("user {username} is the last enabled admin: make another admin first")]
+    LastAdmin { username: String },
     /// A host reported on a job that is not its own; nothing changed.
     #[error("job {job} does not belong to host {host}")]
     NotJobOwner { job: Uuid, host: Uuid },

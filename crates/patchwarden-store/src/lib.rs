@@ -36,6 +36,8 @@ pub mod finding;
 pub mod host;
 pub mod job;
 pub mod limits;
+pub mod operator;
+mod operator_store;
 pub mod token;
 pub mod triage;
 mod url;
@@ -49,6 +51,10 @@ pub use finding::{
 };
 pub use host::{Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost};
 pub use job::{Job, JobFilter, JobReport, JobState, NewJob};
+pub use operator::{
+    ApiToken, LockoutPolicy, NewApiToken, NewSession, NewUser, Role, Session, User, UserChange,
+};
+pub use operator_store::OperatorStore;
 pub use token::{EnrollmentToken, NewEnrollmentToken, SecretHash};
 pub use url::{DatabaseUrl, redact};
 
@@ -74,7 +80,7 @@ pub struct AdvisoryUpsert {
 
 /// The store. Object safe: the server holds it as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: FeedStore + Send + Sync + fmt::Debug {
+pub trait Store: FeedStore + OperatorStore + Send + Sync + fmt::Debug {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

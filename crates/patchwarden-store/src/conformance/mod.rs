@@ -30,6 +30,7 @@ mod host_state;
 mod hosts;
 mod inventory;
 mod jobs;
+mod operators;
 mod tokens;
 
 pub use audit::*;
@@ -39,6 +40,7 @@ pub use host_state::*;
 pub use hosts::*;
 pub use inventory::*;
 pub use jobs::*;
+pub use operators::*;
 pub use tokens::*;
 
 /// One test's database.
@@ -122,6 +124,11 @@ macro_rules! conformance_tests {
             the_scheduler_lease_has_one_holder_until_it_expires,
             triage_items_enter_once_and_their_classification_is_audited,
             manual_checks_and_sync_requests_are_recorded,
+            users_round_trip_and_names_are_unique,
+            the_last_enabled_admin_can_be_neither_demoted_nor_disabled,
+            failed_logins_lock_the_user_until_the_window_ends,
+            sessions_end_at_logout_with_a_new_password_or_a_disabled_user,
+            api_tokens_hold_at_most_their_users_roles_and_are_revoked_once,
         );
     };
     (@each $setup:path; $($name:ident),+ $(,)?) => {
