@@ -3,7 +3,7 @@
 //!
 //! This is the same reading `patchwarden scan --feed` does — recognised by content, or named
 //! `KIND:PATH` — so a server and a one-shot scan given the same files judge hosts the same way.
-//! Scheduled fetching of feeds over the network is issue 8's; these are files on disk.
+//! Scheduled fetching of feeds over the network is `feeds`'s; these are files on disk.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,8 @@ use patchwarden_match::Enrichment;
 pub struct Loaded {
     pub advisories: Vec<Advisory>,
     pub enrichment: Enrichment,
+    /// The same enrichment as records, for rebuilding the matcher after feed imports.
+    pub files: crate::feeds::FileEnrichment,
     /// Records skipped, with their file and reason, for the log.
     pub skipped: Vec<String>,
 }
@@ -55,6 +57,10 @@ pub fn load(specs: &[String]) -> Result<Loaded, LoadError> {
                     .iter()
                     .any(|a| a.source.feed == FeedKind::Cve5)
                 {
+                    out.files
+                        .ssvc
+                        .get_or_insert_with(Vec::new)
+                        .extend(ssvc.iter().cloned());
                     out.enrichment.add_ssvc(ssvc);
                 }
                 out.advisories.extend(import.records);
@@ -65,6 +71,10 @@ pub fn load(specs: &[String]) -> Result<Loaded, LoadError> {
                 let catalog = kev::parse(&bytes, &path.display().to_string())
                     .map_err(|e| err(e.to_string()))?;
                 out.skipped.extend(catalog.entries.reject_lines());
+                out.files
+                    .kev
+                    .get_or_insert_with(Vec::new)
+                    .extend(catalog.entries.records.iter().cloned());
                 out.enrichment.add_kev(catalog.entries.records);
             }
             FeedFormat::Epss => {
@@ -74,6 +84,10 @@ pub fn load(specs: &[String]) -> Result<Loaded, LoadError> {
                     .map_err(|e| err(e.to_string()))?;
                 out.skipped
                     .extend(import.rejects.iter().map(|r| r.to_string()));
+                out.files
+                    .epss
+                    .get_or_insert_with(Vec::new)
+                    .extend(import.snapshot.scores.iter().cloned());
                 out.enrichment.add_epss(import.snapshot.scores);
             }
         }

@@ -34,6 +34,7 @@ pub struct Config {
     pub advisories: Advisories,
     pub policy: PolicyConfig,
     pub downloads: Downloads,
+    pub feeds: crate::feeds::config::FeedsConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -53,6 +54,7 @@ impl std::fmt::Debug for Config {
             .field("advisories", &self.advisories)
             .field("policy", &self.policy)
             .field("downloads", &self.downloads)
+            .field("feeds", &self.feeds)
             .finish()
     }
 }
@@ -139,6 +141,7 @@ impl Default for Config {
             advisories: Advisories::default(),
             policy: PolicyConfig::default(),
             downloads: Downloads::default(),
+            feeds: crate::feeds::config::FeedsConfig::default(),
         }
     }
 }
@@ -415,6 +418,9 @@ impl Config {
         if self.limits.max_body_bytes == 0 || self.limits.max_inventory_bytes == 0 {
             return bad("limits must be at least 1 byte".into());
         }
+        self.feeds
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
     }
 

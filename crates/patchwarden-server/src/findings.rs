@@ -83,6 +83,12 @@ pub(crate) async fn refresh_host(
             ..FindingFilter::default()
         })
         .await?;
+    // What was open before, so that a vulnerability new to the fleet's findings can enter the
+    // triage queue (feeds::triage).
+    let open_before: HashSet<String> = open
+        .iter()
+        .map(|f| f.finding.vulnerability.clone())
+        .collect();
     let mut current: Vec<CurrentFinding> = open
         .into_iter()
         .filter(|f| !touched.contains(&f.finding.package, f.finding.arch.as_deref()))
@@ -102,6 +108,7 @@ pub(crate) async fn refresh_host(
         tracing::warn!(host = %host.id, problem = %p, "package not judged");
     }
     let matched = packages.len();
+    crate::feeds::triage::enqueue_opened(state, host, &open_before, &fresh, now).await?;
     current.extend(fresh);
     let audit = AuditEntry::new(now, actor, "findings.sync", format!("host:{}", host.id));
     let sync = state

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod downloads;
 mod error;
+pub mod feeds;
 mod findings;
 pub mod host_state;
 mod matcher;

@@ -21,6 +21,9 @@ pub struct Matcher {
     pub index: Index,
     pub enrichment: Enrichment,
     pub policies: Vec<Policy>,
+    /// Operators' triage classifications, by vulnerability name in lower case (its id and
+    /// aliases): each is a manual override with the time it was decided.
+    pub decisions: std::collections::HashMap<String, (policy::Override, Timestamp)>,
 }
 
 /// A policy named in the configuration that could not be read.
@@ -67,9 +70,41 @@ impl Matcher {
                 index,
                 enrichment,
                 policies,
+                decisions: std::collections::HashMap::new(),
             },
             problems,
         )
+    }
+
+    /// Puts the classified triage items in force as manual overrides (an item whose reason
+    /// the policy refuses is left out, as the store never holds one).
+    pub fn with_decisions(mut self, items: &[patchwarden_store::triage::TriageItem]) -> Matcher {
+        for item in items {
+            let Some(d) = &item.decision else { continue };
+            let Ok(ov) = patchwarden_core::triage::classification_override(
+                &item.vulnerability,
+                d.class,
+                &d.reason,
+            ) else {
+                continue;
+            };
+            self.decisions
+                .insert(item.vulnerability.to_lowercase(), (ov, d.decided_at));
+        }
+        self
+    }
+
+    /// The decision about a finding's vulnerability, by its id or one of its aliases.
+    fn decision(
+        &self,
+        finding: &patchwarden_core::finding::Finding,
+    ) -> Option<&(policy::Override, Timestamp)> {
+        if self.decisions.is_empty() {
+            return None;
+        }
+        std::iter::once(&finding.vulnerability)
+            .chain(&finding.aliases)
+            .find_map(|n| self.decisions.get(&n.to_lowercase()))
     }
 
     /// The findings of `packages` on a host with `facts` and `labels`, judged at `now` (which
@@ -105,6 +140,10 @@ impl Matcher {
                 f.cvss = &ratings.cvss;
                 f.vendor_severity = &ratings.vendor;
                 f.detected_at = Some(now);
+                if let Some((ov, decided_at)) = self.decision(&finding) {
+                    f.manual_override = Some(ov);
+                    f.evaluated_at = Some(*decided_at);
+                }
                 let assessment = policy::assess(&self.policies, &f, now);
                 let classification = Classification::from_assessment(&assessment);
                 CurrentFinding {

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::matcher::{Matcher, load_policies};
 use crate::state::AppState;
-use crate::{advisories, clock, findings, routes, tls};
+use crate::{advisories, clock, feeds, findings, routes, tls};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,7 @@ pub struct Running {
     metrics: Handle<SocketAddr>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
     purge: JoinHandle<()>,
+    scheduler: JoinHandle<()>,
 }
 
 impl Running {
@@ -83,6 +84,7 @@ impl Running {
         self.api.graceful_shutdown(Some(grace));
         self.metrics.graceful_shutdown(Some(grace));
         self.purge.abort();
+        self.scheduler.abort();
         for t in self.tasks {
             match t.await {
                 Ok(Ok(())) => {}
@@ -156,8 +158,23 @@ pub async fn start_with_store(
         );
         changed_ids = upsert.changed;
     }
+    feeds::define_configured(store.as_ref(), &config.feeds, now)
+        .await
+        .map_err(|e| ServeError::Refresh(e.to_string()))?;
+    // The matcher in force: the stored advisories, the files' and the feeds' enrichment, the
+    // operators' triage decisions — as `feeds::rebuild_matcher` makes it after each import.
+    let generation = store.advisory_generation().await?;
     let all = store.advisories().await?;
-    let (matcher, problems) = Matcher::new(all, loaded.enrichment, policies);
+    let docs = store.enrichment_documents().await?;
+    let decided = store
+        .list_triage(&patchwarden_store::triage::TriageFilter {
+            pending: Some(false),
+            ..Default::default()
+        })
+        .await?;
+    let enrichment = loaded.files.with_documents(&docs);
+    let (matcher, problems) = Matcher::new(all, enrichment, policies);
+    let matcher = matcher.with_decisions(&decided);
     for p in problems.iter().take(10) {
         tracing::warn!(problem = %p, "advisory not indexed");
     }
@@ -175,6 +192,12 @@ pub async fn start_with_store(
         tracing::info!(dir = %downloads.dir().display(), "serving agent packages at /downloads/");
         app.downloads = Some(Arc::new(downloads));
     }
+    app.feeds = Arc::new(feeds::FeedRuntime::new(
+        config.feeds.clone(),
+        config.data_dir.join("feeds"),
+        loaded.files,
+    ));
+    app.feeds.mark_built(generation);
     let state = Arc::new(app);
     if !changed_ids.is_empty() {
         let matcher = state.matcher();
@@ -257,6 +280,7 @@ pub async fn start_with_store(
             }
         }
     });
+    let scheduler = tokio::spawn(feeds::scheduler::run(state.clone()));
     state.ready.store(true, Ordering::Release);
     Ok(Running {
         api_addr,
@@ -269,6 +293,7 @@ pub async fn start_with_store(
         metrics: metrics_handle,
         tasks,
         purge,
+        scheduler,
     })
 }
 

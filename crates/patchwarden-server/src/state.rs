@@ -38,6 +38,8 @@ pub struct AppState {
     pub ca_pem: Option<String>,
     /// The agent packages served at `/downloads/`; `None` when no directory is configured.
     pub downloads: Option<Arc<Downloads>>,
+    /// Advisory feeds: their settings, the HTTP client, the files' enrichment.
+    pub feeds: Arc<crate::feeds::FeedRuntime>,
     pub in_flight: AtomicU32,
     pub ready: AtomicBool,
     /// Nonces of enrollment requests (which have no host yet, so the store's per-host nonce
@@ -61,6 +63,12 @@ impl AppState {
             metrics: Metrics::default(),
             ca_pem,
             downloads: None,
+            // `serve` replaces this with the configured feeds and the data directory.
+            feeds: Arc::new(crate::feeds::FeedRuntime::new(
+                crate::feeds::config::FeedsConfig::default(),
+                std::env::temp_dir().join("patchwarden-feeds"),
+                crate::feeds::FileEnrichment::default(),
+            )),
             in_flight: AtomicU32::new(0),
             ready: AtomicBool::new(false),
             enroll_nonces: Mutex::new(HashMap::new()),
