@@ -5,6 +5,7 @@ mod admin_cmd;
 mod agent_cmd;
 mod audit_cmd;
 mod config_cmd;
+mod feeds_cmd;
 mod inventory_cmd;
 mod policy_cmd;
 mod scan_cmd;
@@ -51,6 +52,9 @@ enum Command {
     /// Administration on the server's machine, directly in its database: enrollment tokens.
     #[command(subcommand)]
     Admin(admin_cmd::AdminCommand),
+    /// Advisory feeds: import files by hand into the server's database (air-gapped sites).
+    #[command(subcommand)]
+    Feeds(feeds_cmd::FeedsCommand),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => audit_cmd::run(cmd),
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Admin(cmd) => admin_cmd::run(cmd),
+        Command::Feeds(cmd) => feeds_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

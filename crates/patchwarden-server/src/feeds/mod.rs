@@ -268,13 +268,20 @@ async fn import_parsed(
         .unwrap_or_default();
     run.records = parsed.records() as u64;
     let run = run.with_rejects(parsed.rejects);
+    // One record per id, the last one read (AlmaLinux publishes some ids under two releases):
+    // written twice in one import, the pair would rewrite each other at every import.
+    let mut advisories = parsed.advisories;
+    let mut seen = HashSet::new();
+    advisories.reverse();
+    advisories.retain(|a| seen.insert(a.id.clone()));
+    advisories.reverse();
     let audit = AuditEntry::new(now, actor, "feed.import", format!("feed:{name}"));
     let imported = state
         .store
         .import_feed(
             FeedImport {
                 source: name.clone(),
-                advisories: parsed.advisories,
+                advisories,
                 enrichment: parsed.enrichment,
                 validators,
                 run,
@@ -772,4 +779,36 @@ pub async fn request_sync(
     };
     state.feeds.wake.notify_one();
     Ok(s)
+}
+
+/// A server's state without its listeners, for `patchwarden feeds import` run beside (or
+/// instead of) a server on the same database: the configured policies and files'
+/// enrichment, the store's advisories, and the `[feeds]` settings — so the import re-matches
+/// hosts with the judgement the server makes.
+pub async fn offline_state(
+    config: &crate::Config,
+    store: std::sync::Arc<dyn Store>,
+) -> Result<AppState, FeedsError> {
+    let policies = crate::matcher::load_policies(&config.policy.policies)
+        .map_err(|e| FeedsError::Invalid(e.to_string()))?;
+    let files = config.advisories.files.clone();
+    let loaded = tokio::task::spawn_blocking(move || crate::advisories::load(&files))
+        .await
+        .map_err(|e| FeedsError::Invalid(format!("the advisory reader failed: {e}")))?
+        .map_err(|e| FeedsError::Invalid(e.to_string()))?;
+    let state = AppState::new(
+        store,
+        Matcher::new(Vec::new(), Enrichment::default(), policies).0,
+        config.agents.clone(),
+        config.limits.clone(),
+        None,
+    );
+    let mut state = state;
+    state.feeds = std::sync::Arc::new(FeedRuntime::new(
+        config.feeds.clone(),
+        config.data_dir.join("feeds"),
+        loaded.files,
+    ));
+    rebuild_matcher(&state).await?;
+    Ok(state)
 }
