@@ -1,7 +1,7 @@
-//! `patchwarden admin token create|revoke|list` and `admin host retire`: enrollment tokens and
-//! host retirement, done by an administrator on the server's machine directly in its database
-//! (the operator API with roles comes with issue 8). Each change is in the audit chain, with
-//! the local user as the actor.
+//! `patchwarden admin token create|revoke|list`, `admin host retire` and `admin bootstrap`:
+//! enrollment tokens, host retirement and the first admin, done by an administrator on the
+//! server's machine directly in its database (everything else goes through the operator API,
+//! with roles). Each change is in the audit chain, with the local user as the actor.
 //!
 //! `token create` prints the secret alone on the first line of its output (so a script can
 //! take it with `head -n 1`), then the install command of each package the server serves
@@ -25,6 +25,15 @@ pub(crate) enum AdminCommand {
     /// Hosts: retire one (a quarantined clone, a decommissioned machine).
     #[command(subcommand)]
     Host(HostCommand),
+    /// Make the first admin, while no operator exists: prints a one-time password, which must
+    /// be changed at the first login (POST /api/v1/session, then PUT /api/v1/me/password).
+    Bootstrap {
+        /// The admin's user name.
+        #[arg(long, default_value = "admin")]
+        username: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +95,28 @@ pub(crate) fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cmd = match cmd {
         AdminCommand::Token(cmd) => cmd,
+        AdminCommand::Bootstrap { username, db } => {
+            return runtime.block_on(async move {
+                let now = patchwarden_server::clock::now();
+                let store = patchwarden_server::open_store(&db.url()?).await?;
+                let (user, password) = patchwarden_server::operators::bootstrap_admin(
+                    store.as_ref(),
+                    &username,
+                    actor(),
+                    now,
+                )
+                .await?;
+                // The password alone on stdout (a script takes it with `head -n 1`); what it
+                // is for on stderr.
+                println!("{password}");
+                eprintln!(
+                    "patchwarden: admin {} created with the one-time password above, shown \
+                     only now; it must be changed at the first login",
+                    user.username
+                );
+                Ok(ExitCode::SUCCESS)
+            });
+        }
         AdminCommand::Host(HostCommand::Retire { id, reason, db }) => {
             return runtime.block_on(async move {
                 let now = patchwarden_server::clock::now();

@@ -35,6 +35,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub downloads: Downloads,
     pub feeds: crate::feeds::config::FeedsConfig,
+    pub operators: Operators,
 }
 
 impl std::fmt::Debug for Config {
@@ -55,6 +56,7 @@ impl std::fmt::Debug for Config {
             .field("policy", &self.policy)
             .field("downloads", &self.downloads)
             .field("feeds", &self.feeds)
+            .field("operators", &self.operators)
             .finish()
     }
 }
@@ -121,6 +123,38 @@ pub struct Downloads {
     pub dir: PathBuf,
 }
 
+/// Operators' sessions, logins and API tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Operators {
+    /// How long a browser session lasts after its login.
+    pub session_ttl_secs: u32,
+    /// Consecutive failed logins that lock a user, and for how long.
+    pub max_failed_logins: u32,
+    pub lockout_secs: u32,
+    /// Failed logins from one address within the window after which that address is refused
+    /// until the window ends.
+    pub address_max_failures: u32,
+    pub address_window_secs: u32,
+    /// An API token's lifetime when its creator does not say, and the longest allowed.
+    pub api_token_default_days: u32,
+    pub api_token_max_days: u32,
+}
+
+impl Default for Operators {
+    fn default() -> Operators {
+        Operators {
+            session_ttl_secs: 8 * 3600,
+            max_failed_logins: 5,
+            lockout_secs: 15 * 60,
+            address_max_failures: 20,
+            address_window_secs: 15 * 60,
+            api_token_default_days: 90,
+            api_token_max_days: 365,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
@@ -140,6 +174,7 @@ impl Default for Config {
             limits: Limits::default(),
             advisories: Advisories::default(),
             policy: PolicyConfig::default(),
+            operators: Operators::default(),
             downloads: Downloads::default(),
             feeds: crate::feeds::config::FeedsConfig::default(),
         }
@@ -288,6 +323,48 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ("ADVISORIES_FILES", "advisories", "files", Kind::List),
     ("POLICY_POLICIES", "policy", "policies", Kind::List),
     ("DOWNLOADS_DIR", "downloads", "dir", Kind::Text),
+    (
+        "OPERATORS_SESSION_TTL_SECS",
+        "operators",
+        "session_ttl_secs",
+        Kind::Number,
+    ),
+    (
+        "OPERATORS_MAX_FAILED_LOGINS",
+        "operators",
+        "max_failed_logins",
+        Kind::Number,
+    ),
+    (
+        "OPERATORS_LOCKOUT_SECS",
+        "operators",
+        "lockout_secs",
+        Kind::Number,
+    ),
+    (
+        "OPERATORS_ADDRESS_MAX_FAILURES",
+        "operators",
+        "address_max_failures",
+        Kind::Number,
+    ),
+    (
+        "OPERATORS_ADDRESS_WINDOW_SECS",
+        "operators",
+        "address_window_secs",
+        Kind::Number,
+    ),
+    (
+        "OPERATORS_API_TOKEN_DEFAULT_DAYS",
+        "operators",
+        "api_token_default_days",
+        Kind::Number,
+    ),
+    (
+        "OPERATORS_API_TOKEN_MAX_DAYS",
+        "operators",
+        "api_token_max_days",
+        Kind::Number,
+    ),
 ];
 
 /// `PATCHWARDEN_*` variables that are not server settings (the CLI's, the tests'), which the
@@ -421,6 +498,24 @@ impl Config {
         self.feeds
             .check()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let o = &self.operators;
+        if [
+            o.session_ttl_secs,
+            o.max_failed_logins,
+            o.lockout_secs,
+            o.address_max_failures,
+            o.address_window_secs,
+            o.api_token_default_days,
+        ]
+        .contains(&0)
+        {
+            return bad("every [operators] setting must be at least 1".into());
+        }
+        if o.api_token_default_days > o.api_token_max_days {
+            return bad(
+                "operators.api_token_default_days is above operators.api_token_max_days".into(),
+            );
+        }
         Ok(())
     }
 

@@ -52,6 +52,21 @@ pub enum ApiError {
     Overloaded { retry_after: u64 },
     #[error("not ready: {0}")]
     NotReady(String),
+    /// An operator whose roles do not admit the route, or a change a rule forbids.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("CSRF token missing or wrong")]
+    CsrfRejected,
+    #[error("the one-time password must be changed first")]
+    PasswordChangeRequired,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("login locked for {retry_after} s")]
+    LoginLocked { retry_after: u64 },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
     /// Anything else: the cause is logged, never sent.
     #[error("internal: {0}")]
     Internal(String),
@@ -80,6 +95,9 @@ impl From<StoreError> for ApiError {
             // the field and the limit, which is what the caller needs.
             e @ (StoreError::TooLong { .. } | StoreError::Invalid { .. }) => {
                 ApiError::MalformedBody(e.to_string())
+            }
+            e @ (StoreError::LastAdmin { .. } | StoreError::AlreadyExists { .. }) => {
+                ApiError::Conflict(e.to_string())
             }
             other => ApiError::Internal(other.to_string()),
         }
@@ -203,6 +221,52 @@ impl ApiError {
                 "Server not ready",
                 None,
             ),
+            ApiError::Forbidden(d) => (
+                C::Forbidden,
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                Some(d.clone()),
+            ),
+            ApiError::CsrfRejected => (
+                C::CsrfRejected,
+                StatusCode::FORBIDDEN,
+                "CSRF token missing or wrong",
+                Some(
+                    "a request that changes something with a session cookie carries the \
+                     session's CSRF token in X-CSRF-Token (or the csrf_token form field)"
+                        .into(),
+                ),
+            ),
+            ApiError::PasswordChangeRequired => (
+                C::PasswordChangeRequired,
+                StatusCode::FORBIDDEN,
+                "Password change required",
+                Some("change the one-time password first: PUT /api/v1/me/password".into()),
+            ),
+            ApiError::InvalidCredentials => (
+                C::InvalidCredentials,
+                StatusCode::UNAUTHORIZED,
+                "Invalid credentials",
+                Some("the user name or the password is wrong".into()),
+            ),
+            ApiError::LoginLocked { .. } => (
+                C::LoginLocked,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed logins",
+                Some("logins are refused for a while; retry after the time in Retry-After".into()),
+            ),
+            ApiError::Conflict(d) => (
+                C::Conflict,
+                StatusCode::CONFLICT,
+                "Conflict",
+                Some(d.clone()),
+            ),
+            ApiError::InvalidParameter(d) => (
+                C::InvalidParameter,
+                StatusCode::BAD_REQUEST,
+                "Invalid parameter",
+                Some(d.clone()),
+            ),
             ApiError::Internal(_) => (
                 C::Internal,
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -215,6 +279,7 @@ impl ApiError {
         p.retry_after = match self {
             ApiError::Overloaded { retry_after } => Some(*retry_after),
             ApiError::NotReady(_) => Some(5),
+            ApiError::LoginLocked { retry_after } => Some(*retry_after),
             _ => None,
         };
         p

@@ -5,12 +5,15 @@
 //! for everything kept. Handlers read bodies with limits (`body`), authenticate agents by their
 //! Ed25519 signatures (`auth`), and fail through one `ApiError` (`error`), which decides what
 //! the client sees and what only the log gets. Findings are kept current incrementally
-//! (`findings`) with the same judgement `patchwarden scan` makes (`matcher`).
+//! (`findings`) with the same judgement `patchwarden scan` makes (`matcher`). Operators log
+//! in with argon2-hashed passwords or API tokens (`secrets`, `operators`), and every route
+//! declares who may call it (`access`, `routes::declare`): what is not declared is refused.
 //!
 //! **Architecture Invariant**: the server never holds a secret that lets it act as an agent
 //! (only public keys and hashes of enrollment secrets), and it reads the clock in one place
 //! (`clock`).
 
+mod access;
 pub mod admin;
 pub mod advisories;
 mod auth;
@@ -22,15 +25,20 @@ mod error;
 pub mod feeds;
 mod findings;
 pub mod host_state;
+mod login_limit;
 mod matcher;
 pub mod metrics;
+pub mod operators;
 mod routes;
+pub mod secrets;
 pub mod serve;
 mod state;
 pub mod tls;
 mod traced;
 
+pub use access::Access;
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
+pub use routes::Declared;
 pub use serve::{Running, ServeError, open_store, shutdown_signal, start, start_with_store};
 pub use state::AppState;

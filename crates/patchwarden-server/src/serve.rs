@@ -178,13 +178,20 @@ pub async fn start_with_store(
     for p in problems.iter().take(10) {
         tracing::warn!(problem = %p, "advisory not indexed");
     }
+    if crate::operators::no_operator_yet(store.as_ref()).await? {
+        tracing::warn!(
+            "no operator exists yet: run `patchwarden admin bootstrap` on this machine to make \
+             the first admin (it prints a one-time password)"
+        );
+    }
     let mut app = AppState::new(
         store,
         matcher,
         config.agents.clone(),
         config.limits.clone(),
         tls.as_ref().map(|t| t.ca_pem.clone()),
-    );
+    )
+    .with_operators(config.operators.clone(), config.enrollment.token_ttl_hours);
     // A configured directory that is missing is a mistake to hear about at start, not at the
     // first host's install.
     if let Some(dir) = config.downloads_dir() {
@@ -236,7 +243,9 @@ pub async fn start_with_store(
             )
             .map_err(listen_err)?
             .handle(api_handle.clone());
-            tasks.push(tokio::spawn(server.serve(router.into_make_service())));
+            tasks.push(tokio::spawn(
+                server.serve(router.into_make_service_with_connect_info::<SocketAddr>()),
+            ));
             (
                 "https",
                 Some(material.fingerprint.clone()),
@@ -247,7 +256,9 @@ pub async fn start_with_store(
             let server = axum_server::from_tcp(listener)
                 .map_err(listen_err)?
                 .handle(api_handle.clone());
-            tasks.push(tokio::spawn(server.serve(router.into_make_service())));
+            tasks.push(tokio::spawn(
+                server.serve(router.into_make_service_with_connect_info::<SocketAddr>()),
+            ));
             ("http", None, false)
         }
     };
@@ -277,6 +288,10 @@ pub async fn start_with_store(
             tick.tick().await;
             if let Err(e) = purge_state.store.purge_expired_nonces(clock::now()).await {
                 tracing::warn!(error = %e, "purging expired nonces failed");
+            }
+            // Expired sessions are refused whether or not they were purged.
+            if let Err(e) = purge_state.store.purge_expired_sessions(clock::now()).await {
+                tracing::warn!(error = %e, "purging expired sessions failed");
             }
         }
     });

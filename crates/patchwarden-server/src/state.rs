@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use patchwarden_store::Store;
 
-use crate::config::{Agents, Limits};
+use crate::config::{Agents, Limits, Operators};
 use crate::downloads::Downloads;
+use crate::login_limit::LoginLimiter;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 
@@ -25,6 +26,10 @@ pub enum NonceCheck {
     /// Too many are remembered already.
     Full,
 }
+
+/// Password hashes computed at once (each takes 19 MiB and tens of milliseconds): a flood of
+/// logins queues for these instead of exhausting memory.
+const LOGIN_PERMITS: usize = 4;
 
 /// Shared state of a running server.
 #[derive(Debug)]
@@ -45,6 +50,17 @@ pub struct AppState {
     /// Nonces of enrollment requests (which have no host yet, so the store's per-host nonce
     /// table cannot hold them), with the unix second they expire.
     enroll_nonces: Mutex<HashMap<String, i64>>,
+    /// Sessions, logins and API tokens ([`AppState::with_operators`]).
+    pub operators: Operators,
+    /// Failed logins by address and unknown name.
+    pub(crate) login_limiter: LoginLimiter,
+    pub login_permits: tokio::sync::Semaphore,
+    /// A new enrollment token's lifetime when its creator does not say.
+    pub enrollment_token_ttl_hours: u32,
+    /// Every route with its access declaration, as the router was built.
+    pub routes: OnceLock<Vec<crate::routes::Declared>>,
+    /// The OpenAPI document as JSON, built with the router.
+    pub openapi: OnceLock<axum::body::Bytes>,
 }
 
 impl AppState {
@@ -72,7 +88,21 @@ impl AppState {
             in_flight: AtomicU32::new(0),
             ready: AtomicBool::new(false),
             enroll_nonces: Mutex::new(HashMap::new()),
+            login_limiter: limiter(&Operators::default()),
+            operators: Operators::default(),
+            login_permits: tokio::sync::Semaphore::new(LOGIN_PERMITS),
+            enrollment_token_ttl_hours: 24,
+            openapi: OnceLock::new(),
+            routes: OnceLock::new(),
         }
+    }
+
+    /// The operators' settings, and a login limiter made from them.
+    pub fn with_operators(mut self, operators: Operators, enrollment_token_ttl_hours: u32) -> Self {
+        self.login_limiter = limiter(&operators);
+        self.operators = operators;
+        self.enrollment_token_ttl_hours = enrollment_token_ttl_hours;
+        self
     }
 
     /// The matcher in force now.
@@ -108,4 +138,8 @@ impl AppState {
         nonces.insert(nonce.to_owned(), expires);
         NonceCheck::New
     }
+}
+
+fn limiter(o: &Operators) -> LoginLimiter {
+    LoginLimiter::new(o.address_max_failures, o.address_window_secs)
 }

@@ -1,7 +1,9 @@
 //! Version 1 of the API, served under `/api/v1/`.
 
 pub mod agent;
+pub mod fleet;
 pub mod jobs;
+pub mod operator;
 pub mod problem;
 pub mod signing;
 

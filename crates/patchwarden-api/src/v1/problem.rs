@@ -6,13 +6,14 @@
 //! decided by the server's single `ApiError` mapping, which keeps internal causes in the log.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The media type of a problem document.
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
 /// Why a request failed, as a stable token. Unknown codes from a newer server read as
 /// [`ProblemCode::Other`], so that an old agent still gets the status and the detail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProblemCode {
     /// The body is not what the route reads (bad JSON, bad gzip, a wrong field).
@@ -53,6 +54,22 @@ pub enum ProblemCode {
     NotReady,
     /// Something failed inside the server; the log has the cause.
     Internal,
+    /// An operator's credential is valid but its roles do not admit this route (or a rule
+    /// forbids the change: nobody changes their own roles).
+    Forbidden,
+    /// A state-changing request with a session cookie came without its CSRF token, or with
+    /// another session's.
+    CsrfRejected,
+    /// The user name or the password is wrong (which of the two is not told).
+    InvalidCredentials,
+    /// Too many failed logins for this user or from this address: wait `Retry-After` seconds.
+    LoginLocked,
+    /// The user's one-time password must be changed (`PUT /api/v1/me/password`) first.
+    PasswordChangeRequired,
+    /// The change conflicts with what is stored (a name taken, the last admin).
+    Conflict,
+    /// A path or query parameter is not what the route reads.
+    InvalidParameter,
     /// A code this version of the API does not know.
     #[serde(other)]
     Other,
@@ -80,13 +97,20 @@ impl ProblemCode {
             ProblemCode::Overloaded => "overloaded",
             ProblemCode::NotReady => "not-ready",
             ProblemCode::Internal => "internal",
+            ProblemCode::Forbidden => "forbidden",
+            ProblemCode::CsrfRejected => "csrf-rejected",
+            ProblemCode::InvalidCredentials => "invalid-credentials",
+            ProblemCode::LoginLocked => "login-locked",
+            ProblemCode::PasswordChangeRequired => "password-change-required",
+            ProblemCode::Conflict => "conflict",
+            ProblemCode::InvalidParameter => "invalid-parameter",
             ProblemCode::Other => "other",
         }
     }
 }
 
 /// An RFC 9457 problem document with Patchwarden's `code` extension member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// `urn:patchwarden:problem:<code>`.
     #[serde(rename = "type")]
@@ -163,6 +187,13 @@ mod tests {
             ProblemCode::Overloaded,
             ProblemCode::NotReady,
             ProblemCode::Internal,
+            ProblemCode::Forbidden,
+            ProblemCode::CsrfRejected,
+            ProblemCode::InvalidCredentials,
+            ProblemCode::LoginLocked,
+            ProblemCode::PasswordChangeRequired,
+            ProblemCode::Conflict,
+            ProblemCode::InvalidParameter,
             ProblemCode::Other,
         ] {
             let json = serde_json::to_string(&code).unwrap();

@@ -11,6 +11,7 @@ use patchwarden_api::v1::agent::{
     CheckInRequest, CheckInResponse, EnrollRequest, EnrollResponse, FindingCounts, HostStanding,
     InventoryAccepted, InventoryUpload, InventoryWanted, Schedule,
 };
+use patchwarden_api::v1::problem::Problem;
 use patchwarden_api::v1::signing::MAX_SKEW_SECS;
 use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::inventory::DeltaError;
@@ -41,6 +42,20 @@ fn agent(id: Uuid) -> Actor {
 }
 
 /// `POST /api/v1/agent/enroll`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/enroll",
+    tag = "agent",
+    description = "Enroll a host with an enrollment token; signed with the key being enrolled \
+                   (docs/agent-protocol.md).",
+    request_body(content = Object, description = "patchwarden_api::v1::agent::EnrollRequest"),
+    responses(
+        (status = 200, description = "Enrolled: patchwarden_api::v1::agent::EnrollResponse",
+            body = Object),
+        (status = 403, description = "The enrollment token is refused", body = Problem,
+            content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn enroll(
     State(state): State<Arc<AppState>>,
     method: Method,
@@ -163,6 +178,14 @@ async fn quarantine(state: &AppState, host: &Host, reason: String, now: Timestam
 }
 
 /// `POST /api/v1/agent/check-in`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/check-in",
+    tag = "agent",
+    request_body(content = Object, description = "patchwarden_api::v1::agent::CheckInRequest"),
+    responses((status = 200, description = "patchwarden_api::v1::agent::CheckInResponse",
+        body = Object))
+)]
 pub(crate) async fn check_in(
     State(state): State<Arc<AppState>>,
     method: Method,
@@ -325,6 +348,15 @@ async fn open_findings(
 }
 
 /// `POST /api/v1/agent/inventory`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/inventory",
+    tag = "agent",
+    request_body(content = Object,
+        description = "patchwarden_api::v1::agent::InventoryUpload, gzip allowed"),
+    responses((status = 200, description = "patchwarden_api::v1::agent::InventoryAccepted",
+        body = Object))
+)]
 pub(crate) async fn inventory(
     State(state): State<Arc<AppState>>,
     method: Method,

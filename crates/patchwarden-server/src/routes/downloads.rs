@@ -12,11 +12,23 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use patchwarden_api::v1::problem::Problem;
 
 use crate::downloads::{Format, SHA256_HEADER};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/downloads/{file}",
+    tag = "probes",
+    params(("file" = String, Path, description = "A package file name")),
+    responses(
+        (status = 200, description = "The package", content_type = "application/octet-stream"),
+        (status = 404, description = "Not served", body = Problem,
+            content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn download(
     State(state): State<Arc<AppState>>,
     file: Result<Path<String>, PathRejection>,

@@ -75,6 +75,13 @@ async fn own_job(
 }
 
 /// `GET /api/v1/agent/jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent/jobs/{id}",
+    tag = "agent",
+    params(("id" = Uuid, Path, description = "The job")),
+    responses((status = 200, description = "patchwarden_api::v1::jobs::JobView", body = Object))
+)]
 pub(crate) async fn get_job(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -90,6 +97,14 @@ pub(crate) async fn get_job(
 }
 
 /// `POST /api/v1/agent/jobs/{id}/progress`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/jobs/{id}/progress",
+    tag = "agent",
+    params(("id" = Uuid, Path, description = "The job")),
+    request_body(content = Object, description = "patchwarden_api::v1::jobs::JobProgress"),
+    responses((status = 200, description = "Recorded", body = Object))
+)]
 pub(crate) async fn progress(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -129,6 +144,14 @@ pub(crate) async fn progress(
 }
 
 /// `POST /api/v1/agent/jobs/{id}/result`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/jobs/{id}/result",
+    tag = "agent",
+    params(("id" = Uuid, Path, description = "The job")),
+    request_body(content = Object, description = "patchwarden_api::v1::jobs::JobResult"),
+    responses((status = 200, description = "Recorded", body = Object))
+)]
 pub(crate) async fn result(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -1,11 +1,19 @@
-//! The HTTP routes: the agent protocol under `/api/v1/agent/`, the CA certificate, the agent
-//! packages under `/downloads/`, and the probes; and the router that puts them behind the
-//! request metrics and back-pressure.
+//! The HTTP routes: the agent protocol under `/api/v1/agent/`, the operator API under
+//! `/api/v1/`, the CA certificate, the agent packages under `/downloads/`, and the probes; and
+//! the router that declares each with who may call it (`declare`) and puts them behind the
+//! request metrics and the agents' back-pressure.
 
 pub(crate) mod agent;
+pub(crate) mod audit;
+pub(crate) mod declare;
 pub(crate) mod downloads;
+pub(crate) mod fleet;
 pub(crate) mod jobs;
+pub(crate) mod openapi;
 pub(crate) mod probes;
+pub(crate) mod session;
+pub(crate) mod tokens;
+pub(crate) mod users;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,36 +23,101 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::metrics::label;
 use crate::state::AppState;
+pub use declare::Declared;
+pub(crate) use declare::Routes;
 
-/// The API listener's router.
+/// The API listener's router: every route declared with who may call it (`declare`), in this
+/// one place. To add a route, annotate its handler with `#[utoipa::path]` and declare it here
+/// (docs/ARCHITECTURE.md, "Adding an operator route").
 pub(crate) fn api(state: Arc<AppState>) -> Router {
-    use patchwarden_api::v1::agent::{CA_PATH, CHECK_IN_PATH, ENROLL_PATH, INVENTORY_PATH};
-    let agent_routes = Router::new()
-        .route(ENROLL_PATH, post(agent::enroll))
-        .route(CHECK_IN_PATH, post(agent::check_in))
-        .route(INVENTORY_PATH, post(agent::inventory))
-        .route("/api/v1/agent/jobs/{id}", get(jobs::get_job))
-        .route("/api/v1/agent/jobs/{id}/progress", post(jobs::progress))
-        .route("/api/v1/agent/jobs/{id}/result", post(jobs::result))
-        .route_layer(middleware::from_fn_with_state(state.clone(), back_pressure));
-    Router::new()
-        .merge(agent_routes)
-        .route(CA_PATH, get(probes::ca_pem))
-        .route("/downloads/{file}", get(downloads::download))
-        .route("/healthz", get(probes::healthz))
-        .route("/readyz", get(probes::readyz))
+    let (router, openapi, table) = declared(state.clone());
+    // Built once per server; `GET /api/v1/openapi.json` serves it. A document that does not
+    // serialise is served as an error (and fails the OpenAPI tests), not as half a document.
+    match openapi.to_json() {
+        Ok(json) => {
+            let _ = state.openapi.set(json.into());
+        }
+        Err(e) => tracing::error!(error = %e, "the OpenAPI document does not serialise"),
+    }
+    let router = router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Bodies are read by the handlers with their own limits (`body::read`), so that an
         // over-long body is refused as problem+json, not axum's plain text.
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    // The guard last, so it stands in front of every route above, declared or not.
+    let router = declare::guarded(router, &table)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .with_state(state.clone());
+    let _ = state.routes.set(table);
+    router
+}
+
+/// Every route of the API with its access declaration, the OpenAPI document, and the table
+/// of declarations the authorisation matrix test walks.
+pub(crate) fn declared(
+    state: Arc<AppState>,
+) -> (
+    Router<Arc<AppState>>,
+    utoipa::openapi::OpenApi,
+    Vec<Declared>,
+) {
+    use crate::access::{ADMIN, ADMIN_AUDITOR, ENROLLERS, ENROLLMENT_READERS, EVERYONE};
+    Routes::new(state, openapi::frame())
+        // Open: what a caller without a credential must reach.
+        .open(
+            "agents enroll with an enrollment token in the body",
+            routes!(agent::enroll),
+        )
+        .open("load balancers probe it", routes!(probes::healthz))
+        .open("load balancers probe it", routes!(probes::readyz))
+        .open(
+            "agents fetch the CA they pin before they trust anything",
+            routes!(probes::ca_pem),
+        )
+        .open(
+            "hosts download the agent before they have a credential",
+            routes!(downloads::download),
+        )
+        .open(
+            "operators log in with their password",
+            routes!(session::login),
+        )
+        // Agents: signed requests.
+        .agent(routes!(agent::check_in))
+        .agent(routes!(agent::inventory))
+        .agent(routes!(jobs::get_job))
+        .agent(routes!(jobs::progress))
+        .agent(routes!(jobs::result))
+        // Operators.
+        .own_account(routes!(session::show))
+        .own_account(routes!(session::logout))
+        .own_account(routes!(session::change_password))
+        .operators(EVERYONE, routes!(openapi::document))
+        .operators(ADMIN_AUDITOR, routes!(users::list))
+        .operators(ADMIN, routes!(users::create))
+        .operators(ADMIN, routes!(users::set_roles))
+        .operators(ADMIN, routes!(users::disable))
+        .operators(ADMIN, routes!(users::enable))
+        .operators(EVERYONE, routes!(tokens::list_api))
+        .operators(EVERYONE, routes!(tokens::create_api))
+        .operators(EVERYONE, routes!(tokens::revoke_api))
+        .operators(ENROLLMENT_READERS, routes!(tokens::list_enrollment))
+        .operators(ENROLLERS, routes!(tokens::create_enrollment))
+        .operators(ENROLLERS, routes!(tokens::revoke_enrollment))
+        .operators(EVERYONE, routes!(fleet::list_hosts))
+        .operators(EVERYONE, routes!(fleet::show_host))
+        .operators(EVERYONE, routes!(fleet::list_findings))
+        .operators(EVERYONE, routes!(fleet::show_advisory))
+        .operators(ADMIN_AUDITOR, routes!(audit::list))
+        .operators(ADMIN_AUDITOR, routes!(audit::verify))
+        .finish()
 }
 
 /// The metrics listener's router: `/metrics` and the probes, plain HTTP.
@@ -64,8 +137,13 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().clone();
     let started = Instant::now();
-    let span =
-        tracing::info_span!("request", %method, route = %route, host = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        route = %route,
+        host = tracing::field::Empty,
+        operator = tracing::field::Empty
+    );
     let response = {
         use tracing::Instrument;
         next.run(request).instrument(span).await
@@ -86,7 +164,7 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
 
 /// Refuses agent requests beyond `agents.max_in_flight` with 503 and `Retry-After`, so a
 /// flood after an outage is spread out instead of queued without bound.
-async fn back_pressure(
+pub(crate) async fn back_pressure(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
