@@ -154,6 +154,22 @@ async fn failed_logins_lock_the_user_until_the_window_ends() {
     let unknown = server.send(login("nobody", "whatever")).await;
     assert_eq!(unknown.status, 401);
     assert_eq!(unknown.code(), Some(ProblemCode::InvalidCredentials));
+
+    // Malformed logins: an overlong name or password is nobody's, a body past the limit is
+    // refused unread, and a body that is not a login says what a login is.
+    let long = "n".repeat(100_000);
+    let a = server.send(login(&long, "x")).await;
+    assert_eq!(a.code(), Some(ProblemCode::InvalidCredentials));
+    let a = server.send(login("bob", &long)).await;
+    assert_eq!(a.code(), Some(ProblemCode::InvalidCredentials));
+    let a = server.send(login(&"n".repeat(300_000), "x")).await;
+    assert_eq!(a.status, 413);
+    assert_eq!(a.code(), Some(ProblemCode::PayloadTooLarge));
+    let mut garbage = Req::post("/api/v1/session");
+    garbage.body = b"\xff{not json".to_vec();
+    let a = server.send(garbage).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.code(), Some(ProblemCode::MalformedBody));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

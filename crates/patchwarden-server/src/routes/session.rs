@@ -21,6 +21,7 @@ use patchwarden_api::v1::operator::{
 };
 use patchwarden_api::v1::problem::Problem;
 use patchwarden_core::audit::{Actor, AuditEntry};
+use patchwarden_store::operator::MAX_USERNAME;
 use patchwarden_store::{LockoutPolicy, NewSession, SecretHash, User, UserChange};
 use serde_json::json;
 
@@ -141,22 +142,32 @@ pub(crate) async fn login(
             state.login_limiter.fail(Key::UnknownName(name), unix);
         }
     };
-    let unknown = Key::UnknownName(login.username.to_ascii_lowercase());
-    let user = match state.store.find_user(&login.username).await {
-        Ok(u) => u.filter(User::is_enabled),
-        // A name the store refuses to look up (too long, say) is no user.
-        Err(
-            patchwarden_store::StoreError::Invalid { .. }
-            | patchwarden_store::StoreError::TooLong { .. },
-        ) => None,
-        Err(e) => return Err(e.into()),
+    // Names and passwords longer than any that can be stored are nobody's: they are not
+    // looked up, hashed or remembered (a megabyte name must not become a limiter key).
+    let plausible =
+        login.username.len() <= MAX_USERNAME && login.password.len() <= secrets::MAX_PASSWORD_LEN;
+    let user = if plausible {
+        state
+            .store
+            .find_user(&login.username)
+            .await?
+            .filter(User::is_enabled)
+    } else {
+        None
     };
     let Some(user) = user else {
-        if let Err(retry_after) = state.login_limiter.check(&unknown, unix) {
+        let name = plausible.then(|| login.username.to_ascii_lowercase());
+        if let Some(n) = &name
+            && let Err(retry_after) = state
+                .login_limiter
+                .check(&Key::UnknownName(n.clone()), unix)
+        {
             return Err(ApiError::LoginLocked { retry_after });
         }
-        verify(&state, login.password, secrets::decoy_hash().to_owned()).await?;
-        fail(&state, Some(login.username.to_ascii_lowercase()));
+        if plausible {
+            verify(&state, login.password, secrets::decoy_hash().to_owned()).await?;
+        }
+        fail(&state, name);
         return Err(ApiError::InvalidCredentials);
     };
     if let Some(until) = user.locked_at(now) {
