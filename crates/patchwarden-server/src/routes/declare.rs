@@ -277,3 +277,41 @@ async fn guard(
     }
     next.run(request).await
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::{get, post};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn status(addr: std::net::SocketAddr, method: &str, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        answer.split(' ').nth(1).unwrap_or("").to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_route_added_around_the_declarations_is_refused_for_everyone() {
+        let declared = Arc::new(BTreeSet::from([("GET".to_owned(), "/declared".to_owned())]));
+        let app: Router = Router::new()
+            .route("/declared", get(|| async { "ok" }))
+            .route("/sneaked-in", get(|| async { "should never answer" }))
+            .route("/declared-too", post(|| async { "should never answer" }))
+            .layer(middleware::from_fn_with_state(declared, guard));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        assert_eq!(status(addr, "GET", "/declared").await, "200");
+        assert_eq!(status(addr, "HEAD", "/declared").await, "200");
+        assert_eq!(status(addr, "GET", "/sneaked-in").await, "403");
+        assert_eq!(status(addr, "POST", "/declared-too").await, "403");
+        assert_eq!(status(addr, "POST", "/declared").await, "405");
+        server.abort();
+    }
+}
