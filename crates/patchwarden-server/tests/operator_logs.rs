@@ -169,7 +169,10 @@ async fn no_secret_the_server_handled_appears_in_its_logs_or_its_audit_chain() {
     assert!(log.contains("operator logged in"), "{log}");
     assert!(log.contains("user locked after too many failed logins"));
     assert!(log.contains("csrf-rejected"));
-    assert!(log.contains("route=/api/v1/session"), "request spans are captured too");
+    assert!(
+        log.contains("route=/api/v1/session"),
+        "request spans are captured too"
+    );
     let chain =
         serde_json::to_string(&server.store().audit_events(0, 10_000).await.unwrap()).unwrap();
     assert!(chain.contains("session.create") && chain.contains("api_token.create"));
