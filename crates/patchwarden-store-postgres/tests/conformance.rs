@@ -58,7 +58,7 @@ async fn postgres() -> Option<Arc<dyn TestDatabase>> {
             use std::io::Write as _;
             let _ = writeln!(
                 std::io::stderr(),
-                "skipped: the PostgreSQL conformance story (27 tests) needs {VAR} set to a \
+                "skipped: the store conformance suite on PostgreSQL needs {VAR} set to a \
                  database URL; CI sets postgres://postgres@127.0.0.1:5432/test"
             );
         });
