@@ -6,6 +6,7 @@
 
 pub mod advisory;
 pub mod audit;
+pub mod calendar;
 pub mod change;
 pub mod finding;
 pub mod install_script;
