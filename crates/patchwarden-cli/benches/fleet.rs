@@ -1,0 +1,549 @@
+//! The fleet benchmark of issue 7: `patchwarden serve` as its own process (HTTPS on loopback,
+//! SQLite, or PostgreSQL with `PW_BENCH_POSTGRES=postgres://…`), a simulated fleet of N hosts —
+//! a third Debian 12 (the 720 packages of a real status file), a third AlmaLinux 9 (Red Hat's
+//! UBI 9.2 package set, x86_64 and noarch), a third Alpine 3.10 (every package Alpine's secdb
+//! names, at the version of its oldest fix or the release before it) — each with its own key,
+//! enrolled through the real protocol, uploading its full inventory (matched against the real
+//! AlmaLinux OSV archive, Alpine's secdb and advisories made from bookworm-security), then
+//! checking in paced at the fleet rate (N hosts every 60 s) for a bounded time.
+//!
+//! Reports enrolments/s, full uploads/s, paced check-ins p50/p99 and errors, the server
+//! process's resident memory (now and peak, from /proc) and the database size per host.
+//!
+//! `cargo bench -p patchwarden-cli --bench fleet` (`PW_BENCH_HOSTS`, default 20,000;
+//! `PW_BENCH_SECS`, default 60). Without `--bench` (as `cargo test --benches` runs it) it runs
+//! a small fleet quickly, so the file keeps compiling and working.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use patchwarden_api::v1::agent::{
+    CheckInRequest, EnrollRequest, EnrollmentSecret, InventoryUpload,
+};
+use patchwarden_client::{AgentClient, AgentKey, Client, Fingerprint, Trust};
+use patchwarden_core::inventory::{HostFacts, Inventory, Manager, OsInfo, Package, PackageStatus};
+use serde_json::json;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn shared_data() -> PathBuf {
+    let dir = std::env::var_os("PATCHWARDEN_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    assert!(
+        dir.join("osv").is_dir(),
+        "no shared data at {}",
+        dir.display()
+    );
+    dir
+}
+
+fn debian_packages() -> Vec<Package> {
+    let file = std::fs::File::open(shared_data().join("debian/debian12-host.status")).unwrap();
+    patchwarden_agent::inventory::dpkg::parse_status(
+        BufReader::new(file),
+        patchwarden_agent::inventory::dpkg::MissingStatus::Reject,
+    )
+    .unwrap()
+    .packages
+}
+
+fn alma_packages() -> Vec<Package> {
+    use patchwarden_agent::inventory::sbom::{FromPurl, package_from_purl, parse_purl};
+    let tsv = std::fs::read_to_string(
+        shared_data().join("inventories/rpm/ubi9-9.2-755.rpm-inventory.tsv"),
+    )
+    .unwrap();
+    tsv.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let purl = line.split('\t').nth(5)?;
+            if !(purl.contains("arch=x86_64") || purl.contains("arch=noarch")) {
+                return None;
+            }
+            match package_from_purl(&parse_purl(purl).ok()?) {
+                FromPurl::Package(p) => Some(p),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Every package Alpine 3.10's secdb names: half at its oldest fixed version, half at the
+/// release before it (one `-rN` lower, where there is one), so the Alpine hosts have findings.
+fn alpine_packages() -> Vec<Package> {
+    let mut out = Vec::new();
+    for repo in ["main", "community"] {
+        let path = shared_data().join(format!("alpine/json/v3.10/{repo}.json"));
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        for (i, p) in doc["packages"].as_array().unwrap().iter().enumerate() {
+            let name = p["pkg"]["name"].as_str().unwrap();
+            let Some(fixes) = p["pkg"]["secfixes"].as_object() else {
+                continue;
+            };
+            use patchwarden_version::apk::{Rules, compare, validate};
+            let Some(oldest) = fixes
+                .keys()
+                .filter(|v| validate(v, Rules::V2).is_ok())
+                .min_by(|a, b| compare(a, b, Rules::V2).unwrap_or(std::cmp::Ordering::Equal))
+            else {
+                continue;
+            };
+            let version = match oldest.rsplit_once("-r") {
+                Some((v, r)) if i % 2 == 0 => match r.parse::<u32>() {
+                    Ok(n) if n > 0 => format!("{v}-r{}", n - 1),
+                    _ => oldest.clone(),
+                },
+                _ => oldest.clone(),
+            };
+            out.push(Package {
+                manager: Manager::Apk,
+                name: name.to_owned(),
+                version,
+                arch: Some("x86_64".into()),
+                source_name: Some(name.to_owned()),
+                source_version: None,
+                epoch: None,
+                module: None,
+                status: PackageStatus::Installed,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup_by(|a, b| a.name == b.name);
+    out
+}
+
+fn facts(i: usize, os: &str) -> HostFacts {
+    let (id, version, eco, pretty) = match os {
+        "debian" => (
+            "debian",
+            "12",
+            "Debian:12",
+            "Debian GNU/Linux 12 (bookworm)",
+        ),
+        "alma" => (
+            "almalinux",
+            "9.2",
+            "AlmaLinux:9",
+            "AlmaLinux 9.2 (Turquoise Kodkod)",
+        ),
+        _ => ("alpine", "3.10.9", "Alpine:v3.10", "Alpine Linux v3.10"),
+    };
+    HostFacts {
+        hostname: format!("{os}-{i:05}"),
+        os: OsInfo {
+            id: id.into(),
+            version_id: Some(version.into()),
+            codename: None,
+            pretty_name: Some(pretty.into()),
+            id_like: Vec::new(),
+            ecosystem: Some(eco.into()),
+        },
+        arch: Some("x86_64".into()),
+        machine_id: Some(format!("{i:032x}")),
+        ..HostFacts::default()
+    }
+}
+
+/// Advisories made from bookworm-security, one per source package, fixed in the suite's
+/// version (as the agent protocol bench does), so the Debian hosts match for real.
+fn debian_feed(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let tsv =
+        std::fs::read_to_string(shared_data().join("debian/bookworm-security-main-amd64.tsv"))
+            .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in tsv.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if !seen.insert(cols[3].to_owned()) {
+            continue;
+        }
+        let record = json!({
+            "schema_version": "1.6.0", "id": format!("PWBENCH-{}", cols[3]),
+            "upstream": [format!("CVE-2099-{:05}", seen.len())],
+            "published": "2025-06-01T00:00:00Z", "modified": "2025-06-01T00:00:00Z",
+            "affected": [{"package": {"ecosystem": "Debian:12", "name": cols[3]},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": cols[1]}]}]}]
+        });
+        std::fs::write(dir.join(format!("{}.json", cols[3])), record.to_string()).unwrap();
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    fingerprint: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(config: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patchwarden"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut url, mut fingerprint) = (None, None);
+    while url.is_none() || fingerprint.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(300))
+            .expect("the server prints its URL and fingerprint");
+        if let Some(u) = line.strip_prefix("patchwarden: serving the API at ") {
+            url = Some(u.to_owned());
+        }
+        if let Some((_, f)) = line.split_once("(agents pin it: --ca-fingerprint): ") {
+            fingerprint = Some(f.to_owned());
+        }
+    }
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    Server {
+        child,
+        url: url.unwrap(),
+        fingerprint: fingerprint.unwrap(),
+    }
+}
+
+/// The server's resident memory now and at its peak, in MiB (`VmRSS`, `VmHWM`).
+fn rss(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+async fn fresh_postgres(url: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("PW_BENCH_POSTGRES: a reachable database");
+    tokio::spawn(connection);
+    client
+        .batch_execute("DROP DATABASE IF EXISTS pw_bench_fleet WITH (FORCE)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("CREATE DATABASE pw_bench_fleet")
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').expect("a URL with a database name");
+    format!("{base}/pw_bench_fleet")
+}
+
+async fn postgres_size(url: &str) -> u64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .await
+        .unwrap();
+    u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let hosts = if quick {
+        12
+    } else {
+        env_or("PW_BENCH_HOSTS", 20_000)
+    } as usize;
+    let secs = if quick {
+        2
+    } else {
+        env_or("PW_BENCH_SECS", 60)
+    };
+    let postgres = std::env::var("PW_BENCH_POSTGRES").ok().filter(|_| !quick);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(hosts, secs, postgres));
+}
+
+async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    debian_feed(&dir.path().join("debian-feed"));
+    let database_url = match &postgres {
+        Some(url) => fresh_postgres(url).await,
+        None => String::new(),
+    };
+    let files = [
+        dir.path().join("debian-feed"),
+        shared_data().join("osv/almalinux-all.zip"),
+        shared_data().join("alpine/json/v3.10/main.json"),
+        shared_data().join("alpine/json/v3.10/community.json"),
+    ];
+    let files: Vec<String> = files.iter().map(|f| format!("{f:?}")).collect();
+    let config = dir.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data_dir:?}\ndatabase_url = {database_url:?}\n\
+             [listen]\napi = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n\
+             [advisories]\nfiles = [{}]\n",
+            files.join(", ")
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let server = start_server(&config);
+    let startup = started.elapsed();
+    let (rss_idle, _) = rss(server.child.id());
+    let out = Command::new(env!("CARGO_BIN_EXE_patchwarden"))
+        .args(["admin", "token", "create", "--config"])
+        .arg(&config)
+        .args(["--group", "fleet", "--uses", &hosts.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let fingerprint = Fingerprint::parse(&server.fingerprint).unwrap();
+    let client = Client::new(&server.url, &Trust::Pinned(fingerprint)).unwrap();
+
+    let sets: BTreeMap<&str, Vec<Package>> = [
+        ("debian", debian_packages()),
+        ("alma", alma_packages()),
+        ("alpine", alpine_packages()),
+    ]
+    .into_iter()
+    .collect();
+    let os_of = |i: usize| ["debian", "alma", "alpine"][i % 3];
+
+    // Enrolment: 8 at a time, as hosts arriving after an install wave would.
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, secret, next) = (client.clone(), secret.clone(), next.clone());
+        workers.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= hosts {
+                    break;
+                }
+                let key = AgentKey::generate().unwrap();
+                let f = facts(i, os_of(i));
+                let response = client
+                    .enroll(
+                        &key,
+                        &EnrollRequest {
+                            token: EnrollmentSecret(secret.clone()),
+                            public_key: key.public_hex(),
+                            facts: f.clone(),
+                            replace: false,
+                            agent_version: "bench".into(),
+                        },
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("enrolment {i}: {e}"));
+                mine.push((i, client.agent(&response.host_id, key), f));
+            }
+            mine
+        });
+    }
+    let mut agents: Vec<(usize, AgentClient, HostFacts)> = Vec::new();
+    while let Some(r) = workers.join_next().await {
+        agents.extend(r.unwrap());
+    }
+    agents.sort_by_key(|a| a.0);
+    let enroll = started.elapsed();
+
+    // Full inventories: 32 uploads in flight.
+    let started = Instant::now();
+    let agents = Arc::new(agents);
+    let sets = Arc::new(sets);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (agents, sets, next) = (agents.clone(), sets.clone(), next.clone());
+        workers.spawn(async move {
+            let (mut findings, mut errors) = (0u64, 0u64);
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((_, agent, f)) = agents.get(i) else {
+                    break;
+                };
+                let mut inventory = Inventory {
+                    host: f.clone(),
+                    packages: sets[os_of(i)].clone(),
+                    ..Inventory::default()
+                };
+                inventory.canonicalize();
+                match agent
+                    .upload_inventory(&InventoryUpload::Full { inventory })
+                    .await
+                {
+                    Ok(a) => findings += a.findings.open,
+                    Err(_) => errors += 1,
+                }
+            }
+            (findings, errors)
+        });
+    }
+    let (mut findings, mut upload_errors) = (0, 0);
+    while let Some(r) = workers.join_next().await {
+        let (f, e) = r.unwrap();
+        findings += f;
+        upload_errors += e;
+    }
+    let upload = started.elapsed();
+    let (rss_uploaded, _) = rss(server.child.id());
+
+    // Paced check-ins: every host once a minute, phases spread over the minute.
+    let period = Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut loops = tokio::task::JoinSet::new();
+    for (n, (i, agent, f)) in agents.iter().enumerate() {
+        let (agent, f, i) = (agent.clone(), f.clone(), *i);
+        let mut inventory = Inventory {
+            host: f.clone(),
+            packages: sets[os_of(i)].clone(),
+            ..Inventory::default()
+        };
+        inventory.canonicalize();
+        let request = CheckInRequest {
+            seq: 0,
+            facts: f,
+            packages: inventory.packages_digest(),
+            agent_version: "bench".into(),
+        };
+        let phase = period.mul_f64(n as f64 / hosts as f64);
+        loops.spawn(async move {
+            let (mut latencies, mut errors, mut seq) = (Vec::new(), 0u64, 0);
+            let mut next = tokio::time::Instant::now() + phase;
+            let end = tokio::time::Instant::from_std(deadline);
+            // A host whose next check-in falls after the deadline stops now rather than
+            // sleeping until then.
+            while next < end {
+                tokio::time::sleep_until(next).await;
+                seq += 1;
+                let t = Instant::now();
+                match agent
+                    .check_in(&CheckInRequest {
+                        seq,
+                        ..request.clone()
+                    })
+                    .await
+                {
+                    Ok(_) => latencies.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+                next += period;
+            }
+            (latencies, errors)
+        });
+    }
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    while let Some(r) = loops.join_next().await {
+        let (l, e) = r.unwrap();
+        latencies.extend(l);
+        errors += e;
+    }
+    let paced = started.elapsed();
+    latencies.sort();
+    let (rss_end, rss_peak) = rss(server.child.id());
+    let db = match &postgres {
+        Some(_) => postgres_size(&database_url).await,
+        None => ["patchwarden.db", "patchwarden.db-wal"]
+            .iter()
+            .map(|f| std::fs::metadata(data_dir.join(f)).map_or(0, |m| m.len()))
+            .sum(),
+    };
+    let backend = if postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "fleet: {hosts} hosts ({} Debian x {} packages, {} AlmaLinux x {}, {} Alpine x {}), {backend}",
+        hosts.div_ceil(3),
+        sets["debian"].len(),
+        (hosts + 1) / 3,
+        sets["alma"].len(),
+        hosts / 3,
+        sets["alpine"].len(),
+    );
+    println!(
+        "  server start (advisories loaded, matcher built): {:.1} s, RSS {rss_idle:.0} MiB",
+        startup.as_secs_f64()
+    );
+    println!(
+        "  enrol: {:.0} /s ({hosts} in {:.1} s, 8 at a time)",
+        hosts as f64 / enroll.as_secs_f64(),
+        enroll.as_secs_f64()
+    );
+    println!(
+        "  full inventory uploads (gzip, matched, findings synced): {:.0} /s ({hosts} in {:.1} s, \
+         32 in flight), {findings} findings open, {upload_errors} errors; RSS after {rss_uploaded:.0} MiB",
+        hosts as f64 / upload.as_secs_f64(),
+        upload.as_secs_f64()
+    );
+    println!(
+        "  check-ins paced at {:.0} /s for {:.0} s: {} done, p50 {:.2} ms, p99 {:.2} ms, {errors} errors",
+        hosts as f64 / 60.0,
+        paced.as_secs_f64(),
+        latencies.len(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    println!(
+        "  server RSS at the end {rss_end:.0} MiB, peak {rss_peak:.0} MiB \
+         (target 100 MiB + 10 KiB x {hosts} = {:.0} MiB)",
+        100.0 + 10.0 * hosts as f64 / 1024.0
+    );
+    println!(
+        "  database: {:.1} MiB, {:.1} KiB per host",
+        db as f64 / 1024.0 / 1024.0,
+        db as f64 / 1024.0 / hosts as f64
+    );
+    assert_eq!(upload_errors, 0, "uploads failed");
+    assert!(findings > 0, "no findings: the fleet matched nothing");
+}
