@@ -11,7 +11,7 @@
 //! process's resident memory (now and peak, from /proc) and the database size per host.
 //!
 //! `cargo bench -p patchwarden-cli --bench fleet` (`PW_BENCH_HOSTS`, default 20,000;
-//! `PW_BENCH_SECS`, default 60). Without `--bench` (as `cargo test --benches` runs it) it runs
+//! `PW_BENCH_SECS`, default 60; `PW_BENCH_INTERVAL`, default 60). Without `--bench` (as `cargo test --benches` runs it) it runs
 //! a small fleet quickly, so the file keeps compiling and working.
 
 use std::collections::BTreeMap;
@@ -436,8 +436,9 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     let upload = started.elapsed();
     let (rss_uploaded, _) = rss(server.child.id());
 
-    // Paced check-ins: every host once a minute, phases spread over the minute.
-    let period = Duration::from_secs(60);
+    // Paced check-ins: every host once a minute (or every `PW_BENCH_INTERVAL` seconds, to
+    // put a fleet's rate on fewer hosts), phases spread over the interval.
+    let period = Duration::from_secs(env_or("PW_BENCH_INTERVAL", 60).max(1));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let mut loops = tokio::task::JoinSet::new();
@@ -528,7 +529,7 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     );
     println!(
         "  check-ins paced at {:.0} /s for {:.0} s: {} done, p50 {:.2} ms, p99 {:.2} ms, {errors} errors",
-        hosts as f64 / 60.0,
+        hosts as f64 / period.as_secs_f64(),
         paced.as_secs_f64(),
         latencies.len(),
         percentile(&latencies, 0.50).as_secs_f64() * 1e3,

@@ -256,6 +256,13 @@ impl Store for TracedStore {
             .await
     }
 
+    async fn count_open_findings(&self, host: Uuid, fixable_only: bool) -> Result<u64> {
+        self.inner
+            .count_open_findings(host, fixable_only)
+            .instrument(tracing::debug_span!("store", op = "count_open_findings"))
+            .await
+    }
+
     async fn finding_history(&self, finding: i64) -> Result<Vec<ClassificationChange>> {
         self.inner
             .finding_history(finding)

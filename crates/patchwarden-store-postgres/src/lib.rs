@@ -403,6 +403,11 @@ impl Store for PgStore {
         findings::list(&client, filter).await
     }
 
+    async fn count_open_findings(&self, host: Uuid, fixable_only: bool) -> Result<u64> {
+        let client = self.client("count open findings").await?;
+        findings::count_open(&client, host, fixable_only).await
+    }
+
     async fn finding_history(&self, finding: i64) -> Result<Vec<ClassificationChange>> {
         let client = self.client("read finding history").await?;
         findings::history(&client, finding).await

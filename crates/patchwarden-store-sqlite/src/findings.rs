@@ -244,6 +244,20 @@ fn decode(r: RawFinding) -> Result<StoredFinding> {
     })
 }
 
+pub(crate) fn count_open(c: &Connection, host: Uuid, fixable_only: bool) -> Result<u64> {
+    // `fixed` lives in the finding's JSON body; only a new host's first check-ins ask for it.
+    let sql = if fixable_only {
+        "SELECT COUNT(*) FROM findings WHERE host = ?1 AND state = 'open' \
+         AND json_extract(body, '$.fixed') IS NOT NULL"
+    } else {
+        "SELECT COUNT(*) FROM findings WHERE host = ?1 AND state = 'open'"
+    };
+    let n: i64 = c
+        .query_row(sql, params![host.to_string()], |r| r.get(0))
+        .map_err(db("count open findings"))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 pub(crate) fn list(c: &Connection, f: &FindingFilter) -> Result<Vec<StoredFinding>> {
     let mut sql = format!("SELECT {COLUMNS} FROM findings WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();

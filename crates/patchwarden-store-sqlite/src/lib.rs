@@ -439,6 +439,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn count_open_findings(&self, host: Uuid, fixable_only: bool) -> Result<u64> {
+        self.read("count open findings", move |c| {
+            findings::count_open(c, host, fixable_only)
+        })
+        .await
+    }
+
     async fn finding_history(&self, finding: i64) -> Result<Vec<ClassificationChange>> {
         self.read("read finding history", move |c| {
             findings::history(c, finding)

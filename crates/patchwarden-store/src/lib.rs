@@ -232,6 +232,11 @@ pub trait Store: FeedStore + OperatorStore + Send + Sync + fmt::Debug {
 
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>>;
 
+    /// How many findings of `host` are open — with `fixable_only`, only those with a released
+    /// fix. Every check-in answers with this; counting in the database instead of reading
+    /// hundreds of findings per host keeps a check-in cheap on a fleet with many findings.
+    async fn count_open_findings(&self, host: Uuid, fixable_only: bool) -> Result<u64>;
+
     /// A finding's classifications, oldest first (the first is the one it opened with).
     async fn finding_history(&self, finding: i64) -> Result<Vec<ClassificationChange>>;
 
