@@ -563,3 +563,116 @@ async fn an_advisory_entered_by_hand_is_triaged_and_its_classification_reaches_t
             && e.entry.actor == Actor::Operator("security".into()))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csaf_provider_is_followed_from_its_metadata_and_imported_as_one_run() {
+    let data = shared_data().join("csaf/redhat");
+    let publisher = Publisher::start().await;
+    let docs = [
+        "rhsa-2024_3351.json",
+        "rhsa-2023_7201.json",
+        "rhsa-2024_2049.json",
+        "rhsa-2024_2071.json",
+    ];
+    let mut index = String::new();
+    for d in docs {
+        publisher.put(
+            &format!("/csaf/white/2024/{d}"),
+            std::fs::read(data.join(d)).unwrap(),
+            Mode::Normal,
+        );
+        index.push_str(&format!("2024/{d}\n"));
+    }
+    // A broken document (a real one cut short), a path out of the directory, and one listed
+    // but missing.
+    let whole = std::fs::read(data.join("rhsa-2023_3408.json")).unwrap();
+    publisher.put(
+        "/csaf/white/2024/broken.json",
+        whole[..whole.len() / 2].to_vec(),
+        Mode::Normal,
+    );
+    publisher.put("/csaf/outside.json", whole.clone(), Mode::Normal);
+    index.push_str("2024/broken.json\n../outside.json\n2024/missing.json\n");
+    publisher.put("/csaf/white/index.txt", index.into_bytes(), Mode::Normal);
+    let metadata = serde_json::json!({
+        "canonical_url": publisher.url("/.well-known/csaf/provider-metadata.json"),
+        "distributions": [{"directory_url": publisher.url("/csaf/white")}],
+        "metadata_version": "2.0",
+        "role": "csaf_provider",
+    });
+    publisher.put(
+        "/.well-known/csaf/provider-metadata.json",
+        serde_json::to_vec(&metadata).unwrap(),
+        Mode::Normal,
+    );
+    let server = server(vec![SourceConfig {
+        name: "redhat-csaf".into(),
+        kind: "csaf".into(),
+        location: publisher.url("/.well-known/csaf/provider-metadata.json"),
+        every: None,
+        expected_period: Some("2d".into()),
+    }])
+    .await;
+    let sessions = users(&server).await;
+    let security = as_role(&sessions, Role::Security);
+    let state = server.running().state.clone();
+    let store = server.store();
+    let sync = || security.apply(Req::post("/api/v1/feeds/redhat-csaf/sync"));
+    assert_eq!(server.send(sync()).await.status, 202);
+    patchwarden_server::feeds::scheduler::tick_once(&state, clock::now(), &mut HashSet::new())
+        .await;
+    let detail: FeedSourceDetail = server
+        .send(security.apply(Req::get("/api/v1/feeds/redhat-csaf")))
+        .await
+        .json();
+    let imported = detail
+        .runs
+        .iter()
+        .find(|r| r.outcome == "imported")
+        .unwrap_or_else(|| panic!("{detail:?}"));
+    assert_eq!(imported.records, docs.len() as u64, "{imported:?}");
+    assert_eq!(detail.source.records, docs.len() as u64);
+    assert_eq!(store.advisory_count().await.unwrap(), docs.len() as u64);
+    let rejects = imported.rejects.join("\n");
+    assert!(rejects.contains("broken.json"), "{rejects}");
+    assert!(rejects.contains("../outside.json"), "{rejects}");
+    assert!(rejects.contains("missing.json"), "{rejects}");
+    assert!(!rejects.contains("csaf-"), "work paths leak: {rejects}");
+    // The path out of the directory was never requested.
+    assert!(
+        !publisher
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.path == "/csaf/outside.json")
+    );
+
+    // Nothing changed at the provider: the next run imports nothing.
+    assert_eq!(server.send(sync()).await.status, 202);
+    patchwarden_server::feeds::scheduler::tick_once(&state, clock::now(), &mut HashSet::new())
+        .await;
+    let detail: FeedSourceDetail = server
+        .send(security.apply(Req::get("/api/v1/feeds/redhat-csaf")))
+        .await
+        .json();
+    assert_eq!(detail.runs[0].outcome, "unchanged", "{detail:?}");
+
+    // An index that names nothing importable (every document broken): a failed run, and the
+    // advisories in force stay.
+    publisher.put(
+        "/csaf/white/index.txt",
+        b"2024/broken.json\n".to_vec(),
+        Mode::Normal,
+    );
+    assert_eq!(server.send(sync()).await.status, 202);
+    patchwarden_server::feeds::scheduler::tick_once(&state, clock::now(), &mut HashSet::new())
+        .await;
+    let detail: FeedSourceDetail = server
+        .send(security.apply(Req::get("/api/v1/feeds/redhat-csaf")))
+        .await
+        .json();
+    assert_eq!(detail.runs[0].outcome, "failed", "{detail:?}");
+    assert!(detail.source.last_error.is_some());
+    assert_eq!(store.advisory_count().await.unwrap(), docs.len() as u64);
+}
