@@ -562,6 +562,36 @@ async fn an_advisory_entered_by_hand_is_triaged_and_its_classification_reaches_t
         events.iter().any(|e| e.entry.action == "feed.import"
             && e.entry.actor == Actor::Operator("security".into()))
     );
+
+    // Into a vendor's own manual source (made when missing); an old advisory opens findings
+    // but is no new patch to review.
+    let old = osv_for(
+        &before,
+        &after,
+        1,
+        "ACME-2023-2",
+        "CVE-2023-99004",
+        Timestamp::from_second(1_700_000_000).unwrap(),
+    );
+    let mut r = security
+        .apply(Req::post("/api/v1/advisories?source=acme-firmware"))
+        .header("content-type", "application/json");
+    r.body = old;
+    let a = server.send(r).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json::<ImportOutcome>().source, "acme-firmware");
+    let source: FeedSourceView = server
+        .send(officer.apply(Req::get("/api/v1/feeds/acme-firmware")))
+        .await
+        .json::<FeedSourceDetail>()
+        .source;
+    assert_eq!(source.records, 1);
+    assert!(!of_cve(&findings(&server, officer, &host).await, "CVE-2023-99004").is_empty());
+    let all: TriagePage = server
+        .send(officer.apply(Req::get("/api/v1/triage")))
+        .await
+        .json();
+    assert_eq!(all.items.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

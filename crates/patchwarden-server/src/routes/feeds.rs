@@ -17,9 +17,9 @@ use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use jiff::Timestamp;
 use patchwarden_api::v1::feeds::{
-    FeedFreshness, FeedKind, FeedRunView, FeedSourceDetail, FeedSourceView, ImportOutcome,
-    ImportQuery, ManualCheck, ReviewState, TriageClassification, TriageItemView, TriagePage,
-    TriageQuery,
+    AdvisoryQuery, FeedFreshness, FeedKind, FeedRunView, FeedSourceDetail, FeedSourceView,
+    ImportOutcome, ImportQuery, ManualCheck, ReviewState, TriageClassification, TriageItemView,
+    TriagePage, TriageQuery,
 };
 use patchwarden_api::v1::fleet::{DEFAULT_PAGE, MAX_PAGE};
 use patchwarden_core::triage::ReviewStatus;
@@ -395,13 +395,14 @@ pub(crate) async fn import(
     Ok(Json(outcome(&source, kind, &synced)))
 }
 
-/// Enters one advisory written by hand in the OSV model (a vendor without a feed) into the
-/// manual source `manual`, validated as a fetched OSV record is; the hosts it names are
+/// Enters one advisory written by hand in the OSV model (a vendor without a feed) into a
+/// manual source (`source`, default `manual`), validated as a fetched OSV record is; the hosts it names are
 /// matched again and a new one that affects the fleet enters the triage queue.
 #[utoipa::path(
     post,
     path = "/api/v1/advisories",
     tag = "feeds",
+    params(AdvisoryQuery),
     request_body(content = serde_json::Value, content_type = "application/json",
         description = "One OSV record"),
     responses(
@@ -413,12 +414,20 @@ pub(crate) async fn import(
 pub(crate) async fn enter(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    q: Result<Query<AdvisoryQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Json<ImportOutcome>, ApiError> {
+    let source = query(q)?.source.map(checked_name).transpose()?;
     let document = body::read(body, MAX_MANUAL_ADVISORY as u64).await?;
-    let synced = feeds::enter_advisory(&state, None, &document, caller.actor(), clock::now())
-        .await
-        .map_err(|e| feeds_error(e, ApiError::MalformedBody))?;
+    let synced = feeds::enter_advisory(
+        &state,
+        source.as_deref(),
+        &document,
+        caller.actor(),
+        clock::now(),
+    )
+    .await
+    .map_err(|e| feeds_error(e, ApiError::MalformedBody))?;
     Ok(Json(outcome(
         &synced.run.source.clone(),
         SourceKind::Manual,
