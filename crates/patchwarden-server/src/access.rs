@@ -48,6 +48,30 @@ pub(crate) const ADMIN_AUDITOR: &[Role] = &[Role::Admin, Role::Auditor];
 pub(crate) const ENROLLERS: &[Role] = &[Role::Admin, Role::Officer];
 /// Listing enrollment tokens.
 pub(crate) const ENROLLMENT_READERS: &[Role] = &[Role::Admin, Role::Officer, Role::Auditor];
+/// Changing what the advisory data is (P2): asking for a sync, recording the monthly manual
+/// check, importing a file, entering an advisory by hand. The officer runs the process day to
+/// day, the security team monitors advisories (seed 000 6.5); approvers, authorisers and
+/// auditors judge or read changes and must not shape the data they judge; a provider acts
+/// only on its own hosts, and the advisories are everyone's. (Reading the feeds is
+/// `EVERYONE`: a source's name, location and freshness say nothing about any host, and a
+/// provider's reports depend on knowing the data is current.)
+pub(crate) const FEED_OPERATORS: &[Role] = &[Role::Admin, Role::Officer, Role::Security];
+/// Reading the triage queue: every role but the provider. An item says that a vulnerability
+/// affects some host of the fleet; to a provider, scoped to its own groups (P20), that is
+/// knowledge of other groups' hosts, which it is not given anywhere else.
+pub(crate) const TRIAGE_READERS: &[Role] = &[
+    Role::Admin,
+    Role::Officer,
+    Role::Approver,
+    Role::Authoriser,
+    Role::Security,
+    Role::Auditor,
+];
+/// Classifying a new advisory within its four hours (P4, seed 004): the security team and
+/// the officer, who review new patches; the admin as for every other operation. The
+/// classification becomes the policy's override on findings, so approvers and authorisers,
+/// who later judge changes by that criticality, do not set it.
+pub(crate) const TRIAGE_DECIDERS: &[Role] = &[Role::Admin, Role::Officer, Role::Security];
 
 /// Who may call a route. Declared once per route, where the route is added
 /// (`routes::declare`); the OpenAPI document shows it as the operation's security.

@@ -8,10 +8,12 @@
 //! added to the router without a declaration cannot get here: `no_route_is_added_outside_the
 //! _declarations` finds it in the source, and the server refuses it for everyone.
 
+mod feeds_support;
 mod operator_support;
 
 use std::collections::BTreeSet;
 
+use feeds_support::shared_data;
 use jiff::SignedDuration;
 use operator_support::{Answer, PASSWORD, Req, Server, Session};
 use patchwarden_api::v1::agent::{EnrollRequest, EnrollmentSecret};
@@ -19,10 +21,12 @@ use patchwarden_api::v1::fleet::HostPage;
 use patchwarden_api::v1::problem::ProblemCode;
 use patchwarden_api::v1::signing;
 use patchwarden_client::{AgentClient, AgentKey, Client, Signing, Trust};
-use patchwarden_core::audit::Actor;
+use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::inventory::{HostFacts, OsInfo};
 use patchwarden_server::Access;
 use patchwarden_server::admin::{self, TokenRequest};
+use patchwarden_store::feed::{FeedSourceSpec, SourceKind, SourceOrigin};
+use patchwarden_store::triage::NewTriageItem;
 use patchwarden_store::{NewApiToken, Role, SecretHash};
 use uuid::Uuid;
 
@@ -98,6 +102,45 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/api/v1/hosts/{id}", Expect::Roles(ALL)),
     ("GET", "/api/v1/findings", Expect::Roles(ALL)),
     ("GET", "/api/v1/advisories/{id}", Expect::Roles(ALL)),
+    ("GET", "/api/v1/feeds", Expect::Roles(ALL)),
+    ("GET", "/api/v1/feeds/{name}", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/api/v1/feeds/{name}/sync",
+        Expect::Roles(&["admin", "officer", "security"]),
+    ),
+    (
+        "POST",
+        "/api/v1/feeds/{name}/check",
+        Expect::Roles(&["admin", "officer", "security"]),
+    ),
+    (
+        "POST",
+        "/api/v1/feeds/import",
+        Expect::Roles(&["admin", "officer", "security"]),
+    ),
+    (
+        "POST",
+        "/api/v1/advisories",
+        Expect::Roles(&["admin", "officer", "security"]),
+    ),
+    (
+        "GET",
+        "/api/v1/triage",
+        Expect::Roles(&[
+            "admin",
+            "officer",
+            "approver",
+            "authoriser",
+            "security",
+            "auditor",
+        ]),
+    ),
+    (
+        "POST",
+        "/api/v1/triage/{id}/classify",
+        Expect::Roles(&["admin", "officer", "security"]),
+    ),
     ("GET", "/api/v1/audit", Expect::Roles(&["admin", "auditor"])),
     (
         "GET",
@@ -235,6 +278,13 @@ struct Targets {
     enrollment_secret: String,
     inside_host: String,
     outside_host: String,
+    /// A queued vulnerability to classify.
+    triage_item: i64,
+}
+
+/// A real OSV record from the shared data.
+fn osv_record(name: &str) -> Vec<u8> {
+    std::fs::read(shared_data().join("osv/misc").join(name)).unwrap()
 }
 
 /// The route's own request: its path with the parameters filled in, and a body.
@@ -248,6 +298,13 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
         )
         .replace("/hosts/{id}", &format!("/hosts/{}", t.inside_host))
         .replace("/advisories/{id}", "/advisories/CVE-2024-0001")
+        // A fetched source to sync; the manual one to check.
+        .replace("/feeds/{name}/check", "/feeds/acme-firmware/check")
+        .replace("/feeds/{name}", "/feeds/matrix-kev")
+        .replace(
+            "/triage/{id}/classify",
+            &format!("/triage/{}/classify", t.triage_item),
+        )
         .replace("/jobs/{id}", &format!("/jobs/{}", Uuid::new_v4()))
         .replace("{file}", "patchwarden.deb");
     let r = Req::new(method, &concrete);
@@ -266,6 +323,23 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
         ("PUT", "/api/v1/users/{id}/roles") => serde_json::json!({"roles": ["auditor"]}),
         ("POST", "/api/v1/api-tokens") => serde_json::json!({"name": format!("matrix {n}")}),
         ("POST", "/api/v1/enrollment-tokens") => serde_json::json!({"group": "web"}),
+        ("POST", "/api/v1/feeds/{name}/check") => {
+            serde_json::json!({"note": format!("checked the vendor's page ({n}): nothing new")})
+        }
+        ("POST", "/api/v1/triage/{id}/classify") => serde_json::json!({
+            "classification": "low", "reason": format!("reviewed in the matrix ({n})"),
+        }),
+        ("POST", "/api/v1/feeds/import") => {
+            let mut r = Req::post(&format!("{concrete}?kind=osv&source=matrix-osv"))
+                .header("content-type", "application/octet-stream");
+            r.body = osv_record("trustify-osv/GHSA-fmj7-7gfw-64pg.json");
+            return r;
+        }
+        ("POST", "/api/v1/advisories") => {
+            let mut r = r.header("content-type", "application/json");
+            r.body = osv_record("osv-schema-linter-testdata/GO-2020-0001.json");
+            return r;
+        }
         (_, p) if p.starts_with("/api/v1/agent/") => serde_json::json!({}),
         _ => return r,
     };
@@ -391,6 +465,44 @@ async fn every_route_admits_exactly_the_callers_it_declares() {
         .await
         .unwrap();
     let (enrollment_token, _) = server_token(&server, "web", 1).await;
+    // Feed sources: one fetched (its sync request only recorded: the port refuses), one
+    // manual; and a queued vulnerability.
+    for (name, kind, location) in [
+        ("matrix-kev", SourceKind::Kev, "http://127.0.0.1:9/kev.json"),
+        ("acme-firmware", SourceKind::Manual, ""),
+    ] {
+        server
+            .store()
+            .put_feed_source(
+                &FeedSourceSpec {
+                    name: name.into(),
+                    kind,
+                    location: location.into(),
+                    interval_secs: None,
+                    expected_period_secs: Some(31 * 86_400),
+                    origin: SourceOrigin::Config,
+                },
+                now,
+                AuditEntry::new(now, Actor::System("test".into()), "feed.define", name),
+            )
+            .await
+            .unwrap();
+    }
+    let queued = server
+        .store()
+        .enqueue_triage(
+            &[NewTriageItem {
+                vulnerability: "CVE-2026-99100".into(),
+                advisories: vec!["ACME-2026-1".into()],
+                summary: None,
+                arrived_at: now,
+                due_at: now + SignedDuration::from_hours(4),
+            }],
+            now,
+            AuditEntry::new(now, Actor::System("test".into()), "triage.enqueue", "t"),
+        )
+        .await
+        .unwrap();
     let (_, enrollment_secret) = server_token(&server, "web", 1000).await;
     let targets = Targets {
         user: target.id,
@@ -399,6 +511,7 @@ async fn every_route_admits_exactly_the_callers_it_declares() {
         enrollment_secret,
         inside_host: agent.host_id().to_owned(),
         outside_host: outside.host_id().to_owned(),
+        triage_item: queued[0].id,
     };
 
     let mut n = 0;
@@ -429,6 +542,19 @@ async fn every_route_admits_exactly_the_callers_it_declares() {
                     "{method} {path} by {}: expected {}, got {} {}",
                     caller.name(),
                     if allowed { "allowed" } else { "refused" },
+                    answer.status,
+                    answer.text()
+                ));
+            }
+            // The feed and triage routes get requests that succeed: an allowed cell there is
+            // the route's work done, not a refusal of its content.
+            let feeds_route = path.starts_with("/api/v1/feeds")
+                || path.starts_with("/api/v1/triage")
+                || *path == "/api/v1/advisories";
+            if allowed && feeds_route && !(200..300).contains(&answer.status) {
+                failures.push(format!(
+                    "{method} {path} by {}: allowed but answered {} {}",
+                    caller.name(),
                     answer.status,
                     answer.text()
                 ));

@@ -10,7 +10,7 @@
 //! - `POST /api/v1/feeds/{name}/check` with `ManualCheck` → `FeedSourceView` (manual sources)
 //! - `POST /api/v1/feeds/import?kind=K&source=S` with the file as the body (an OSV zip, a CSAF
 //!   document, an Alpine secdb, Debian tracker JSON, KEV JSON or EPSS CSV) → `ImportOutcome`
-//! - `POST /api/v1/advisories` with one OSV record as the body → `ImportOutcome`
+//! - `POST /api/v1/advisories?source=S` with one OSV record as the body → `ImportOutcome`
 //! - `GET  /api/v1/triage?pending=true&overdue=true&after=N&limit=N` → `TriagePage`
 //! - `POST /api/v1/triage/{id}/classify` with `TriageClassification` → `TriageItemView`
 
@@ -144,6 +144,16 @@ pub struct ImportQuery {
     /// The file's kind; recognised from the content when left out.
     pub kind: Option<FeedKind>,
     /// The source it belongs to; default `import-KIND`.
+    pub source: Option<String>,
+}
+
+/// `POST /api/v1/advisories` parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AdvisoryQuery {
+    /// The manual source (the vendor) it is entered into; default `manual`, made when
+    /// missing. A source that is not manual is refused.
     pub source: Option<String>,
 }
 

@@ -22,6 +22,10 @@ pub struct FeedsConfig {
     pub fetch_timeout_secs: u32,
     /// The largest download (or local file) read, in bytes.
     pub max_download_bytes: u64,
+    /// The largest file an operator uploads through `POST /api/v1/feeds/import`, in bytes.
+    /// Smaller than a download by default: an upload is written to the work directory as it
+    /// arrives, and a bound here keeps one operator's mistake from filling the disk.
+    pub max_import_bytes: u64,
     /// The CA certificates (PEM) that HTTPS feeds are checked against; empty: the system's
     /// bundle (`/etc/ssl/certs/ca-certificates.crt` and the other usual places).
     pub ca_file: PathBuf,
@@ -38,6 +42,7 @@ impl Default for FeedsConfig {
             connect_timeout_secs: 30,
             fetch_timeout_secs: 1800,
             max_download_bytes: 2 << 30,
+            max_import_bytes: 256 << 20,
             ca_file: PathBuf::new(),
             triage_new_within_days: 30,
             sources: Vec::new(),
@@ -110,9 +115,9 @@ impl FeedsConfig {
                 "tick_secs, connect_timeout_secs and fetch_timeout_secs must be at least 1".into(),
             ));
         }
-        if self.max_download_bytes == 0 {
+        if self.max_download_bytes == 0 || self.max_import_bytes == 0 {
             return Err(FeedsConfigError(
-                "max_download_bytes must be at least 1".into(),
+                "max_download_bytes and max_import_bytes must be at least 1".into(),
             ));
         }
         self.specs().map(|_| ())

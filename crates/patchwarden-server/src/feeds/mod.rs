@@ -19,6 +19,7 @@
 //! when another server (or `patchwarden feeds import`) changed the advisories.
 
 pub mod config;
+pub mod csaf_provider;
 pub mod fetch;
 pub mod parse;
 pub mod scheduler;
@@ -378,7 +379,11 @@ pub async fn sync_source(
     }
     let location = source.spec.location.clone();
     let limits = Limits::default();
-    if location.starts_with("https://") || location.starts_with("http://") {
+    let remote = location.starts_with("https://") || location.starts_with("http://");
+    if remote && kind == SourceKind::Csaf && csaf_provider::is_provider_metadata(&location) {
+        return sync_csaf_provider(state, &source, actor, now).await;
+    }
+    if remote {
         let http = match state.feeds.http() {
             Ok(h) => h,
             Err(e) => return record(state, name, None, failed(now, None, e), now).await,
@@ -451,6 +456,74 @@ pub async fn sync_source(
         }
     } else {
         sync_path(state, &source, Path::new(&location), actor, now).await
+    }
+}
+
+/// Fetches a CSAF provider's documents (`csaf_provider`) and imports them as one run: all of
+/// them in force, or none and the previous data kept. Documents refused before parsing and
+/// those the parser rejects are the run's rejects.
+async fn sync_csaf_provider(
+    state: &AppState,
+    source: &FeedSource,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<Synced, FeedsError> {
+    let name = &source.spec.name;
+    let http = match state.feeds.http() {
+        Ok(h) => h,
+        Err(e) => return record(state, name, None, failed(now, None, e), now).await,
+    };
+    let fetched = match csaf_provider::fetch_provider(
+        http,
+        &source.spec.location,
+        &state.feeds.config,
+        &state.feeds.work_dir,
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => return record(state, name, None, failed(now, None, e), now).await,
+    };
+    let mut run = NewFeedRun::new(now, RunOutcome::Imported);
+    run.http_status = Some(200);
+    run.bytes = fetched.bytes;
+    if source.validators.content_sha256.as_deref() == Some(fetched.fingerprint.as_str()) {
+        run.outcome = RunOutcome::Unchanged;
+        return record(state, name, None, run, now).await;
+    }
+    let validators = FetchValidators {
+        content_sha256: Some(fetched.fingerprint.clone()),
+        ..source.validators.clone()
+    };
+    let path = fetched.dir.path.clone();
+    let limits = Limits::default();
+    let parsed =
+        tokio::task::spawn_blocking(move || parse::parse(SourceKind::Csaf, &path, &limits))
+            .await
+            .map_err(|e| FeedsError::Invalid(format!("the parser failed: {e}")))?;
+    // The parser names work files; the operator wants the provider's URLs.
+    let rename = |line: String| {
+        fetched
+            .names
+            .iter()
+            .find(|(p, _)| line.contains(p.as_str()))
+            .map_or_else(|| line.clone(), |(p, u)| line.replace(p.as_str(), u))
+    };
+    let dir_text = fetched.dir.path.display().to_string();
+    match parsed {
+        Ok(mut parsed) => {
+            parsed.rejects = parsed.rejects.into_iter().map(rename).collect();
+            parsed.rejects.extend(fetched.rejects.iter().cloned());
+            parsed.rejects.sort();
+            import_parsed(state, source, parsed, validators, run, actor, now).await
+        }
+        Err(fatal) => {
+            let mut rejects: Vec<String> = fatal.rejects.into_iter().map(rename).collect();
+            rejects.extend(fetched.rejects.iter().cloned());
+            let why = fatal.reason.replace(&dir_text, &source.spec.location);
+            let run = failed(now, Some(200), why).with_rejects(rejects);
+            record(state, name, None, run, now).await
+        }
     }
 }
 

@@ -58,7 +58,7 @@ pub(crate) fn criticality(c: Class) -> Criticality {
     }
 }
 
-fn class(c: Criticality) -> Class {
+pub(crate) fn class(c: Criticality) -> Class {
     match c {
         Criticality::NotApplicable => Class::NotApplicable,
         Criticality::Low => Class::Low,

@@ -7,6 +7,7 @@ pub(crate) mod agent;
 pub(crate) mod audit;
 pub(crate) mod declare;
 pub(crate) mod downloads;
+pub(crate) mod feeds;
 pub(crate) mod fleet;
 pub(crate) mod jobs;
 pub(crate) mod openapi;
@@ -68,7 +69,10 @@ pub(crate) fn declared(
     utoipa::openapi::OpenApi,
     Vec<Declared>,
 ) {
-    use crate::access::{ADMIN, ADMIN_AUDITOR, ENROLLERS, ENROLLMENT_READERS, EVERYONE};
+    use crate::access::{
+        ADMIN, ADMIN_AUDITOR, ENROLLERS, ENROLLMENT_READERS, EVERYONE, FEED_OPERATORS,
+        TRIAGE_DECIDERS, TRIAGE_READERS,
+    };
     Routes::new(state, openapi::frame())
         // Open: what a caller without a credential must reach.
         .open(
@@ -115,6 +119,14 @@ pub(crate) fn declared(
         .operators(EVERYONE, routes!(fleet::show_host))
         .operators(EVERYONE, routes!(fleet::list_findings))
         .operators(EVERYONE, routes!(fleet::show_advisory))
+        .operators(EVERYONE, routes!(feeds::list))
+        .operators(EVERYONE, routes!(feeds::show))
+        .operators(FEED_OPERATORS, routes!(feeds::sync))
+        .operators(FEED_OPERATORS, routes!(feeds::check))
+        .operators(FEED_OPERATORS, routes!(feeds::import))
+        .operators(FEED_OPERATORS, routes!(feeds::enter))
+        .operators(TRIAGE_READERS, routes!(feeds::list_triage))
+        .operators(TRIAGE_DECIDERS, routes!(feeds::classify))
         .operators(ADMIN_AUDITOR, routes!(audit::list))
         .operators(ADMIN_AUDITOR, routes!(audit::verify))
         .finish()

@@ -78,6 +78,8 @@ pub(crate) fn frame() -> OpenApi {
             "hosts",
             "findings",
             "advisories",
+            "feeds",
+            "triage",
             "audit",
             "agent",
             "probes",
