@@ -183,6 +183,8 @@ struct Server {
     child: Child,
     url: String,
     fingerprint: String,
+    /// `host:port` of the metrics listener.
+    metrics: String,
 }
 
 impl Drop for Server {
@@ -208,8 +210,8 @@ fn start_server(config: &Path) -> Server {
             let _ = tx.send(line);
         }
     });
-    let (mut url, mut fingerprint) = (None, None);
-    while url.is_none() || fingerprint.is_none() {
+    let (mut url, mut fingerprint, mut metrics) = (None, None, None);
+    while url.is_none() || fingerprint.is_none() || metrics.is_none() {
         let line = rx
             .recv_timeout(Duration::from_secs(300))
             .expect("the server prints its URL and fingerprint");
@@ -219,12 +221,16 @@ fn start_server(config: &Path) -> Server {
         if let Some((_, f)) = line.split_once("(agents pin it: --ca-fingerprint): ") {
             fingerprint = Some(f.to_owned());
         }
+        if let Some(m) = line.strip_prefix("patchwarden: metrics at http://") {
+            metrics = Some(m.trim_end_matches("/metrics").to_owned());
+        }
     }
     std::thread::spawn(move || while rx.recv().is_ok() {});
     Server {
         child,
         url: url.unwrap(),
         fingerprint: fingerprint.unwrap(),
+        metrics: metrics.unwrap(),
     }
 }
 
@@ -240,6 +246,41 @@ fn rss(pid: u32) -> (f64, f64) {
             / 1024.0
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The server's own view of a route's latency: the bucket bounds under which half and 99 % of
+/// its requests finished, from the request histogram on `/metrics` (so client-side queueing
+/// and the server's time can be told apart).
+fn server_latency(metrics: &str, route: &str) -> Option<(f64, f64, u64)> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(metrics).ok()?;
+    write!(conn, "GET /metrics HTTP/1.0\r\nHost: {metrics}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    let mut buckets: Vec<(f64, u64)> = Vec::new();
+    for line in text.lines() {
+        if !line.contains("request_duration_seconds_bucket") || !line.contains(&format!("route=\"{route}\""))
+        {
+            continue;
+        }
+        let le = line.split("le=\"").nth(1)?.split('"').next()?;
+        let count: u64 = line.rsplit(' ').next()?.parse().ok()?;
+        let bound = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().ok()?
+        };
+        buckets.push((bound, count));
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    let at = |q: f64| {
+        buckets
+            .iter()
+            .find(|(_, c)| *c as f64 >= q * total as f64)
+            .map_or(f64::INFINITY, |b| b.0)
+    };
+    Some((at(0.5), at(0.99), total))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -491,6 +532,7 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     let paced = started.elapsed();
     latencies.sort();
     let (rss_end, rss_peak) = rss(server.child.id());
+    let server_side = server_latency(&server.metrics, "/api/v1/agent/check-in");
     let db = match &postgres {
         Some(_) => postgres_size(&database_url).await,
         None => ["patchwarden.db", "patchwarden.db-wal"]
@@ -535,6 +577,14 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
         percentile(&latencies, 0.50).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
     );
+    if let Some((p50, p99, n)) = server_side {
+        println!(
+            "  check-ins as the server timed them (all {n}, histogram bounds): p50 <= {:.1} ms, \
+             p99 <= {:.1} ms",
+            p50 * 1e3,
+            p99 * 1e3
+        );
+    }
     println!(
         "  server RSS at the end {rss_end:.0} MiB, peak {rss_peak:.0} MiB \
          (target 100 MiB + 10 KiB x {hosts} = {:.0} MiB)",
