@@ -45,9 +45,9 @@ with zipfile.ZipFile(os.path.join(shared, "osv/almalinux-all.zip")) as z, zipfil
         doc = json.loads(z.read(name))
         names = {a.get("package", {}).get("name") for a in doc.get("affected", [])}
         if names & rpm_names:
-            w.writestr(name, z.read(name))
+            w.writestr(z.getinfo(name), z.read(name), zipfile.ZIP_DEFLATED)  # the source's dates: reproducible
             kept += 1
-            cves.update(x for x in doc.get("aliases", []) + doc.get("upstream", []) if x.startswith("CVE-"))
+            cves.update(x for x in doc.get("aliases", []) + doc.get("upstream", []) + doc.get("related", []) if x.startswith("CVE-"))
 print("almalinux advisories kept:", kept)
 
 # Alpine 3.11 secdb (main): small enough to copy whole.

@@ -118,9 +118,12 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.listen.metrics = String::new();
     config.tls.mode = TlsMode::PlainHttp;
     config.policy.policies = vec![bundle.join("demo-policy.toml").display().to_string()];
-    // The demo is quiet unless asked (PATCHWARDEN_LOG): seeding makes a thousand requests.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PATCHWARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The demo is quiet unless asked (PATCHWARDEN_LOG): seeding makes a thousand requests, and
+    // the server's "no operator exists yet" advice is for `serve`; the demo makes the admin.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PATCHWARDEN_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,patchwarden_server::serve=error")
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -768,7 +771,11 @@ async fn print_summary(url: &str, login: &Login, store: &dyn Store) -> anyhow::R
     for ((os, ring), n) in &by_os {
         println!("  {os:<14} ring {ring:<6} {n}");
     }
-    println!("open findings: {}", findings.len());
+    println!(
+        "open findings: {} (due soon: within {} days)",
+        findings.len(),
+        DUE_SOON.as_hours() / 24
+    );
     for state in ["breached", "due soon", "on time", "no due date"] {
         println!(
             "  {state:<12} {}",
