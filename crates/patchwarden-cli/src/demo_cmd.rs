@@ -138,6 +138,22 @@ async fn demo(
     data_dir: PathBuf,
     fleet: u32,
 ) -> anyhow::Result<ExitCode> {
+    // Ctrl-C is heard from the start, during the seeding too: the seeding stops between two
+    // hosts (never half-way through one), the demo exits cleanly, and the next start finishes
+    // it (a host already there is not added again).
+    // The handlers are installed here, synchronously (a shell starts a background job with
+    // SIGINT ignored until a handler is in place).
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        let _ = stop_tx.send(true);
+    });
     let seeded_marker = data_dir.join("demo-seeded");
     let first_start = !seeded_marker.exists();
     if first_start {
@@ -155,7 +171,10 @@ async fn demo(
     let url = running.url();
     let state = running.state.clone();
     let store = state.store.clone();
-    let seeded = async {
+    let setup = async {
+        if *stop.borrow() {
+            return Ok(false);
+        }
         if first_start {
             eprintln!("demo: importing the bundled advisories");
             for (file, kind, source) in [
@@ -185,27 +204,35 @@ async fn demo(
                 .map_err(|e| anyhow::anyhow!("importing {}: {e}", path.display()))?;
             }
             let templates = Templates::load(&bundle, store.as_ref()).await?;
-            seed_fleet(&url, store.as_ref(), &templates, fleet).await?;
+            if !seed_fleet(&url, store.as_ref(), &templates, fleet, &stop).await? {
+                return Ok(false);
+            }
             write_private(&seeded_marker, b"the simulated fleet is in the database\n")?;
         }
-        anyhow::Ok(())
-    }
-    .await;
+        clock::set_seeding_offset(SignedDuration::ZERO);
+        if *stop.borrow() {
+            return Ok(false);
+        }
+        local_agent(&url, store.as_ref(), &data_dir).await;
+        let login = admin_login(&url, store.as_ref(), &data_dir).await?;
+        print_summary(&url, &login, store.as_ref()).await?;
+        anyhow::Ok(true)
+    };
+    let outcome = setup.await;
     clock::set_seeding_offset(SignedDuration::ZERO);
-    if let Err(e) = seeded {
-        running.shutdown(GRACE).await;
-        return Err(e);
-    }
-    local_agent(&url, store.as_ref(), &data_dir).await;
-    let login = match admin_login(&url, store.as_ref(), &data_dir).await {
-        Ok(l) => l,
+    match outcome {
+        Ok(true) => {}
+        Ok(false) => {
+            eprintln!("demo: stopping before it was ready; start it again to finish");
+            running.shutdown(GRACE).await;
+            return Ok(ExitCode::SUCCESS);
+        }
         Err(e) => {
             running.shutdown(GRACE).await;
             return Err(e);
         }
-    };
-    print_summary(&url, &login, store.as_ref()).await?;
-    patchwarden_server::shutdown_signal().await;
+    }
+    let _ = stop.clone().wait_for(|stopped| *stopped).await;
     eprintln!("demo: stopping");
     running.shutdown(GRACE).await;
     eprintln!("demo: stopped; start it again with the same --data-dir to carry on");
@@ -445,7 +472,8 @@ async fn seed_fleet(
     store: &dyn Store,
     templates: &Templates,
     fleet: u32,
-) -> anyhow::Result<()> {
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<bool> {
     // A host already there (a seeding interrupted before) is not added twice.
     let existing: HashSet<String> = store
         .list_hosts(&HostFilter::default())
@@ -486,13 +514,16 @@ async fn seed_fleet(
             tokens.insert(h.group.clone(), secret);
         }
         for h in cohort {
+            if *stop.borrow() {
+                return Ok(false);
+            }
             let secret = tokens.get(&h.group).cloned().unwrap_or_default();
             seed_host(&client, store, h, secret)
                 .await
                 .with_context(|| format!("simulated host {}", h.hostname))?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// One simulated host through the agent protocol: enroll with its own key, placed in its
