@@ -5,6 +5,7 @@ mod admin_cmd;
 mod agent_cmd;
 mod audit_cmd;
 mod config_cmd;
+mod demo_cmd;
 mod feeds_cmd;
 mod inventory_cmd;
 mod policy_cmd;
@@ -55,6 +56,9 @@ enum Command {
     /// Advisory feeds: import files by hand into the server's database (air-gapped sites).
     #[command(subcommand)]
     Feeds(feeds_cmd::FeedsCommand),
+    /// The whole product on this machine, offline: a server with bundled real advisories, this
+    /// machine's agent, a simulated fleet, and an admin login. Ctrl-C stops it.
+    Demo(demo_cmd::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Admin(cmd) => admin_cmd::run(cmd),
         Command::Feeds(cmd) => feeds_cmd::run(cmd),
+        Command::Demo(args) => demo_cmd::run(args),
     };
     match result {
         Ok(code) => code,
