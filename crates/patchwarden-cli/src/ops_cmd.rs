@@ -373,11 +373,52 @@ pub(crate) struct AdvisoriesArgs {
 enum AdvisoriesCommand {
     /// One advisory by its id (or an alias the server knows).
     Show { id: String },
+    /// Enter one advisory by hand (an OSV record, JSON) into a manual source: a vendor
+    /// without a feed.
+    Enter {
+        file: std::path::PathBuf,
+        /// The manual source (the vendor); default `manual`.
+        #[arg(long)]
+        source: Option<String>,
+    },
 }
+
+/// The largest OSV record `advisories enter` reads.
+const MAX_RECORD_BYTES: u64 = 4 * 1024 * 1024;
 
 fn advisories(args: AdvisoriesArgs) -> Result<(), Failure> {
     let format = args.common.format;
-    let AdvisoriesCommand::Show { id } = args.cmd;
+    let id = match args.cmd {
+        AdvisoriesCommand::Show { id } => id,
+        AdvisoriesCommand::Enter { file, source } => {
+            use std::io::Read;
+            let fail = |e: String| Failure::new(EXIT_ERROR, format!("{}: {e}", file.display()));
+            let mut text = Vec::new();
+            std::fs::File::open(&file)
+                .and_then(|f| f.take(MAX_RECORD_BYTES + 1).read_to_end(&mut text))
+                .map_err(|e| fail(e.to_string()))?;
+            if text.len() as u64 > MAX_RECORD_BYTES {
+                return Err(fail(format!("longer than {MAX_RECORD_BYTES} bytes")));
+            }
+            let record: serde_json::Value =
+                serde_json::from_slice(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
+            let query = patchwarden_api::v1::feeds::AdvisoryQuery { source };
+            return with_client(&args.common, |c| async move {
+                let outcome = c.enter_advisory(&query, &record).await?;
+                if format == Format::Json {
+                    return output::json(&outcome);
+                }
+                println!(
+                    "entered into source {} ({}): {} new or changed; {} host(s) matched again",
+                    outcome.source, outcome.outcome, outcome.changed, outcome.hosts_rematched
+                );
+                for line in outcome.rejects.iter().take(10) {
+                    eprintln!("patchwarden: rejected: {line}");
+                }
+                Ok(())
+            });
+        }
+    };
     with_client(&args.common, |c| async move {
         let view = c.advisory(&id).await?;
         if format == Format::Json {
