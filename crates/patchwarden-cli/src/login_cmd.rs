@@ -396,3 +396,22 @@ fn run_logout(args: LogoutArgs) -> Result<(), Failure> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_written_to_the_config_file_read_back_as_they_were() {
+        for s in ["pwt_abc", "a\"b\\c", "line\nbreak\ttab", "ünï"] {
+            let text = format!("token = {}\n", toml_string(s));
+            let back: CliConfig = toml::from_str(&text).unwrap();
+            assert_eq!(back.token.as_deref(), Some(s));
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_config_file_is_refused() {
+        assert!(toml::from_str::<CliConfig>("tokn = \"x\"\n").is_err());
+    }
+}

@@ -142,3 +142,31 @@ pub(crate) fn name<T: Serialize>(v: &T) -> String {
         Err(_) => "?".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patchwarden_api::v1::problem::Problem;
+
+    fn code(status: u16, problem: ProblemCode) -> u8 {
+        Failure::from(ClientError::Problem(Problem::new(problem, status, "t"))).code
+    }
+
+    #[test]
+    fn problems_map_to_the_documented_exit_codes() {
+        assert_eq!(code(401, ProblemCode::Unauthenticated), EXIT_AUTH);
+        assert_eq!(code(403, ProblemCode::Forbidden), EXIT_AUTH);
+        assert_eq!(code(404, ProblemCode::NotFound), EXIT_NOT_FOUND);
+        assert_eq!(code(409, ProblemCode::Other), EXIT_ERROR);
+        assert_eq!(
+            Failure::from(ClientError::Transport("refused".into())).code,
+            EXIT_UNREACHABLE
+        );
+    }
+
+    #[test]
+    fn enum_names_are_the_wire_names() {
+        use patchwarden_api::v1::fleet::Criticality;
+        assert_eq!(name(&Criticality::NotApplicable), "not_applicable");
+    }
+}
