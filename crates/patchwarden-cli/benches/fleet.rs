@@ -259,7 +259,8 @@ fn server_latency(metrics: &str, route: &str) -> Option<(f64, f64, u64)> {
     conn.read_to_string(&mut text).ok()?;
     let mut buckets: Vec<(f64, u64)> = Vec::new();
     for line in text.lines() {
-        if !line.contains("request_duration_seconds_bucket") || !line.contains(&format!("route=\"{route}\""))
+        if !line.contains("request_duration_seconds_bucket")
+            || !line.contains(&format!("route=\"{route}\""))
         {
             continue;
         }

@@ -8,6 +8,9 @@ mod config_cmd;
 mod demo_cmd;
 mod feeds_cmd;
 mod inventory_cmd;
+mod login_cmd;
+mod ops_cmd;
+mod output;
 mod policy_cmd;
 mod scan_cmd;
 mod serve_cmd;
@@ -53,9 +56,10 @@ enum Command {
     /// Administration on the server's machine, directly in its database: enrollment tokens.
     #[command(subcommand)]
     Admin(admin_cmd::AdminCommand),
-    /// Advisory feeds: import files by hand into the server's database (air-gapped sites).
-    #[command(subcommand)]
-    Feeds(feeds_cmd::FeedsCommand),
+    /// The operator commands over the API (login, hosts, findings, users, tokens, feeds …;
+    /// docs/cli.md).
+    #[command(flatten)]
+    Ops(ops_cmd::OpsCommand),
     /// The whole product on this machine, offline: a server with bundled real advisories, this
     /// machine's agent, a simulated fleet, and an admin login. Ctrl-C stops it.
     Demo(demo_cmd::DemoArgs),
@@ -73,7 +77,7 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => audit_cmd::run(cmd),
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Admin(cmd) => admin_cmd::run(cmd),
-        Command::Feeds(cmd) => feeds_cmd::run(cmd),
+        Command::Ops(cmd) => ops_cmd::run(cmd),
         Command::Demo(args) => demo_cmd::run(args),
     };
     match result {

@@ -13,6 +13,7 @@
 
 mod agent;
 mod error;
+mod operator;
 mod pin;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use agent::{AgentClient, AgentKey, RawResponse, Signing, gzip};
 pub use error::ClientError;
+pub use operator::OperatorClient;
 pub use pin::{Fingerprint, FingerprintError};
 
 use patchwarden_api::v1::agent::{CA_PATH, ENROLL_PATH, EnrollRequest, EnrollResponse};
