@@ -304,6 +304,13 @@ async fn sources_are_listed_synced_checked_and_imported_over_http() {
     assert!(!open.is_empty());
     let advisories = store.advisory_count().await.unwrap();
 
+    // The same file again: read, and nothing changed (the records are named by the upload,
+    // not by the server's work file, so an unchanged record is not rewritten).
+    let a = server.send(security.apply(upload(path, zip.clone()))).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let again: ImportOutcome = a.json();
+    assert_eq!((again.records, again.changed), (3, 0), "{again:?}");
+
     // A truncated upload (the same archive cut in half): refused, nothing changed.
     let a = server
         .send(security.apply(upload(path, zip[..zip.len() / 2].to_vec())))

@@ -665,6 +665,22 @@ pub async fn import_path(
     actor: Actor,
     now: Timestamp,
 ) -> Result<Synced, FeedsError> {
+    import_path_as(state, path, None, kind, source_name, actor, now).await
+}
+
+/// [`import_path`] for a file whose path means nothing to its owner (an upload in a work
+/// file): the records are named by `label` instead of the path, so that the same file
+/// uploaded again names them the same and an unchanged record is not rewritten.
+pub async fn import_path_as(
+    state: &AppState,
+    path: &Path,
+    label: Option<&str>,
+    kind: Option<SourceKind>,
+    source_name: Option<&str>,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<Synced, FeedsError> {
+    let label = label.map(str::to_owned);
     let _one_at_a_time = state.feeds.lock.lock().await;
     let kind = match kind {
         Some(k) => k,
@@ -706,6 +722,10 @@ pub async fn import_path(
     let read = tokio::task::spawn_blocking(move || {
         let (fingerprint, bytes) = fingerprint(&owned, max)?;
         let parsed = parse::parse(kind, &owned, &limits).map_err(|f| f.reason)?;
+        let parsed = match &label {
+            Some(label) => parsed.relocate(&owned, label),
+            None => parsed,
+        };
         Ok::<_, String>((fingerprint, bytes, parsed))
     })
     .await

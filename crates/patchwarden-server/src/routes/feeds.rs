@@ -369,9 +369,10 @@ pub(crate) async fn import(
         .await
         .map_err(|e| ApiError::Internal(format!("the upload's work file: {e}")))?;
     drop(upload);
-    let synced = feeds::import_path(
+    let synced = feeds::import_path_as(
         &state,
         &named.path,
+        Some(&format!("upload/{name}")),
         kind,
         source.as_deref(),
         caller.actor(),
