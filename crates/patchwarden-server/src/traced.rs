@@ -256,10 +256,20 @@ impl Store for TracedStore {
             .await
     }
 
-    async fn count_open_findings(&self, host: Uuid, fixable_only: bool) -> Result<u64> {
+    async fn count_open_findings(&self, host: Uuid) -> Result<u64> {
         self.inner
-            .count_open_findings(host, fixable_only)
+            .count_open_findings(host)
             .instrument(tracing::debug_span!("store", op = "count_open_findings"))
+            .await
+    }
+
+    async fn has_open_fixable_finding(&self, host: Uuid) -> Result<bool> {
+        self.inner
+            .has_open_fixable_finding(host)
+            .instrument(tracing::debug_span!(
+                "store",
+                op = "has_open_fixable_finding"
+            ))
             .await
     }
 

@@ -197,23 +197,29 @@ fn decode(r: &Row) -> Result<StoredFinding> {
     })
 }
 
-pub(crate) async fn count_open<C: GenericClient>(
-    c: &C,
-    host: Uuid,
-    fixable_only: bool,
-) -> Result<u64> {
-    // `fixed` lives in the finding's JSON body; only a new host's first check-ins ask for it.
-    let sql = if fixable_only {
-        "SELECT COUNT(*) FROM findings WHERE host = $1 AND state = 'open' \
-         AND (body::jsonb ->> 'fixed') IS NOT NULL"
-    } else {
-        "SELECT COUNT(*) FROM findings WHERE host = $1 AND state = 'open'"
-    };
-    let rows = query(c, sql, &[&host])
-        .await
-        .map_err(pg("count open findings"))?;
+pub(crate) async fn count_open<C: GenericClient>(c: &C, host: Uuid) -> Result<u64> {
+    let rows = query(
+        c,
+        "SELECT COUNT(*) FROM findings WHERE host = $1 AND state = 'open'",
+        &[&host],
+    )
+    .await
+    .map_err(pg("count open findings"))?;
     let n: i64 = rows.first().map_or(0, |r| r.get(0));
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(crate) async fn any_open_fixable<C: GenericClient>(c: &C, host: Uuid) -> Result<bool> {
+    // `fixed` lives in the finding's JSON body: EXISTS stops at the first fixable finding.
+    let rows = query(
+        c,
+        "SELECT EXISTS (SELECT 1 FROM findings WHERE host = $1 AND state = 'open' \
+         AND (body::jsonb ->> 'fixed') IS NOT NULL)",
+        &[&host],
+    )
+    .await
+    .map_err(pg("look for a fixable finding"))?;
+    Ok(rows.first().is_some_and(|r| r.get(0)))
 }
 
 pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<Vec<StoredFinding>> {

@@ -403,9 +403,14 @@ impl Store for PgStore {
         findings::list(&client, filter).await
     }
 
-    async fn count_open_findings(&self, host: Uuid, fixable_only: bool) -> Result<u64> {
+    async fn count_open_findings(&self, host: Uuid) -> Result<u64> {
         let client = self.client("count open findings").await?;
-        findings::count_open(&client, host, fixable_only).await
+        findings::count_open(&client, host).await
+    }
+
+    async fn has_open_fixable_finding(&self, host: Uuid) -> Result<bool> {
+        let client = self.client("look for a fixable finding").await?;
+        findings::any_open_fixable(&client, host).await
     }
 
     async fn finding_history(&self, finding: i64) -> Result<Vec<ClassificationChange>> {

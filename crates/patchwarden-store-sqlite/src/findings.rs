@@ -244,18 +244,23 @@ fn decode(r: RawFinding) -> Result<StoredFinding> {
     })
 }
 
-pub(crate) fn count_open(c: &Connection, host: Uuid, fixable_only: bool) -> Result<u64> {
-    // `fixed` lives in the finding's JSON body; only a new host's first check-ins ask for it.
-    let sql = if fixable_only {
-        "SELECT COUNT(*) FROM findings WHERE host = ?1 AND state = 'open' \
-         AND json_extract(body, '$.fixed') IS NOT NULL"
-    } else {
-        "SELECT COUNT(*) FROM findings WHERE host = ?1 AND state = 'open'"
-    };
+pub(crate) fn count_open(c: &Connection, host: Uuid) -> Result<u64> {
     let n: i64 = c
-        .query_row(sql, params![host.to_string()], |r| r.get(0))
+        .prepare_cached("SELECT COUNT(*) FROM findings WHERE host = ?1 AND state = 'open'")
+        .and_then(|mut s| s.query_row(params![host.to_string()], |r| r.get(0)))
         .map_err(db("count open findings"))?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(crate) fn any_open_fixable(c: &Connection, host: Uuid) -> Result<bool> {
+    // `fixed` lives in the finding's JSON body: EXISTS stops at the first fixable finding
+    // rather than parsing every body of the host.
+    c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM findings WHERE host = ?1 AND state = 'open' \
+         AND json_extract(body, '$.fixed') IS NOT NULL)",
+    )
+    .and_then(|mut s| s.query_row(params![host.to_string()], |r| r.get(0)))
+    .map_err(db("look for a fixable finding"))
 }
 
 pub(crate) fn list(c: &Connection, f: &FindingFilter) -> Result<Vec<StoredFinding>> {

@@ -232,10 +232,14 @@ pub trait Store: FeedStore + OperatorStore + Send + Sync + fmt::Debug {
 
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>>;
 
-    /// How many findings of `host` are open — with `fixable_only`, only those with a released
-    /// fix. Every check-in answers with this; counting in the database instead of reading
-    /// hundreds of findings per host keeps a check-in cheap on a fleet with many findings.
-    async fn count_open_findings(&self, host: Uuid, fixable_only: bool) -> Result<u64>;
+    /// How many findings of `host` are open. Every check-in answers with this; counting in the
+    /// database instead of reading hundreds of findings per host keeps a check-in cheap on a
+    /// fleet with many findings.
+    async fn count_open_findings(&self, host: Uuid) -> Result<u64>;
+
+    /// Whether `host` has an open finding with a released fix (a new host's baseline is met
+    /// when it has none). Stops at the first one found.
+    async fn has_open_fixable_finding(&self, host: Uuid) -> Result<bool>;
 
     /// A finding's classifications, oldest first (the first is the one it opened with).
     async fn finding_history(&self, finding: i64) -> Result<Vec<ClassificationChange>>;

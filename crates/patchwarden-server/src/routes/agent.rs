@@ -320,11 +320,11 @@ async fn check_in_inner(
 /// The host's standing; marks a new host's baseline as met the first time it is current: its
 /// inventory matched and no finding with a released fix open (P19).
 async fn standing(state: &AppState, host: &Host, now: Timestamp) -> Result<HostStanding, ApiError> {
-    let open = state.store.count_open_findings(host.id, false).await?;
+    let open = state.store.count_open_findings(host.id).await?;
     let mut new_host = host.baseline_met_at.is_none();
     if new_host
         && host.inventory_digest.is_some()
-        && (open == 0 || state.store.count_open_findings(host.id, true).await? == 0)
+        && (open == 0 || !state.store.has_open_fixable_finding(host.id).await?)
     {
         host_state::baseline_met(state.store.as_ref(), host.id, now).await?;
         new_host = false;

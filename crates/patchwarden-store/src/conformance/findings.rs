@@ -153,10 +153,11 @@ pub async fn findings_open_keep_and_close_with_the_fixing_version(db: Arc<dyn Te
     assert_eq!(all.len(), 3);
     // Counted in the database: two open, one of them with a released fix; the closed one
     // and other hosts' findings do not count.
-    assert_eq!(store.count_open_findings(host.id, false).await.unwrap(), 2);
-    assert_eq!(store.count_open_findings(host.id, true).await.unwrap(), 1);
+    assert_eq!(store.count_open_findings(host.id).await.unwrap(), 2);
+    assert!(store.has_open_fixable_finding(host.id).await.unwrap());
     let other = enrolled(&store, "web", "web-2").await;
-    assert_eq!(store.count_open_findings(other.id, false).await.unwrap(), 0);
+    assert_eq!(store.count_open_findings(other.id).await.unwrap(), 0);
+    assert!(!store.has_open_fixable_finding(other.id).await.unwrap());
     let closed = only(&all, "CVE-2024-0001");
     assert_eq!(closed.state, FindingState::Closed);
     assert_eq!(closed.closed_at, Some(at(30)));
