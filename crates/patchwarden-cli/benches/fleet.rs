@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use patchwarden_api::v1::agent::{
 };
 use patchwarden_client::{AgentClient, AgentKey, Client, Fingerprint, Trust};
 use patchwarden_core::inventory::{HostFacts, Inventory, Manager, OsInfo, Package, PackageStatus};
+use patchwarden_testkit::shared_data;
 use serde_json::json;
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -33,18 +34,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn shared_data() -> PathBuf {
-    let dir = std::env::var_os("PATCHWARDEN_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    assert!(
-        dir.join("osv").is_dir(),
-        "no shared data at {}",
-        dir.display()
-    );
-    dir
 }
 
 fn debian_packages() -> Vec<Package> {
