@@ -7,6 +7,9 @@ use patchwarden_api::v1::agent::{CheckInRequest, InventoryUpload, InventoryWante
 use patchwarden_api::v1::jobs::{
     JobKind, JobOutcome, JobProgress, JobResult, JobState, PackagePin,
 };
+use patchwarden_api::v1::manifest::{
+    Approval, ApprovalRole, MANIFEST_VERSION, Manifest, ManifestAction, ManifestKind,
+};
 use patchwarden_api::v1::problem::ProblemCode;
 use patchwarden_client::AgentClient;
 use patchwarden_core::audit::{Actor, verify};
@@ -135,13 +138,39 @@ async fn jobs_are_leased_at_check_in_reported_once_and_idempotent_by_id() {
     let facts = debian_facts("db-1", "11111111111111111111111111111111");
     let (agent, _) = server.enroll(facts.clone()).await;
     let host = Uuid::parse_str(agent.host_id()).unwrap();
-    let kind = JobKind::Install {
-        packages: vec![PackagePin {
-            name: "openssl".into(),
-            version: "3.0.15-1~deb12u1".into(),
-            arch: Some("amd64".into()),
-        }],
+    let packages = vec![PackagePin {
+        name: "openssl".into(),
+        version: "3.0.15-1~deb12u1".into(),
+        arch: Some("amd64".into()),
+    }];
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        change: "PCR-2026-0001".into(),
+        kind: ManifestKind::Normal,
+        host: host.to_string(),
+        action: ManifestAction::Install,
+        packages: packages.clone(),
+        window: None,
+        expires_at: now() + SignedDuration::from_hours(24),
+        issued_at: now(),
+        requester: "olive".into(),
+        approvals: vec![
+            Approval {
+                role: ApprovalRole::Approver,
+                by: "amos".into(),
+                at: now(),
+            },
+            Approval {
+                role: ApprovalRole::Authoriser,
+                by: "dora".into(),
+                at: now(),
+            },
+        ],
+        restart: Vec::new(),
+        reboot_allowed: false,
+        health_checks: Vec::new(),
     };
+    let kind = JobKind::Install { packages, manifest };
     let job = admin::queue_job(
         server.store().as_ref(),
         host,
@@ -177,10 +206,10 @@ async fn jobs_are_leased_at_check_in_reported_once_and_idempotent_by_id() {
             .recorded
     );
 
-    let done = JobResult {
-        outcome: JobOutcome::Succeeded,
-        detail: "openssl 3.0.15-1~deb12u1 installed".into(),
-    };
+    let done = JobResult::new(
+        JobOutcome::Succeeded,
+        "openssl 3.0.15-1~deb12u1 installed".into(),
+    );
     let ack = agent.job_result(&leased.id, &done).await.unwrap();
     assert!(ack.recorded);
     assert_eq!(ack.state, JobState::Succeeded);
@@ -190,10 +219,7 @@ async fn jobs_are_leased_at_check_in_reported_once_and_idempotent_by_id() {
     assert!(!again.recorded);
     assert_eq!(server.store().audit_head().await.unwrap(), head);
     // A different result for a finished job is a conflict.
-    let other = JobResult {
-        outcome: JobOutcome::Failed,
-        detail: "no".into(),
-    };
+    let other = JobResult::new(JobOutcome::Failed, "no".into());
     let err = agent.job_result(&leased.id, &other).await.unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::JobConflict));
     // A finished job is not leased again.

@@ -19,14 +19,14 @@ pub fn plan(kind: &JobKind) -> Plan {
     match kind {
         JobKind::Reinventory => Plan::Reinventory,
         JobKind::Install { .. } | JobKind::Reboot | JobKind::Rollback { .. } => {
-            Plan::Refuse(JobResult {
-                outcome: JobOutcome::Refused,
-                detail: format!(
+            Plan::Refuse(JobResult::new(
+                JobOutcome::Refused,
+                format!(
                     "this agent has no privileged executor for {} jobs yet (issue 9); \
                      nothing was changed on the host",
                     kind.name()
                 ),
-            })
+            ))
         }
     }
 }

@@ -261,13 +261,13 @@ impl Agent {
                     let findings = self.upload_full(&inventory).await?;
                     report.uploaded = Some("full");
                     report.findings = Some(findings);
-                    JobResult {
-                        outcome: JobOutcome::Succeeded,
-                        detail: format!(
+                    JobResult::new(
+                        JobOutcome::Succeeded,
+                        format!(
                             "inventory of {} packages uploaded",
                             inventory.packages.len()
                         ),
-                    }
+                    )
                 }
                 Plan::Refuse(result) => result,
             };

@@ -10,6 +10,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::manifest::Manifest;
+
 /// `GET`: one job of this host; `/progress` and `/result` below it take `POST`s.
 pub const JOBS_PATH: &str = "/api/v1/agent/jobs";
 
@@ -27,8 +29,12 @@ pub struct PackagePin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum JobKind {
-    /// Install exactly these versions through the host's package manager.
-    Install { packages: Vec<PackagePin> },
+    /// Install exactly these versions through the host's package manager, as the approved
+    /// change's manifest (which the agent checks first) says.
+    Install {
+        packages: Vec<PackagePin>,
+        manifest: Manifest,
+    },
     /// Reboot the host (when the agent's policy allows it now).
     Reboot,
     /// Collect and upload the inventory now, in full.
@@ -38,6 +44,7 @@ pub enum JobKind {
         packages: Vec<PackagePin>,
         /// The install job being undone.
         of_job: String,
+        manifest: Manifest,
     },
 }
 
@@ -109,6 +116,49 @@ pub struct JobResult {
     pub outcome: JobOutcome,
     /// What happened, for people (the package manager's last lines, the reason for refusing).
     pub detail: String,
+    /// The packages the job changed, with the versions before and after: the previous
+    /// versions are what a rollback returns to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PackageChange>,
+    /// The verification after an install or rollback: the health checks and their outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckOutcome>,
+    /// Whether the host still needs a reboot to finish the change (it was not allowed one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reboot_required: bool,
+}
+
+impl JobResult {
+    /// A result with only an outcome and its words.
+    pub fn new(outcome: JobOutcome, detail: impl Into<String>) -> JobResult {
+        JobResult {
+            outcome,
+            detail: detail.into(),
+            changes: Vec::new(),
+            checks: Vec::new(),
+            reboot_required: false,
+        }
+    }
+}
+
+/// One package a job changed: `from` is `None` when it was newly installed, `to` is `None`
+/// when it was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageChange {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// One health check's outcome after a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// The check, in words (`service nginx.service active`).
+    pub check: String,
+    pub passed: bool,
+    pub detail: String,
 }
 
 /// A job's recorded result as the server stores it: the outcome and the agent's detail.
@@ -140,7 +190,7 @@ mod tests {
         );
         let bad = r#"{"id":"j1","work":{"kind":"run_command","command":"rm -rf /"},"state":"leased","lease_expires_at":null,"attempt":1}"#;
         assert!(serde_json::from_str::<Job>(bad).is_err());
-        let smuggled = r#"{"kind":"install","packages":[],"command":"sh"}"#;
+        let smuggled = r#"{"kind":"install","packages":[],"manifest":null,"command":"sh"}"#;
         assert!(serde_json::from_str::<JobKind>(smuggled).is_err());
     }
 }

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod feeds;
 pub mod fleet;
 pub mod jobs;
+pub mod manifest;
 pub mod operator;
 pub mod problem;
 pub mod signing;
