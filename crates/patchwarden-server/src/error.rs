@@ -96,9 +96,9 @@ impl From<StoreError> for ApiError {
             e @ (StoreError::TooLong { .. } | StoreError::Invalid { .. }) => {
                 ApiError::MalformedBody(e.to_string())
             }
-            e @ (StoreError::LastAdmin { .. } | StoreError::AlreadyExists { .. }) => {
-                ApiError::Conflict(e.to_string())
-            }
+            e @ (StoreError::LastAdmin { .. }
+            | StoreError::AlreadyExists { .. }
+            | StoreError::Stale { .. }) => ApiError::Conflict(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -187,6 +187,10 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &JobFilter) -> Result<Vec<J
         args.push(Box::new(s.as_str().to_owned()));
         sql.push_str(&format!(" AND state = ${}", args.len()));
     }
+    if let Some(by) = &f.created_by {
+        args.push(Box::new(by.clone()));
+        sql.push_str(&format!(" AND created_by = ${}", args.len()));
+    }
     sql.push_str(" ORDER BY created_at, id");
     if let Some(l) = f.limit {
         args.push(Box::new(i64::from(l)));

@@ -33,6 +33,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 mod audit;
+mod changes;
 mod feeds;
 mod findings;
 mod hosts;

@@ -229,6 +229,10 @@ pub(crate) fn list(c: &Connection, f: &JobFilter) -> Result<Vec<Job>> {
         args.push(Value::Text(s.as_str().into()));
         sql.push_str(&format!(" AND state = ?{}", args.len()));
     }
+    if let Some(by) = &f.created_by {
+        args.push(Value::Text(by.clone()));
+        sql.push_str(&format!(" AND created_by = ?{}", args.len()));
+    }
     sql.push_str(" ORDER BY created_at, id");
     if let Some(l) = f.limit {
         args.push(Value::Integer(i64::from(l)));

@@ -27,6 +27,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use uuid::Uuid;
 
 mod audit;
+mod changes;
 mod feeds;
 mod findings;
 mod hosts;

@@ -58,6 +58,14 @@ pub enum StoreError {
     /// A finished job was reported again with a different outcome; nothing changed.
     #[error("job {job} already finished as {state}; a different result cannot replace it")]
     JobAlreadyFinished { job: Uuid, state: String },
+    /// The object changed since the caller read it (another server or operator acted on it
+    /// first); nothing changed. Read it again and decide anew.
+    #[error("{kind} {id} changed since revision {revision} was read")]
+    Stale {
+        kind: &'static str,
+        id: String,
+        revision: i64,
+    },
     /// A text or JSON value is longer than its column allows.
     #[error("{field} is {len} bytes long; at most {max} are allowed")]
     TooLong {

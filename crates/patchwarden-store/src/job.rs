@@ -107,6 +107,8 @@ pub enum JobReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
     pub host: Option<Uuid>,
+    /// Only the jobs created by this (an operator's name, or a change's number).
+    pub created_by: Option<String>,
     pub state: Option<JobState>,
     pub limit: Option<u32>,
 }

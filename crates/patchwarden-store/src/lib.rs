@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub mod audit;
+pub mod change;
+mod change_store;
 pub mod codec;
 pub mod conformance;
 mod error;
@@ -43,6 +45,7 @@ pub mod triage;
 mod url;
 
 pub use audit::AuditHead;
+pub use change_store::ChangeStore;
 pub use error::{EnrollRejection, Result, StoreError};
 pub use feed_store::FeedStore;
 pub use finding::{
@@ -80,7 +83,7 @@ pub struct AdvisoryUpsert {
 
 /// The store. Object safe: the server holds it as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: FeedStore + OperatorStore + Send + Sync + fmt::Debug {
+pub trait Store: FeedStore + OperatorStore + ChangeStore + Send + Sync + fmt::Debug {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -294,6 +294,7 @@ async fn check_in_inner(
                 host: Some(host.id),
                 state: Some(state_filter),
                 limit: Some(state.agents.max_jobs_per_checkin),
+                ..JobFilter::default()
             })
             .await?;
         for job in held {

@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use crate::{Result, Store};
 
 mod audit;
+mod changes;
 mod feeds;
 mod findings;
 pub mod fixtures;
@@ -34,6 +35,7 @@ mod operators;
 mod tokens;
 
 pub use audit::*;
+pub use changes::*;
 pub use feeds::*;
 pub use findings::*;
 pub use host_state::*;
@@ -129,6 +131,9 @@ macro_rules! conformance_tests {
             failed_logins_lock_the_user_until_the_window_ends,
             sessions_end_at_logout_with_a_new_password_or_a_disabled_user,
             api_tokens_hold_at_most_their_users_roles_and_are_revoked_once,
+            changes_are_numbered_per_year_and_found_by_id_or_number,
+            a_change_update_names_its_revision_and_creates_its_jobs_atomically,
+            calendar_entries_are_put_listed_and_deleted_with_their_events,
         );
     };
     (@each $setup:path; $($name:ident),+ $(,)?) => {
