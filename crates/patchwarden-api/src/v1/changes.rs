@@ -1,0 +1,291 @@
+//! Change requests (the patch control form of seed 000, Appendix A), their rollout in rings,
+//! and the calendar of maintenance windows and change freezes.
+//!
+//! The state machine is `patchwarden_core::change`; these are the shapes operators send and
+//! receive. A change is addressed by its number (`PCR-2026-0001`).
+
+use jiff::Timestamp;
+use patchwarden_core::change::{ChangeKind, ChangeState, HotfixConditions, Signed, Testing};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::jobs::{JobOutcome, JobState, PackageChange};
+use super::manifest::HealthCheck;
+
+/// `POST /api/v1/changes`, `GET` lists them.
+pub const CHANGES_PATH: &str = "/api/v1/changes";
+/// `GET`, `PUT` and `DELETE /api/v1/calendar[/{name}]`.
+pub const CALENDAR_PATH: &str = "/api/v1/calendar";
+
+/// The risk rating on the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+/// One package to bring to a version: on every targeted host of `ecosystem` (all, when
+/// `None`) that has the package installed at a lower version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    pub package: String,
+    pub version: String,
+    /// The OSV ecosystem of the hosts it applies to (`Debian:12`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecosystem: Option<String>,
+}
+
+/// Which hosts a change touches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    #[serde(default)]
+    pub hosts: Vec<Uuid>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// How the change rolls out: the test ring first, then the other rings in name order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutPlan {
+    /// The hosts' ring that tests the change (default `test`).
+    #[serde(default = "default_test_ring")]
+    pub test_ring: String,
+    /// How long a ring runs without failure after its last host verified before the next
+    /// starts (default 0).
+    #[serde(default)]
+    pub soak_minutes: u32,
+    /// How many hosts of a ring may fail before the rollout halts and rolls back (default 0:
+    /// the first failure halts it).
+    #[serde(default)]
+    pub max_failures: u32,
+}
+
+fn default_test_ring() -> String {
+    "test".into()
+}
+
+impl Default for RolloutPlan {
+    fn default() -> RolloutPlan {
+        RolloutPlan {
+            test_ring: default_test_ring(),
+            soak_minutes: 0,
+            max_failures: 0,
+        }
+    }
+}
+
+/// `POST /api/v1/changes`: a new draft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChangeRequest {
+    #[schema(value_type = String)]
+    pub kind: ChangeKind,
+    pub title: String,
+    /// Business justification.
+    pub justification: String,
+    pub risk: Risk,
+    /// Nature and priority of the change, in words.
+    #[serde(default)]
+    pub priority: String,
+    #[schema(value_type = Object)]
+    pub testing: Testing,
+    pub rollback_plan: String,
+    pub targets: Targets,
+    /// The patches; when empty, derived from the targeted hosts' open findings that have a
+    /// fixed version (optionally only those named in `from_findings`).
+    #[serde(default)]
+    pub patches: Vec<Patch>,
+    /// Only these vulnerabilities' findings, when patches are derived (all when empty).
+    #[serde(default)]
+    pub from_findings: Vec<String>,
+    /// systemd units to restart after installing, in order.
+    #[serde(default)]
+    pub restart_order: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub health_checks: Vec<HealthCheck>,
+    #[serde(default)]
+    pub reboot_allowed: bool,
+    /// A hotfix or non-security update: the four conditions of seed 000 §7.1.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub hotfix: Option<HotfixConditions>,
+    #[serde(default)]
+    pub rollout: RolloutPlan,
+}
+
+/// `POST /api/v1/changes/{number}/reject` and `/cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    pub reason: String,
+}
+
+/// `POST /api/v1/changes/{number}/schedule`: the change runs in the hosts' first maintenance
+/// window from `not_before` (now, when absent) that no freeze covers; an emergency at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
+}
+
+/// Where one host of a rollout stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HostRollout {
+    pub host: Uuid,
+    pub hostname: String,
+    /// The install job, once the host's ring started.
+    pub job: Option<Uuid>,
+    #[schema(value_type = Option<String>)]
+    pub job_state: Option<JobState>,
+    #[schema(value_type = Option<String>)]
+    pub outcome: Option<JobOutcome>,
+    pub detail: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub changes: Vec<PackageChange>,
+    /// The rollback job, when the rollout was rolled back.
+    pub rollback_job: Option<Uuid>,
+    #[schema(value_type = Option<String>)]
+    pub rollback_state: Option<JobState>,
+    /// Nothing to install: every patch is installed or not applicable here.
+    pub nothing_to_do: bool,
+}
+
+/// Where a ring stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RingState {
+    Waiting,
+    Running,
+    Verified,
+    Failed,
+    /// Never started: an earlier ring failed.
+    Skipped,
+}
+
+/// One ring of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RingView {
+    pub name: String,
+    /// Whether this is the test ring.
+    pub test: bool,
+    pub state: RingState,
+    pub started_at: Option<Timestamp>,
+    pub verified_at: Option<Timestamp>,
+    pub hosts: Vec<HostRollout>,
+}
+
+/// A change as the API shows it: the form, its signatures, its schedule and its rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeView {
+    pub id: Uuid,
+    pub number: String,
+    #[schema(value_type = String)]
+    pub kind: ChangeKind,
+    #[schema(value_type = String)]
+    pub state: ChangeState,
+    pub title: String,
+    pub justification: String,
+    pub risk: Risk,
+    pub priority: String,
+    #[schema(value_type = Object)]
+    pub testing: Testing,
+    pub rollback_plan: String,
+    pub targets: Targets,
+    pub patches: Vec<Patch>,
+    pub restart_order: Vec<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub health_checks: Vec<HealthCheck>,
+    pub reboot_allowed: bool,
+    #[schema(value_type = Option<Object>)]
+    pub hotfix: Option<HotfixConditions>,
+    pub rollout_plan: RolloutPlan,
+    pub requester: String,
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<Object>)]
+    pub submitted: Option<Signed>,
+    #[schema(value_type = Option<Object>)]
+    pub approved: Option<Signed>,
+    #[schema(value_type = Option<Object>)]
+    pub authorised: Option<Signed>,
+    #[schema(value_type = Option<Object>)]
+    pub tested: Option<Signed>,
+    #[schema(value_type = Option<Object>)]
+    pub closed: Option<Signed>,
+    /// Why it was rejected, failed, rolled back or cancelled.
+    pub outcome_reason: Option<String>,
+    /// The window it runs in, once scheduled.
+    pub window_start: Option<Timestamp>,
+    pub window_end: Option<Timestamp>,
+    /// Findings the schedule will not meet, and other things the operator should know.
+    pub warnings: Vec<String>,
+    pub rings: Vec<RingView>,
+    /// Why the rollout halted, when it did.
+    pub halted: Option<String>,
+    /// Counts updates; shown so a reader can tell two views apart.
+    pub revision: i64,
+}
+
+/// `GET /api/v1/changes` filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ChangeQuery {
+    /// Only changes in this state.
+    pub state: Option<String>,
+    /// Only changes this operator requested.
+    pub requester: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// A maintenance window: from each start the RFC 5545 rule gives, in the zone's local time,
+/// for `duration_minutes`; for the hosts of `groups` (all hosts when empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// `FREQ=MONTHLY;BYDAY=2TU` …
+    pub rrule: String,
+    /// The first start, local time (`2026-01-13T20:00`).
+    pub start: String,
+    /// IANA zone (`Europe/London`).
+    pub time_zone: String,
+    pub duration_minutes: u32,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A change freeze: no change but an emergency touches hosts in `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeSpec {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `PUT /api/v1/calendar/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CalendarSpec {
+    Window(WindowSpec),
+    Freeze(FreezeSpec),
+}
+
+/// A calendar entry with its next occurrences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CalendarEntryView {
+    pub name: String,
+    pub spec: CalendarSpec,
+    /// The next few times it is open (a window) or its span (a freeze), from now.
+    pub next: Vec<(Timestamp, Timestamp)>,
+    pub updated_at: Timestamp,
+}
