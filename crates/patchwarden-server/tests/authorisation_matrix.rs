@@ -188,6 +188,11 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         "/api/v1/changes/{number}/cancel",
         Expect::Roles(&["admin", "officer", "security", "provider"]),
     ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/promote",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
     ("GET", "/api/v1/calendar", Expect::Roles(ALL)),
     (
         "PUT",

@@ -169,6 +169,10 @@ async fn world() -> World {
 
 impl World {
     async fn host(&self, name: &str, ring: &str) -> Host {
+        self.host_with(name, ring, &[]).await
+    }
+
+    async fn host_with(&self, name: &str, ring: &str, labels: &[(&str, &str)]) -> Host {
         let (_, secret) = admin::create_enrollment_token(
             self.server.store().as_ref(),
             TokenRequest {
@@ -207,7 +211,10 @@ impl World {
                 HostPlacement {
                     group: "web".into(),
                     ring: Some(ring.into()),
-                    labels: Default::default(),
+                    labels: labels
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
                 },
                 now,
                 patchwarden_core::audit::AuditEntry::new(
@@ -303,6 +310,15 @@ impl World {
     }
 
     async fn create(&self, kind: &str, testing: serde_json::Value) -> ChangeView {
+        self.create_with(kind, testing, json!({})).await
+    }
+
+    async fn create_with(
+        &self,
+        kind: &str,
+        testing: serde_json::Value,
+        rollout: serde_json::Value,
+    ) -> ChangeView {
         let a = self
             .send(
                 &self.officer,
@@ -317,6 +333,7 @@ impl World {
                     "targets": {"groups": ["web"]},
                     "patches": [{"package": "openssl", "version": NEW, "ecosystem": "Debian:12"}],
                     "restart_order": ["nginx.service"],
+                    "rollout": rollout,
                 })),
             )
             .await;
@@ -719,4 +736,80 @@ async fn bad_change_requests_and_calendar_entries_are_refused_in_words() {
         .await;
     assert_eq!(a.status, 409);
     assert!(a.text().contains("no maintenance window"), "{}", a.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_ring_waits_for_promotion_and_a_failure_domain_patches_one_host_at_a_time() {
+    let w = world().await;
+    w.always_open().await;
+    let mut test = w.host("web-test-1", "test").await;
+    let mut same_hv = [
+        w.host_with("web-1", "wave-1", &[("hypervisor", "hv-1")])
+            .await,
+        w.host_with("web-2", "wave-1", &[("hypervisor", "hv-1")])
+            .await,
+    ];
+    let c = w
+        .create_with(
+            "normal",
+            json!({"required": "required"}),
+            json!({"gates": ["test"], "domain_label": "hypervisor", "max_per_domain": 1}),
+        )
+        .await;
+    let n = c.number;
+    w.act(&w.officer, &n, "submit", json!({})).await;
+    w.act(&w.approver, &n, "approve", json!({})).await;
+    w.act(&w.authoriser, &n, "authorise", json!({})).await;
+    // Promoting a ring without a gate is refused.
+    let a = w
+        .send(
+            &w.officer,
+            Req::post(&format!("/api/v1/changes/{n}/promote")).json(&json!({"ring": "wave-1"})),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text());
+    w.act(&w.officer, &n, "schedule", json!({})).await;
+    w.until(&n, "testing", |c| c.state == ChangeState::Testing)
+        .await;
+    let jobs = test.check_in().await;
+    test.run(&jobs[0], JobOutcome::Succeeded).await;
+    // The test host verified, but the gate holds the ring until someone promotes it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = w.show(&n).await;
+    assert_eq!(c.state, ChangeState::Testing);
+    assert_eq!(c.rings[0].state, RingState::Running);
+    for h in &mut same_hv {
+        assert!(h.check_in().await.is_empty());
+    }
+    let c = w
+        .act(&w.officer, &n, "promote", json!({"ring": "test"}))
+        .await;
+    assert_eq!(c.promoted[0].0, "test");
+    assert_eq!(c.promoted[0].1.by, "olive");
+    w.until(&n, "deploying", |c| c.state == ChangeState::Deploying)
+        .await;
+    // Both broad hosts share a hypervisor: one at a time.
+    let first = same_hv[0].check_in().await;
+    let second = same_hv[1].check_in().await;
+    assert_eq!(
+        first.len() + second.len(),
+        1,
+        "two hosts of one failure domain were patched at once"
+    );
+    let (done, other) = if first.len() == 1 { (0, 1) } else { (1, 0) };
+    let job = if first.len() == 1 {
+        &first[0]
+    } else {
+        &second[0]
+    };
+    same_hv[done].run(job, JobOutcome::Succeeded).await;
+    w.until(&n, "the second host started", |c| {
+        c.rings[1].hosts.iter().all(|h| h.job.is_some())
+    })
+    .await;
+    let jobs = same_hv[other].check_in().await;
+    assert_eq!(jobs.len(), 1);
+    same_hv[other].run(&jobs[0], JobOutcome::Succeeded).await;
+    w.until(&n, "verified", |c| c.state == ChangeState::Verified)
+        .await;
 }

@@ -78,6 +78,9 @@ pub(crate) struct ChangeDoc {
     pub rings: Vec<Ring>,
     #[serde(default)]
     pub halted: Option<String>,
+    /// Gated rings released by an operator.
+    #[serde(default)]
+    pub promoted: Vec<(String, patchwarden_core::change::Signed)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +98,9 @@ pub(crate) struct RingHost {
     pub host: Uuid,
     pub hostname: String,
     pub group: String,
+    /// Its failure domain (the value of the plan's domain label), if any.
+    #[serde(default)]
+    pub domain: Option<String>,
     /// What the host gets: the patches that apply to its installed packages.
     pub packages: Vec<PackagePin>,
     /// The versions installed when the ring started: what a rollback returns to.
@@ -379,6 +385,7 @@ pub(crate) async fn create(
         warnings: Vec::new(),
         rings: Vec::new(),
         halted: None,
+        promoted: Vec::new(),
     };
     let body = doc.to_value()?;
     let audit = AuditEntry::new(now, caller.actor(), "change.create", "change:new").after(
@@ -477,6 +484,76 @@ pub(crate) async fn act(
                 id: stored.id,
                 revision: stored.revision,
                 state: doc.change.state.as_str().into(),
+                body: doc.to_value()?,
+                jobs: Vec::new(),
+            },
+            now,
+            audit,
+        )
+        .await?;
+    state.rollout_wake.notify_one();
+    Ok(updated)
+}
+
+/// Releases the manual gate of ring `ring`: an implementer looked at the ring's hosts and lets
+/// the rollout count it as verified (and go on to the next ring).
+pub(crate) async fn promote(
+    state: &AppState,
+    caller: &Caller,
+    number: &str,
+    ring: &str,
+    now: Timestamp,
+) -> Result<StoredChange, ApiError> {
+    let (stored, mut doc) = visible(state, caller, number).await?;
+    if !capacities(caller).implement {
+        return Err(ApiError::Forbidden(
+            "your roles do not implement changes".into(),
+        ));
+    }
+    if !doc.rollout.gates.iter().any(|g| g == ring) {
+        return Err(ApiError::Conflict(format!(
+            "ring {ring:?} has no manual gate in {}'s rollout plan",
+            stored.number
+        )));
+    }
+    if !matches!(
+        doc.change.state,
+        ChangeState::Scheduled
+            | ChangeState::Testing
+            | ChangeState::Tested
+            | ChangeState::Deploying
+    ) {
+        return Err(ApiError::Conflict(format!(
+            "{} is {}: there is no rollout to promote",
+            stored.number, doc.change.state
+        )));
+    }
+    if doc.promoted.iter().any(|(r, _)| r == ring) {
+        return Err(ApiError::Conflict(format!(
+            "ring {ring:?} is already promoted"
+        )));
+    }
+    doc.promoted.push((
+        ring.to_owned(),
+        patchwarden_core::change::Signed {
+            by: caller.user.username.clone(),
+            at: now,
+        },
+    ));
+    let audit = AuditEntry::new(
+        now,
+        caller.actor(),
+        "change.promote",
+        format!("change:{}", stored.number),
+    )
+    .after(serde_json::json!({"ring": ring}));
+    let updated = state
+        .store
+        .update_change(
+            ChangeUpdate {
+                id: stored.id,
+                revision: stored.revision,
+                state: stored.state.clone(),
                 body: doc.to_value()?,
                 jobs: Vec::new(),
             },
@@ -886,6 +963,7 @@ pub(crate) fn view_of(
         warnings: doc.warnings,
         rings,
         halted: doc.halted,
+        promoted: doc.promoted,
         revision: stored.revision,
     }
 }

@@ -7,8 +7,12 @@
 //! one store update at the revision read, with the jobs it creates in the same transaction: if
 //! two servers decide the same step, one update wins and the other is refused as stale.
 //!
-//! The steps, each through `patchwarden_core::change::apply` as the system actor (so the
-//! core's rules — windows, freezes, testing first, the emergency path — hold here as for
+//! Which hosts start, when a ring is verified and when the rollout halts is decided by the pure
+//! `patchwarden_core::rollout::next_step` (rings in order, soak, manual gates, the failure
+//! threshold, concurrency per failure domain — property-tested there); this module feeds it
+//! the change's rings with each host's job state and window, and carries out its answer. The
+//! change's own state moves through `patchwarden_core::change::apply` as the system actor (so
+//! the core's rules — windows, freezes, testing first, the emergency path — hold here as for
 //! people):
 //!
 //! - **scheduled** → when its window opens: the rings are fixed (the hosts of the test ring
@@ -31,12 +35,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use patchwarden_api::v1::changes::RingState;
 use patchwarden_api::v1::jobs::JobOutcome;
 use patchwarden_api::v1::manifest::ManifestAction;
 use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::calendar::Span;
 use patchwarden_core::change::{ChangeActor, ChangeEvent, ChangeState, Testing, apply};
+use patchwarden_core::rollout::{
+    HostInput, HostProgress, Limits, RingInput, RingState, Step as RolloutStep, next_step,
+};
 use patchwarden_store::change::{ChangeFilter, ChangeUpdate, StoredChange};
 use patchwarden_store::{Job, JobFilter, JobState, NewJob};
 use uuid::Uuid;
@@ -126,11 +132,11 @@ async fn step(
         .map(|j| (j.id, j))
         .collect();
     let step = match doc.change.state {
-        ChangeState::Scheduled => start(state, stored, doc, &calendar, now).await?,
+        ChangeState::Scheduled => start(state, stored, doc, &calendar, &jobs, now).await?,
         ChangeState::Testing | ChangeState::Deploying => {
-            running(state, stored, doc, &calendar, &jobs, now).await?
+            running(stored, doc, &calendar, &jobs, now).await?
         }
-        ChangeState::Tested => deploy_after_tests(state, stored, doc, &calendar, now).await?,
+        ChangeState::Tested => deploy_after_tests(stored, doc, &calendar, &jobs, now).await?,
         ChangeState::Failed => rolled_back(doc, &jobs),
         _ => None,
     };
@@ -198,10 +204,16 @@ async fn plan_rings(state: &AppState, doc: &ChangeDoc) -> Result<Vec<Ring>, ApiE
             inventory.as_ref().map(|i| &i.inventory),
         );
         let ring = host.ring.clone().unwrap_or_else(|| "broad".into());
+        let domain = doc
+            .rollout
+            .domain_label
+            .as_ref()
+            .and_then(|label| host.labels.get(label).cloned());
         by_ring.entry(ring).or_default().push(RingHost {
             host: host.id,
             hostname: host.facts.hostname.clone(),
             group: host.group.clone(),
+            domain,
             nothing_to_do: packages.is_empty(),
             packages,
             previous,
@@ -260,15 +272,70 @@ fn host_window(
     }
 }
 
-/// Creates the jobs of ring `index` whose hosts may be touched now.
+fn emergency(doc: &ChangeDoc) -> bool {
+    doc.change.kind == patchwarden_core::change::ChangeKind::Emergency
+}
+
+/// The rollout as the core's rules see it.
+fn inputs(
+    doc: &ChangeDoc,
+    calendar: &LoadedCalendar,
+    jobs: &HashMap<Uuid, Job>,
+    now: Timestamp,
+) -> (Vec<RingInput>, Limits) {
+    let rings = doc
+        .rings
+        .iter()
+        .map(|r| RingInput {
+            state: r.state,
+            gate_closed: doc.rollout.gates.contains(&r.name)
+                && !doc.promoted.iter().any(|(ring, _)| *ring == r.name),
+            hosts: r
+                .hosts
+                .iter()
+                .map(|h| HostInput {
+                    progress: progress(h, jobs),
+                    window_open: host_window(calendar, &h.group, emergency(doc), now).is_ok(),
+                    domain: h.domain.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let limits = Limits {
+        max_failures: doc.rollout.max_failures,
+        soak: SignedDuration::from_mins(i64::from(doc.rollout.soak_minutes)),
+        max_per_domain: doc.rollout.max_per_domain,
+    };
+    (rings, limits)
+}
+
+fn progress(host: &RingHost, jobs: &HashMap<Uuid, Job>) -> HostProgress {
+    if host.nothing_to_do {
+        return HostProgress::NothingToDo;
+    }
+    let Some(id) = host.job else {
+        return HostProgress::NotStarted;
+    };
+    match jobs.get(&id) {
+        Some(j) if j.state == JobState::Succeeded => HostProgress::Verified {
+            at: j.finished_at.unwrap_or(j.updated_at),
+        },
+        Some(j) if j.state == JobState::Failed => HostProgress::Failed {
+            at: j.finished_at.unwrap_or(j.updated_at),
+        },
+        _ => HostProgress::InFlight,
+    }
+}
+
+/// Creates the jobs of `hosts` (indices) of ring `index` and marks the ring running.
 fn start_hosts(
     number: &str,
     doc: &mut ChangeDoc,
     index: usize,
+    hosts: &[usize],
     calendar: &LoadedCalendar,
     now: Timestamp,
 ) -> Vec<NewJob> {
-    let emergency = doc.change.kind == patchwarden_core::change::ChangeKind::Emergency;
     let snapshot = doc.clone();
     let ring = &mut doc.rings[index];
     if ring.state == RingState::Waiting {
@@ -276,11 +343,9 @@ fn start_hosts(
         ring.started_at = Some(now);
     }
     let mut jobs = Vec::new();
-    for host in &mut ring.hosts {
-        if host.job.is_some() || host.nothing_to_do {
-            continue;
-        }
-        let Ok(window) = host_window(calendar, &host.group, emergency, now) else {
+    for &i in hosts {
+        let host = &mut ring.hosts[i];
+        let Ok(window) = host_window(calendar, &host.group, emergency(&snapshot), now) else {
             continue;
         };
         let m = manifest(
@@ -309,21 +374,21 @@ async fn start(
     stored: &StoredChange,
     mut doc: ChangeDoc,
     calendar: &LoadedCalendar,
+    jobs: &HashMap<Uuid, Job>,
     now: Timestamp,
 ) -> Result<Option<Step>, ApiError> {
-    let emergency = doc.change.kind == patchwarden_core::change::ChangeKind::Emergency;
     if let Some((start, _)) = doc.window
         && now < start
-        && !emergency
+        && !emergency(&doc)
     {
         return Ok(None);
     }
     if doc.rings.is_empty() {
         doc.rings = plan_rings(state, &doc).await?;
     }
-    let tests = matches!(doc.change.testing, Testing::Required);
+    let tests = matches!(doc.change.testing, Testing::Required) && !emergency(&doc);
     let has_test_ring = doc.rings.first().is_some_and(|r| r.test);
-    if tests && !emergency && !has_test_ring {
+    if tests && !has_test_ring {
         let why = format!(
             "testing is required but no targeted host is in the test ring {:?}",
             doc.rollout.test_ring
@@ -339,158 +404,117 @@ async fn start(
             jobs: Vec::new(),
         }));
     }
-    let (event, action) = if tests && has_test_ring && !emergency {
+    let (event, action) = if tests {
         (ChangeEvent::StartTesting, "change.start_testing")
     } else {
         (ChangeEvent::Deploy, "change.deploy")
     };
-    if doc.rings.is_empty() {
-        // Nothing to touch at all: the deployment is trivially complete.
-        return Ok(Some(Step {
+    let (rings, limits) = inputs(&doc, calendar, jobs, now);
+    match next_step(&rings, limits, now) {
+        RolloutStep::Start { ring, hosts } => {
+            let jobs = start_hosts(&stored.number, &mut doc, ring, &hosts, calendar, now);
+            Ok(Some(Step {
+                doc,
+                event: Some(event),
+                action,
+                jobs,
+            }))
+        }
+        // Nothing to install anywhere (or every ring verified at once): the deployment is
+        // trivially complete; the next round verifies it.
+        RolloutStep::Complete | RolloutStep::Verify { .. } => Ok(Some(Step {
             doc,
-            event: Some(ChangeEvent::Deploy),
-            action: "change.deploy",
+            event: Some(event),
+            action,
             jobs: Vec::new(),
-        }));
+        })),
+        _ => Ok(None),
     }
-    let jobs = start_hosts(&stored.number, &mut doc, 0, calendar, now);
-    Ok(Some(Step {
-        doc,
-        event: Some(event),
-        action,
-        jobs,
-    }))
 }
 
 async fn deploy_after_tests(
-    _state: &AppState,
-    stored: &StoredChange,
-    mut doc: ChangeDoc,
-    calendar: &LoadedCalendar,
-    now: Timestamp,
-) -> Result<Option<Step>, ApiError> {
-    let Some(next) = doc.rings.iter().position(|r| r.state == RingState::Waiting) else {
-        // Only a test ring: deploying is verifying what the test ring did.
-        return Ok(Some(Step {
-            doc,
-            event: Some(ChangeEvent::Deploy),
-            action: "change.deploy",
-            jobs: Vec::new(),
-        }));
-    };
-    let jobs = start_hosts(&stored.number, &mut doc, next, calendar, now);
-    Ok(Some(Step {
-        doc,
-        event: Some(ChangeEvent::Deploy),
-        action: "change.deploy",
-        jobs,
-    }))
-}
-
-/// Whether a host of a running ring is done: verified, failed, or still going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HostOutcome {
-    Verified,
-    Failed,
-    Pending,
-}
-
-fn outcome(host: &RingHost, jobs: &HashMap<Uuid, Job>) -> (HostOutcome, Option<Timestamp>) {
-    if host.nothing_to_do {
-        return (HostOutcome::Verified, None);
-    }
-    let Some(job) = host.job.and_then(|id| jobs.get(&id)) else {
-        return (HostOutcome::Pending, None);
-    };
-    match job.state {
-        JobState::Succeeded => (HostOutcome::Verified, job.finished_at),
-        JobState::Failed => (HostOutcome::Failed, job.finished_at),
-        _ => (HostOutcome::Pending, None),
-    }
-}
-
-async fn running(
-    _state: &AppState,
     stored: &StoredChange,
     mut doc: ChangeDoc,
     calendar: &LoadedCalendar,
     jobs: &HashMap<Uuid, Job>,
     now: Timestamp,
 ) -> Result<Option<Step>, ApiError> {
-    let Some(index) = doc.rings.iter().position(|r| r.state == RingState::Running) else {
-        // Deploying with every ring verified (or none): the deployment is verified.
-        if doc.change.state == ChangeState::Deploying {
-            return Ok(Some(Step {
-                doc,
-                event: Some(ChangeEvent::Verified),
-                action: "change.verified",
-                jobs: Vec::new(),
-            }));
+    let (rings, limits) = inputs(&doc, calendar, jobs, now);
+    let new_jobs = match next_step(&rings, limits, now) {
+        RolloutStep::Start { ring, hosts } => {
+            start_hosts(&stored.number, &mut doc, ring, &hosts, calendar, now)
         }
-        return Ok(None);
+        // Only a test ring, or nothing left to install: deploying verifies at once.
+        RolloutStep::Complete => Vec::new(),
+        _ => return Ok(None),
     };
-    let outcomes: Vec<(HostOutcome, Option<Timestamp>)> = doc.rings[index]
-        .hosts
-        .iter()
-        .map(|h| outcome(h, jobs))
-        .collect();
-    let failed: Vec<String> = doc.rings[index]
-        .hosts
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, (o, _))| *o == HostOutcome::Failed)
-        .map(|(h, _)| h.hostname.clone())
-        .collect();
-    if failed.len() > doc.rollout.max_failures as usize {
-        return Ok(Some(halt(stored, doc, index, &failed, jobs, now)));
-    }
-    if outcomes.iter().any(|(o, _)| *o == HostOutcome::Pending) {
-        // Hosts still waiting for their window get their jobs when it opens.
-        let jobs = start_hosts(&stored.number, &mut doc, index, calendar, now);
-        if jobs.is_empty() {
-            return Ok(None);
-        }
-        return Ok(Some(Step {
-            doc,
-            event: None,
-            action: "change.ring_hosts_started",
-            jobs,
-        }));
-    }
-    // Every host verified: after the soak time, the ring is verified.
-    let last = outcomes.iter().filter_map(|(_, t)| *t).max().unwrap_or(now);
-    let soak = SignedDuration::from_mins(i64::from(doc.rollout.soak_minutes));
-    if now < last.checked_add(soak).unwrap_or(Timestamp::MAX) {
-        return Ok(None);
-    }
-    let ring = &mut doc.rings[index];
-    ring.state = RingState::Verified;
-    ring.verified_at = Some(now);
-    let was_test = ring.test && doc.change.state == ChangeState::Testing;
-    if was_test {
-        return Ok(Some(Step {
-            doc,
-            event: Some(ChangeEvent::TestsPassed),
-            action: "change.tests_passed",
-            jobs: Vec::new(),
-        }));
-    }
-    match doc.rings.iter().position(|r| r.state == RingState::Waiting) {
-        Some(next) => {
-            let jobs = start_hosts(&stored.number, &mut doc, next, calendar, now);
+    Ok(Some(Step {
+        doc,
+        event: Some(ChangeEvent::Deploy),
+        action: "change.deploy",
+        jobs: new_jobs,
+    }))
+}
+
+async fn running(
+    stored: &StoredChange,
+    mut doc: ChangeDoc,
+    calendar: &LoadedCalendar,
+    jobs: &HashMap<Uuid, Job>,
+    now: Timestamp,
+) -> Result<Option<Step>, ApiError> {
+    let (rings, limits) = inputs(&doc, calendar, jobs, now);
+    match next_step(&rings, limits, now) {
+        RolloutStep::Wait | RolloutStep::Halted => Ok(None),
+        RolloutStep::Start { ring, hosts } => {
+            let started = doc.rings[ring].state == RingState::Waiting;
+            let new_jobs = start_hosts(&stored.number, &mut doc, ring, &hosts, calendar, now);
+            if new_jobs.is_empty() && !started {
+                return Ok(None);
+            }
             Ok(Some(Step {
                 doc,
                 event: None,
-                action: "change.ring_started",
-                jobs,
+                action: if started {
+                    "change.ring_started"
+                } else {
+                    "change.ring_hosts_started"
+                },
+                jobs: new_jobs,
             }))
         }
-        None => Ok(Some(Step {
+        RolloutStep::Verify { ring } => {
+            let r = &mut doc.rings[ring];
+            r.state = RingState::Verified;
+            r.verified_at = Some(now);
+            let tests_passed = r.test && doc.change.state == ChangeState::Testing;
+            Ok(Some(Step {
+                doc,
+                event: tests_passed.then_some(ChangeEvent::TestsPassed),
+                action: if tests_passed {
+                    "change.tests_passed"
+                } else {
+                    "change.ring_verified"
+                },
+                jobs: Vec::new(),
+            }))
+        }
+        RolloutStep::Halt { ring, failed } => {
+            let names: Vec<String> = failed
+                .iter()
+                .map(|&i| doc.rings[ring].hosts[i].hostname.clone())
+                .collect();
+            Ok(Some(halt(stored, doc, ring, &names, jobs, now)))
+        }
+        RolloutStep::Complete if doc.change.state == ChangeState::Deploying => Ok(Some(Step {
             doc,
             event: Some(ChangeEvent::Verified),
             action: "change.verified",
             jobs: Vec::new(),
         })),
+        // Testing with every ring verified cannot happen (the test ring's verification moves
+        // the change to tested); nothing to do.
+        RolloutStep::Complete => Ok(None),
     }
 }
 

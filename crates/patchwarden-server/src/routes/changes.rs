@@ -11,7 +11,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use patchwarden_api::v1::changes::{
-    CalendarEntryView, CalendarSpec, ChangeQuery, ChangeView, NewChangeRequest, Reason,
+    CalendarEntryView, CalendarSpec, ChangeQuery, ChangeView, NewChangeRequest, Promote, Reason,
     ScheduleRequest,
 };
 use patchwarden_api::v1::fleet::{DEFAULT_PAGE, MAX_PAGE};
@@ -308,6 +308,30 @@ pub(crate) async fn cancel(
         None,
     )
     .await
+}
+
+/// Releases a ring's manual gate, so the rollout may count it verified and go on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/changes/{number}/promote",
+    tag = "changes",
+    params(("number" = String, Path, description = "PCR-2026-0001")),
+    request_body = Promote,
+    responses(
+        (status = 200, description = "Promoted", body = ChangeView),
+        (status = 409, description = "No such gate, or no rollout"),
+    )
+)]
+pub(crate) async fn promote(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<ChangeView>, ApiError> {
+    let n = number(path)?;
+    let p: Promote = body::json(&body::read(body, SMALL_BODY).await?)?;
+    let stored = changes::promote(&state, &caller, &n, &p.ring, clock::now()).await?;
+    Ok(Json(changes::view(&state, &stored).await?))
 }
 
 /// The maintenance windows and change freezes, with their next openings.
