@@ -329,3 +329,97 @@ fn a_job_repeated_or_resumed_after_a_restart_installs_once() {
     assert_eq!(r.outcome, JobOutcome::Succeeded);
     assert_eq!(f.root.unpacks(PACKAGE), unpacks + 1);
 }
+
+/// The whole agent: `once` leases an install job from a real server, the executor installs
+/// it with apt, the result is reported and the new inventory uploaded; the next check-in does
+/// not run it again.
+#[tokio::test]
+async fn agent_once_executes_a_leased_install_job_and_uploads_the_new_versions() {
+    use patchwarden_agent::agent::{Agent, EnrollOptions, StateDir, enroll};
+    use patchwarden_core::audit::Actor;
+    use patchwarden_server::admin;
+    use patchwarden_testkit::TestServer;
+
+    if !tools_ready("agent_once_executes_a_leased_install_job") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let f = Fixture::new();
+    f.repo.publish(&["1.0", "1.1"]);
+    let state = StateDir::open(&f.state).unwrap();
+    let (_, secret) = server.token("web", 1, SignedDuration::from_hours(1)).await;
+    let (identity, _) = enroll(
+        &state,
+        EnrollOptions {
+            server: server.url.clone(),
+            token: secret,
+            ca_fingerprint: Some(server.fingerprint),
+            replace: false,
+            root: f.root.path.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let host = uuid::Uuid::parse_str(&identity.host_id).unwrap();
+
+    let clock = patchwarden_testkit::now;
+    let mut m = manifest(ManifestAction::Install, "1.1");
+    m.host = identity.host_id.clone();
+    let t = clock();
+    m.window = Some(ManifestWindow {
+        start: t - SignedDuration::from_hours(1),
+        end: t + SignedDuration::from_hours(1),
+    });
+    m.expires_at = t + SignedDuration::from_hours(2);
+    let kind = JobKind::Install {
+        packages: vec![pin("1.1")],
+        manifest: m,
+    };
+    let job = admin::queue_job(
+        server.store().as_ref(),
+        host,
+        &kind,
+        Actor::Operator("alice".into()),
+        clock(),
+    )
+    .await
+    .unwrap();
+
+    let mut agent = Agent::load(state, f.root.path.clone())
+        .unwrap()
+        .with_executor(ExecutorOptions::default(), clock);
+    let report = agent.once().await.unwrap();
+    assert_eq!(
+        report.jobs,
+        vec![(job.id.to_string(), JobOutcome::Succeeded)]
+    );
+    assert_eq!(report.uploaded, Some("full"));
+    assert_eq!(f.root.installed_version(PACKAGE).as_deref(), Some("1.1"));
+    let held = server.store().get_inventory(host).await.unwrap().unwrap();
+    let demo = held
+        .inventory
+        .packages
+        .iter()
+        .find(|p| p.name == PACKAGE)
+        .unwrap();
+    assert_eq!(
+        demo.version, "1.1",
+        "the server has the new version at once"
+    );
+    let stored = server.store().get_job(job.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, patchwarden_store::JobState::Succeeded);
+    // The server records the outcome and the detail (it keeps no `changes` yet).
+    let result: patchwarden_api::v1::jobs::RecordedResult =
+        serde_json::from_value(stored.result.unwrap()).unwrap();
+    assert_eq!(result.outcome, JobOutcome::Succeeded);
+    assert!(
+        result.detail.contains("verified with apt"),
+        "{}",
+        result.detail
+    );
+
+    let unpacks = f.root.unpacks(PACKAGE);
+    let again = agent.once().await.unwrap();
+    assert!(again.jobs.is_empty(), "{again:?}");
+    assert_eq!(f.root.unpacks(PACKAGE), unpacks);
+}

@@ -198,6 +198,26 @@ impl Executor {
         Ok(())
     }
 
+    /// Jobs that ended but whose result was never handed to the agent's outbox: a result
+    /// journaled just before a crash, or a reboot that has now happened. The agent reports
+    /// them and marks them reported.
+    pub fn unreported(&self, now: Timestamp) -> Result<Vec<(String, JobResult)>, StateError> {
+        let mut out = Vec::new();
+        for j in self.journals.all() {
+            match (j.phase, &j.result) {
+                (Phase::Verified, Some(r)) => out.push((j.job.clone(), r.clone())),
+                (Phase::Rebooting, _) => {
+                    let id = j.job.clone();
+                    if let Execution::Done(r) = self.after_reboot(j, now)? {
+                        out.push((id, r));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
     /// Does (or resumes, or repeats the result of) job `id` at `now`.
     pub fn execute(
         &self,
