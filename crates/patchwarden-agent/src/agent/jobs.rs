@@ -36,3 +36,19 @@ pub fn plan(kind: &JobKind, executor: bool) -> Plan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changing_jobs_go_to_the_executor_only_when_the_agent_has_one() {
+        assert_eq!(plan(&JobKind::Reinventory, false), Plan::Reinventory);
+        assert_eq!(plan(&JobKind::Reboot, true), Plan::Execute);
+        let Plan::Refuse(r) = plan(&JobKind::Reboot, false) else {
+            panic!("not refused");
+        };
+        assert_eq!(r.outcome, JobOutcome::Refused);
+        assert!(r.detail.contains("nothing was changed"), "{}", r.detail);
+    }
+}

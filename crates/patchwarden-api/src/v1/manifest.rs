@@ -394,7 +394,8 @@ mod tests {
 
     #[test]
     fn each_rule_refuses_with_its_reason() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
+        type Change = Box<dyn Fn(&mut Manifest)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("not this host", Box::new(|m| m.host = "h2".into())),
             (
                 "expired",
