@@ -423,3 +423,73 @@ async fn agent_once_executes_a_leased_install_job_and_uploads_the_new_versions()
     assert!(again.jobs.is_empty(), "{again:?}");
     assert_eq!(f.root.unpacks(PACKAGE), unpacks);
 }
+
+#[test]
+fn a_job_cut_short_after_dpkg_unpacked_is_finished_by_configuring_not_reinstalling() {
+    if !tools_ready("a_job_cut_short_after_dpkg_unpacked") {
+        return;
+    }
+    let f = Fixture::new();
+    f.repo.publish(&["1.0", "1.1"]);
+    // The first run recorded the previous version and started apt, which died after dpkg
+    // unpacked 1.1 and before it configured it.
+    let journals = f.executor().journals().clone();
+    let mut j = patchwarden_agent::executor::journal::Journal {
+        job: "job-cut".into(),
+        kind: "install".into(),
+        phase: Phase::Installing,
+        targets: vec![pin("1.1")],
+        changes: vec![change("1.0", "1.1")],
+        cached: Vec::new(),
+        runs: 1,
+        boot_id: None,
+        result: None,
+        updated_at: now(),
+    };
+    journals.save(&mut j, now()).unwrap();
+    // apt's lists, as the first run's `apt-get update` left them.
+    let conf = f.tmp.path().join("apt.conf");
+    fs::write(
+        &conf,
+        patchwarden_agent::executor::manager::apt_config_text(&f.root.path).unwrap(),
+    )
+    .unwrap();
+    patchwarden_testkit::apt::run(
+        std::process::Command::new("apt-get")
+            .env("APT_CONFIG", &conf)
+            .args(["-q", "update"]),
+    );
+    patchwarden_testkit::apt::run(
+        std::process::Command::new("dpkg")
+            .arg(format!("--root={}", f.root.path.display()))
+            .arg(format!(
+                "--log={}",
+                f.root.path.join("var/log/dpkg.log").display()
+            ))
+            .arg("--unpack")
+            .arg(f.repo.deb("1.1")),
+    );
+    let (version, status) = f.root.package_status(PACKAGE).unwrap();
+    assert_eq!(
+        (version.as_str(), status.as_str()),
+        ("1.1", "install ok unpacked")
+    );
+    let unpacks = f.root.unpacks(PACKAGE);
+
+    let r = f.run("job-cut", &install("1.1"));
+    assert_eq!(r.outcome, JobOutcome::Succeeded, "{}", r.detail);
+    assert!(r.detail.contains("--configure -a"), "{}", r.detail);
+    let (version, status) = f.root.package_status(PACKAGE).unwrap();
+    assert_eq!(
+        (version.as_str(), status.as_str()),
+        ("1.1", "install ok installed")
+    );
+    assert_eq!(
+        f.root.unpacks(PACKAGE),
+        unpacks,
+        "unpacked a second time:\n{}\n{}",
+        r.detail,
+        fs::read_to_string(f.root.path.join("var/log/dpkg.log")).unwrap()
+    );
+    assert_eq!(r.changes, vec![change("1.0", "1.1")]);
+}

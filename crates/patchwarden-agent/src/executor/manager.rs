@@ -172,6 +172,8 @@ pub fn apt_config_text(root: &Path) -> Option<String> {
         "// Written by patchwarden for one job: apt and dpkg on the root {r}/.\n\
          Dir \"{r}/\";\n\
          Dir::State::status \"{r}/var/lib/dpkg/status\";\n\
+         Dir::Cache::pkgcache \"\";\n\
+         Dir::Cache::srcpkgcache \"\";\n\
          DPkg::Options {{ \"--root={r}\"; \"--log={r}/var/log/dpkg.log\"; }};\n"
     ))
 }
@@ -262,6 +264,26 @@ impl Backend {
         }
     }
 
+    /// Finishes what an interrupted run of the package manager left half done, before a
+    /// resumed job runs it again: `dpkg --configure -a` (apt refuses to work until then).
+    /// `None` where the manager needs nothing.
+    pub fn repair(self, target: &Target) -> Option<Cmd> {
+        match self {
+            Backend::Apt => {
+                let mut cmd = Cmd::new("dpkg")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .args(["--force-confdef", "--force-confold"]);
+                if let Some(root) = &target.sandbox {
+                    cmd = cmd
+                        .arg(format!("--root={}", root.display()))
+                        .arg(format!("--log={}", root.join("var/log/dpkg.log").display()));
+                }
+                Some(cmd.args(["--configure", "-a"]))
+            }
+            _ => None,
+        }
+    }
+
     /// Downloads these exact versions' package files into the working directory it runs in
     /// (apt) or `dest` (dnf): the rollback material. `None` where the manager has no such
     /// command here.
@@ -340,6 +362,16 @@ mod tests {
         );
         assert!(cmd.env.contains(&("APT_CONFIG", "/tmp/x/apt.conf".into())));
         assert_eq!(Backend::Apt.refresh(&sandbox()).line(), "apt-get -q update");
+        assert_eq!(
+            Backend::Apt.repair(&sandbox()).unwrap().line(),
+            "dpkg --force-confdef --force-confold --root=/srv/root \
+             --log=/srv/root/var/log/dpkg.log --configure -a"
+        );
+        assert_eq!(
+            Backend::Apt.repair(&Target::live()).unwrap().line(),
+            "dpkg --force-confdef --force-confold --configure -a"
+        );
+        assert!(Backend::Apk.repair(&Target::live()).is_none());
         let live = Backend::Apt.install(&Target::live(), &[pin("a", "1")]);
         assert!(live.env.iter().all(|(k, _)| *k != "APT_CONFIG"));
         let rb = Backend::Apt.rollback(

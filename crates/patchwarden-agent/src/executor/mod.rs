@@ -489,14 +489,30 @@ impl Executor {
             }
         }
 
-        let all_there = packages.iter().all(|pin| {
-            find(&before, manager, pin).is_some_and(|p| {
-                same_version(manager, &p.full_version(), &pin.version)
-                    && p.status == PackageStatus::Installed
+        let all_there = |inventory: &Inventory| {
+            packages.iter().all(|pin| {
+                find(inventory, manager, pin).is_some_and(|p| {
+                    same_version(manager, &p.full_version(), &pin.version)
+                        && p.status == PackageStatus::Installed
+                })
             })
-        });
+        };
+        let mut done_already = all_there(&before);
+        if !fresh
+            && !done_already
+            && let Some(repair) = backend.repair(&target)
+        {
+            // A run that was cut short may have left packages unpacked but not configured;
+            // the package manager will not start again until that is finished, and it may be
+            // all the job still needed.
+            match self.run(&repair, None) {
+                Ok(_) => notes.push(format!("resumed: `{}` ran first", repair.line())),
+                Err(e) => notes.push(format!("resumed: {e}")),
+            }
+            done_already = self.inventory().is_ok_and(|i| all_there(&i));
+        }
         let mut run_error = None;
-        if all_there {
+        if done_already {
             notes.push("every target version was already installed: nothing to run".into());
         } else {
             journal.phase = Phase::Installing;
