@@ -149,6 +149,10 @@ pub struct Target {
     pub sandbox: Option<PathBuf>,
     /// apt only: the configuration file that points apt and dpkg at the sandbox root.
     pub apt_config: Option<PathBuf>,
+    /// dnf only, on a sandbox: its configuration file (the root's own, or an empty one; dnf
+    /// would otherwise read the host's) and the release it is (the root's `VERSION_ID`).
+    pub dnf_config: Option<PathBuf>,
+    pub releasever: Option<String>,
 }
 
 impl Target {
@@ -156,6 +160,8 @@ impl Target {
         Target {
             sandbox: None,
             apt_config: None,
+            dnf_config: None,
+            releasever: None,
         }
     }
 }
@@ -217,7 +223,7 @@ impl Backend {
     pub fn refresh(self, target: &Target) -> Cmd {
         match self {
             Backend::Apt => apt_get(target).args(["-q", "update"]),
-            Backend::Dnf { yum } => dnf(yum, target).arg("makecache"),
+            Backend::Dnf { yum } => dnf(yum, target).args(["--refresh", "makecache"]),
             Backend::Zypper => zypper(target).arg("refresh"),
             Backend::Apk => apk(target).arg("update"),
         }
@@ -294,13 +300,15 @@ impl Backend {
                     .args(["-q", "download"])
                     .args(pins.iter().map(apt_spec)),
             ),
-            Backend::Dnf { yum: false } => Some(
-                dnf(false, target)
-                    .arg("download")
-                    .arg(format!("--destdir={}", dest.display()))
+            // `reinstall --downloadonly` fetches the installed version itself, with dnf alone
+            // (`dnf download` needs a plugin).
+            Backend::Dnf { yum } => Some(
+                dnf(yum, target)
+                    .args(["reinstall", "--downloadonly"])
+                    .arg(format!("--downloaddir={}", dest.display()))
                     .args(pins.iter().map(rpm_spec)),
             ),
-            _ => None,
+            Backend::Zypper | Backend::Apk => None,
         }
     }
 }
@@ -309,6 +317,18 @@ fn dnf(yum: bool, target: &Target) -> Cmd {
     let mut cmd = Cmd::new(if yum { "yum" } else { "dnf" }).args(["-y", "-q"]);
     if let Some(root) = &target.sandbox {
         cmd = cmd.arg(format!("--installroot={}", root.display()));
+        // dnf falls back to the host's configuration and repositories when the root has
+        // none: name the root's explicitly.
+        if let Some(config) = &target.dnf_config {
+            cmd = cmd.arg(format!("--config={}", config.display()));
+        }
+        let r = root.display();
+        cmd = cmd.arg(format!(
+            "--setopt=reposdir={r}/etc/yum.repos.d,{r}/etc/distro.repos.d"
+        ));
+        if let Some(v) = &target.releasever {
+            cmd = cmd.arg(format!("--releasever={v}"));
+        }
     }
     cmd
 }
@@ -345,6 +365,7 @@ mod tests {
         Target {
             sandbox: Some("/srv/root".into()),
             apt_config: Some("/tmp/x/apt.conf".into()),
+            ..Target::live()
         }
     }
 
@@ -408,15 +429,19 @@ mod tests {
         let pins = [pin("openssl", "1:3.0.7-27.el9")];
         let t = Target {
             sandbox: Some("/r".into()),
-            apt_config: None,
+            dnf_config: Some("/s/dnf.conf".into()),
+            releasever: Some("9".into()),
+            ..Target::live()
         };
+        let opts = "--installroot=/r --config=/s/dnf.conf \
+                    --setopt=reposdir=/r/etc/yum.repos.d,/r/etc/distro.repos.d --releasever=9";
         assert_eq!(
             Backend::Dnf { yum: false }.install(&t, &pins).line(),
-            "dnf -y -q --installroot=/r upgrade openssl-1:3.0.7-27.el9"
+            format!("dnf -y -q {opts} upgrade openssl-1:3.0.7-27.el9")
         );
         assert_eq!(
             Backend::Dnf { yum: false }.rollback(&t, &pins, &[]).line(),
-            "dnf -y -q --installroot=/r downgrade openssl-1:3.0.7-27.el9"
+            format!("dnf -y -q {opts} downgrade openssl-1:3.0.7-27.el9")
         );
         assert_eq!(
             Backend::Dnf { yum: true }
@@ -437,7 +462,7 @@ mod tests {
                 .download(&Target::live(), &pins, Path::new("/c"))
                 .unwrap()
                 .line(),
-            "dnf -y -q download --destdir=/c openssl-1:3.0.7-27.el9"
+            "dnf -y -q reinstall --downloadonly --downloaddir=/c openssl-1:3.0.7-27.el9"
         );
     }
 

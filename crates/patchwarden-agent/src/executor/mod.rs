@@ -290,9 +290,14 @@ impl Executor {
         }
     }
 
-    /// The command target: the live host, or a sandbox root (with apt's configuration for it
-    /// written into `scratch`).
-    fn target(&self, backend: Backend, scratch: &Path) -> Result<Target, String> {
+    /// The command target: the live host, or a sandbox root (with apt's or dnf's
+    /// configuration for it written into `scratch`; `releasever` is the root's `VERSION_ID`).
+    fn target(
+        &self,
+        backend: Backend,
+        scratch: &Path,
+        releasever: Option<&str>,
+    ) -> Result<Target, String> {
         if self.live() {
             return Ok(Target::live());
         }
@@ -311,9 +316,33 @@ impl Executor {
         } else {
             None
         };
+        let (dnf_config, releasever) = if matches!(backend, Backend::Dnf { .. }) {
+            // A comma would split dnf's comma-separated `reposdir` value.
+            if root.to_str().is_none_or(|s| s.contains(',')) {
+                return Err(format!(
+                    "the root {} is not UTF-8 or contains a comma",
+                    root.display()
+                ));
+            }
+            let own = root.join("etc/dnf/dnf.conf");
+            let config = if own.is_file() {
+                own
+            } else {
+                let empty = scratch.join("dnf.conf");
+                fs::write(&empty, "[main]\n")
+                    .map_err(|e| format!("writing {}: {e}", empty.display()))?;
+                empty
+            };
+            let release = releasever.filter(|v| manager::check_word("release", v).is_ok());
+            (Some(config), release.map(str::to_owned))
+        } else {
+            (None, None)
+        };
         Ok(Target {
             sandbox: Some(root),
             apt_config,
+            dnf_config,
+            releasever,
         })
     }
 
@@ -413,7 +442,8 @@ impl Executor {
                 );
             }
         };
-        let target = match self.target(backend, scratch.path()) {
+        let releasever = before.host.os.version_id.clone();
+        let target = match self.target(backend, scratch.path(), releasever.as_deref()) {
             Ok(t) => t,
             Err(e) => return refuse(journal, e),
         };
