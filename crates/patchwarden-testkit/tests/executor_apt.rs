@@ -493,3 +493,28 @@ fn a_job_cut_short_after_dpkg_unpacked_is_finished_by_configuring_not_reinstalli
     );
     assert_eq!(r.changes, vec![change("1.0", "1.1")]);
 }
+
+#[test]
+fn a_reboot_the_job_may_not_do_is_reported_as_required() {
+    if !tools_ready("a_reboot_the_job_may_not_do_is_reported_as_required") {
+        return;
+    }
+    let f = Fixture::new();
+    f.repo.publish(&["1.0", "1.1"]);
+    // What a kernel or libc package's postinst leaves on Debian.
+    fs::write(
+        f.root.path.join("run/reboot-required"),
+        "*** System restart required ***\n",
+    )
+    .unwrap();
+    fs::write(f.root.path.join("run/reboot-required.pkgs"), "demo-lib\n").unwrap();
+    let mut work = install("1.1");
+    if let JobKind::Install { manifest, .. } = &mut work {
+        // The manifest allows it, but this agent was not started with --allow-reboot.
+        manifest.reboot_allowed = true;
+    }
+    let r = f.run("job-reboot", &work);
+    assert_eq!(r.outcome, JobOutcome::Succeeded, "{}", r.detail);
+    assert!(r.reboot_required);
+    assert!(r.detail.contains("may not reboot"), "{}", r.detail);
+}

@@ -463,20 +463,31 @@ impl Executor {
                             ),
                         );
                     }
-                    (ManifestAction::Install, Some(cur))
-                        if compare(manager, &pin.version, &cur.full_version())
-                            == Some(Ordering::Less) =>
-                    {
-                        return refuse(
-                            journal,
-                            format!(
-                                "{} {} is lower than the installed {}: going back is a \
-                                 rollback job",
-                                pin.name,
-                                pin.version,
-                                cur.full_version()
-                            ),
-                        );
+                    (ManifestAction::Install, Some(cur)) => {
+                        let installed = cur.full_version();
+                        match compare(manager, &pin.version, &installed) {
+                            Some(Ordering::Less) => {
+                                return refuse(
+                                    journal,
+                                    format!(
+                                        "{} {} is lower than the installed {installed}: going \
+                                         back is a rollback job",
+                                        pin.name, pin.version
+                                    ),
+                                );
+                            }
+                            None => {
+                                return refuse(
+                                    journal,
+                                    format!(
+                                        "{} {} cannot be ordered against the installed \
+                                         {installed}",
+                                        pin.name, pin.version
+                                    ),
+                                );
+                            }
+                            Some(_) => {}
+                        }
                     }
                     _ => {}
                 }

@@ -157,6 +157,11 @@ fn manifest_refusals_and_downgrades_leave_the_root_untouched() {
     refused(&f, &work, "differ");
 
     refused(&f, &install(vec![pin("demo-lib", "1.0")]), "rollback job");
+    refused(
+        &f,
+        &install(vec![pin("demo-lib", "1.x:y")]),
+        "cannot be ordered",
+    );
     refused(&f, &install(vec![pin("other", "1.0")]), "not installed");
     refused(&f, &install(vec![pin("demo-lib", "-oAPT::x=1")]), "plain");
 
