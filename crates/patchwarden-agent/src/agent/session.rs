@@ -10,7 +10,7 @@ use patchwarden_api::v1::agent::{
     CheckInRequest, EnrollRequest, EnrollmentSecret, FindingCounts, InventoryUpload,
     InventoryWanted, Schedule,
 };
-use patchwarden_api::v1::jobs::{JobOutcome, JobResult};
+use patchwarden_api::v1::jobs::{JobOutcome, JobProgress, JobResult};
 use patchwarden_api::v1::problem::ProblemCode;
 use patchwarden_client::{AgentClient, AgentKey, Client, ClientError, Fingerprint, Trust};
 use patchwarden_core::inventory::Inventory;
@@ -337,6 +337,15 @@ impl Agent {
                         continue;
                     };
                     let now = clock();
+                    // Tells the operator the job started; the result is what counts, so a
+                    // failed progress report is only logged.
+                    let progress = JobProgress {
+                        message: format!("the executor is running the {} job", job.work.name()),
+                        percent: None,
+                    };
+                    if let Err(e) = self.client.job_progress(&job.id, &progress).await {
+                        tracing::warn!(job = %job.id, error = %e, "progress report failed");
+                    }
                     match Self::execute(exec, job, now).await? {
                         Execution::Done(result) => {
                             let mut pending = self.state.pending_results()?;

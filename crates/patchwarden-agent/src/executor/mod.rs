@@ -390,14 +390,12 @@ impl Executor {
         let fresh = started.is_none();
         let mut journal = started.unwrap_or_else(|| self.new_journal(id, kind, packages, now));
         let refuse = |journal: Journal, why: String| {
-            self.finish(
-                journal,
-                done(
-                    JobOutcome::Refused,
-                    format!("refused: {why}; nothing was changed on the host"),
-                ),
-                now,
-            )
+            let detail = if fresh {
+                format!("refused: {why}; nothing was changed on the host")
+            } else {
+                format!("refused on resuming: {why}")
+            };
+            self.finish(journal, done(JobOutcome::Refused, detail), now)
         };
         if fresh {
             if let Err(r) = manifest.check(&self.host_id, action, packages, now) {
