@@ -299,6 +299,10 @@ impl Agent {
         let executor = self.executor()?;
         if let Some((exec, clock)) = &executor {
             let now = clock();
+            let pruned = exec.prune(now);
+            if pruned > 0 {
+                tracing::info!(pruned, "old job journals removed");
+            }
             let finished = exec.unreported(now)?;
             if !finished.is_empty() {
                 let mut pending = self.state.pending_results()?;

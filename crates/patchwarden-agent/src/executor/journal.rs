@@ -140,7 +140,30 @@ impl Journals {
         write_atomic(&path, &bytes)
     }
 
-    /// Every journal (for finding cached packages of earlier jobs).
+    /// Removes the journals of jobs reported before `before`; returns how many. Their
+    /// manifests have long expired, so a job that came back would be refused anyway. The
+    /// cached packages stay: they are rollback material for whatever is installed.
+    pub fn prune(&self, before: Timestamp) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Ok(bytes) = read_bounded(&path, MAX_JOURNAL)
+                && let Ok(j) = serde_json::from_slice::<Journal>(&bytes)
+                && j.phase == Phase::Reported
+                && j.updated_at < before
+                && fs::remove_file(&path).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Every journal.
     pub fn all(&self) -> Vec<Journal> {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Vec::new();
@@ -194,5 +217,14 @@ mod tests {
         assert_eq!(fs::metadata(&files[0]).unwrap().mode() & 0o777, 0o600);
         assert_eq!(journals.all().len(), 1);
         assert!(journals.load("other").unwrap().is_none());
+
+        // Only reported journals older than the limit go.
+        let later: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(journals.prune(later), 0, "not reported yet");
+        j.phase = Phase::Reported;
+        journals.save(&mut j, Timestamp::UNIX_EPOCH).unwrap();
+        assert_eq!(journals.prune(Timestamp::UNIX_EPOCH), 0, "not old enough");
+        assert_eq!(journals.prune(later), 1);
+        assert!(journals.all().is_empty());
     }
 }

@@ -50,6 +50,8 @@ use crate::inventory::updates::command::{Invocation, cut};
 pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 /// How many of the package manager's last lines a failure's detail keeps.
 const TAIL_LINES: usize = 25;
+/// How long the journal of a reported job is kept.
+pub const JOURNAL_KEEP: SignedDuration = SignedDuration::from_hours(90 * 24);
 /// How long a reboot may take before the job is called failed.
 const REBOOT_GRACE: SignedDuration = SignedDuration::from_hours(1);
 
@@ -196,6 +198,11 @@ impl Executor {
             self.journals.save(&mut j, now)?;
         }
         Ok(())
+    }
+
+    /// Removes the journals of jobs reported more than [`JOURNAL_KEEP`] ago.
+    pub fn prune(&self, now: Timestamp) -> usize {
+        self.journals.prune(now - JOURNAL_KEEP)
     }
 
     /// Jobs that ended but whose result was never handed to the agent's outbox: a result
