@@ -208,7 +208,15 @@ impl AptRepo {
             let deb = self.deb(v);
             fs::copy(&deb, pool.join(deb.file_name().expect("file name"))).expect("copy deb");
         }
-        let index = self.dir.join("dists").join(SUITE).join("main/binary-amd64");
+        // The index of this machine's architecture, the one apt reads (the packages are `all`).
+        let arch = run(Command::new("dpkg").arg("--print-architecture"))
+            .trim()
+            .to_owned();
+        let index = self
+            .dir
+            .join("dists")
+            .join(SUITE)
+            .join(format!("main/binary-{arch}"));
         fs::create_dir_all(&index).expect("create dists");
         let packages = run(Command::new("apt-ftparchive")
             .current_dir(&self.dir)
@@ -221,7 +229,7 @@ impl AptRepo {
                 "-oAPT::FTPArchive::Release::Label=Patchwarden",
                 &format!("-oAPT::FTPArchive::Release::Suite={SUITE}"),
                 &format!("-oAPT::FTPArchive::Release::Codename={SUITE}"),
-                "-oAPT::FTPArchive::Release::Architectures=amd64 all",
+                &format!("-oAPT::FTPArchive::Release::Architectures={arch} all"),
                 "-oAPT::FTPArchive::Release::Components=main",
                 "release",
                 ".",
