@@ -57,7 +57,8 @@ pub(crate) struct Common {
     /// Where the agent keeps its key and state (files 0600).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/patchwarden-agent")]
     state_dir: PathBuf,
-    /// Read the packages and facts of the host whose file system is under DIR.
+    /// The host whose file system is under DIR: its packages and facts are read there, and
+    /// install and rollback jobs act there (`/` is this host).
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
 }
