@@ -24,11 +24,12 @@ pub const SKIPPED: &str = "skipped: ";
 
 /// Whether an outcome is a skip rather than a pass or a failure.
 pub fn is_skipped(outcome: &CheckOutcome) -> bool {
-    !outcome.passed && outcome.detail.starts_with(SKIPPED)
+    outcome.skipped
 }
 
 fn skipped(check: String) -> CheckOutcome {
     CheckOutcome {
+        skipped: true,
         check,
         passed: false,
         detail: format!(
@@ -69,11 +70,13 @@ pub fn restart(units: &[String], live: bool) -> Vec<CheckOutcome> {
         }
         let outcome = match systemctl(&["restart", "--", unit], RESTART_TIMEOUT) {
             Ok(_) => CheckOutcome {
+                skipped: false,
                 check,
                 passed: true,
                 detail: "restarted".into(),
             },
             Err(e) => CheckOutcome {
+                skipped: false,
                 check,
                 passed: false,
                 detail: e,
@@ -98,11 +101,13 @@ pub fn run(check: &HealthCheck, live: bool) -> CheckOutcome {
             }
             match systemctl(&["is-active", "--", unit], PROBE_TIMEOUT) {
                 Ok(state) => CheckOutcome {
+                    skipped: false,
                     check: name,
                     passed: state == "active",
                     detail: state,
                 },
                 Err(e) => CheckOutcome {
+                    skipped: false,
                     check: name,
                     passed: false,
                     detail: e,
@@ -113,11 +118,13 @@ pub fn run(check: &HealthCheck, live: bool) -> CheckOutcome {
             let name = format!("tcp 127.0.0.1:{port} accepts");
             match TcpStream::connect_timeout(&loopback(*port), PROBE_TIMEOUT) {
                 Ok(_) => CheckOutcome {
+                    skipped: false,
                     check: name,
                     passed: true,
                     detail: "connected".into(),
                 },
                 Err(e) => CheckOutcome {
+                    skipped: false,
                     check: name,
                     passed: false,
                     detail: e.to_string(),
@@ -128,11 +135,13 @@ pub fn run(check: &HealthCheck, live: bool) -> CheckOutcome {
             let name = format!("http GET 127.0.0.1:{port}{path} is {status}");
             match http_status(*port, path) {
                 Ok(got) => CheckOutcome {
+                    skipped: false,
                     check: name,
                     passed: got == *status,
                     detail: format!("status {got}"),
                 },
                 Err(e) => CheckOutcome {
+                    skipped: false,
                     check: name,
                     passed: false,
                     detail: e,

@@ -158,6 +158,10 @@ pub struct CheckOutcome {
     /// The check, in words (`service nginx.service active`).
     pub check: String,
     pub passed: bool,
+    /// The check could not apply here (a service check on a sandbox root): neither passed nor
+    /// failed, and said so in `detail`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
     pub detail: String,
 }
 
