@@ -13,4 +13,5 @@ pub mod finding;
 pub mod install_script;
 pub mod inventory;
 pub mod policy;
+pub mod rollout;
 pub mod triage;

@@ -72,6 +72,27 @@ pub(crate) const TRIAGE_READERS: &[Role] = &[
 /// classification becomes the policy's override on findings, so approvers and authorisers,
 /// who later judge changes by that criticality, do not set it.
 pub(crate) const TRIAGE_DECIDERS: &[Role] = &[Role::Admin, Role::Officer, Role::Security];
+/// Requesting a change (seed 000 Appendix A's "requested by"): the officer, the security team
+/// (who see the advisories first), a provider for its own hosts, the admin. The core's rules
+/// then keep the requester from approving or authorising it.
+pub(crate) const CHANGE_REQUESTERS: &[Role] =
+    &[Role::Admin, Role::Officer, Role::Security, Role::Provider];
+/// Approving a change: approvers only — not the admin, whose other powers would make four
+/// eyes two.
+pub(crate) const CHANGE_APPROVERS: &[Role] = &[Role::Approver];
+/// Authorising a change: authorisers only.
+pub(crate) const CHANGE_AUTHORISERS: &[Role] = &[Role::Authoriser];
+/// Rejecting a change: whoever may approve or authorise it.
+pub(crate) const CHANGE_JUDGES: &[Role] = &[Role::Approver, Role::Authoriser];
+/// Implementing a change (schedule, record testing, close) and keeping the calendar: the
+/// officer who runs the process, a provider for its own hosts, the admin.
+pub(crate) const CHANGE_IMPLEMENTERS: &[Role] = &[Role::Admin, Role::Officer, Role::Provider];
+/// Cancelling a change: its requester or an implementer (the core checks which).
+pub(crate) const CHANGE_CANCELLERS: &[Role] =
+    &[Role::Admin, Role::Officer, Role::Security, Role::Provider];
+/// Keeping the calendar of windows and freezes: the officer and the admin (a provider's
+/// windows would bind other groups' hosts too).
+pub(crate) const CALENDAR_KEEPERS: &[Role] = &[Role::Admin, Role::Officer];
 
 /// Who may call a route. Declared once per route, where the route is added
 /// (`routes::declare`); the OpenAPI document shows it as the operation's security.

@@ -65,6 +65,7 @@ pub struct Running {
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
     purge: JoinHandle<()>,
     scheduler: JoinHandle<()>,
+    rollout: JoinHandle<()>,
 }
 
 impl Running {
@@ -85,6 +86,7 @@ impl Running {
         self.metrics.graceful_shutdown(Some(grace));
         self.purge.abort();
         self.scheduler.abort();
+        self.rollout.abort();
         for t in self.tasks {
             match t.await {
                 Ok(Ok(())) => {}
@@ -296,6 +298,7 @@ pub async fn start_with_store(
         }
     });
     let scheduler = tokio::spawn(feeds::scheduler::run(state.clone()));
+    let rollout = tokio::spawn(crate::changes::rollout::run(state.clone()));
     state.ready.store(true, Ordering::Release);
     Ok(Running {
         api_addr,
@@ -309,6 +312,7 @@ pub async fn start_with_store(
         tasks,
         purge,
         scheduler,
+        rollout,
     })
 }
 

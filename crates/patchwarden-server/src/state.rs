@@ -61,6 +61,9 @@ pub struct AppState {
     pub routes: OnceLock<Vec<crate::routes::Declared>>,
     /// The OpenAPI document as JSON, built with the router.
     pub openapi: OnceLock<axum::body::Bytes>,
+    /// Wakes the rollout engine (`changes::rollout`) before its next tick: a job finished, a
+    /// change was scheduled.
+    pub rollout_wake: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -93,6 +96,7 @@ impl AppState {
             login_permits: tokio::sync::Semaphore::new(LOGIN_PERMITS),
             enrollment_token_ttl_hours: 24,
             openapi: OnceLock::new(),
+            rollout_wake: tokio::sync::Notify::new(),
             routes: OnceLock::new(),
         }
     }

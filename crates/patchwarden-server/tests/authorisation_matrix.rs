@@ -141,6 +141,69 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         "/api/v1/triage/{id}/classify",
         Expect::Roles(&["admin", "officer", "security"]),
     ),
+    ("GET", "/api/v1/changes", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/api/v1/changes",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    ("GET", "/api/v1/changes/{number}", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/api/v1/changes/{number}/submit",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/approve",
+        Expect::Roles(&["approver"]),
+    ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/authorise",
+        Expect::Roles(&["authoriser"]),
+    ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/reject",
+        Expect::Roles(&["approver", "authoriser"]),
+    ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/schedule",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/record-testing",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/close",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/cancel",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/promote",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    ("GET", "/api/v1/calendar", Expect::Roles(ALL)),
+    (
+        "PUT",
+        "/api/v1/calendar/{name}",
+        Expect::Roles(&["admin", "officer"]),
+    ),
+    (
+        "DELETE",
+        "/api/v1/calendar/{name}",
+        Expect::Roles(&["admin", "officer"]),
+    ),
     ("GET", "/api/v1/audit", Expect::Roles(&["admin", "auditor"])),
     (
         "GET",
@@ -306,6 +369,9 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
             &format!("/triage/{}/classify", t.triage_item),
         )
         .replace("/jobs/{id}", &format!("/jobs/{}", Uuid::new_v4()))
+        // No such change or entry: an admitted caller is answered 404, a refused one 403.
+        .replace("/changes/{number}", "/changes/PCR-2026-0999")
+        .replace("/calendar/{name}", &format!("/calendar/matrix-{n}"))
         .replace("{file}", "patchwarden.deb");
     let r = Req::new(method, &concrete);
     let body = match (method, path) {

@@ -168,7 +168,7 @@ async fn update<C: GenericClient>(
     }
     get(c, &id, false)
         .await?
-        .ok_or_else(|| StoreError::NotFound { kind: "change", id })
+        .ok_or(StoreError::NotFound { kind: "change", id })
 }
 
 async fn list<C: GenericClient>(c: &C, f: &ChangeFilter) -> Result<Vec<StoredChange>> {

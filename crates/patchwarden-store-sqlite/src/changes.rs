@@ -163,7 +163,7 @@ fn update(
         }));
         jobs::create(c, job, kind, now, &job_entry)?;
     }
-    get(c, &id)?.ok_or_else(|| StoreError::NotFound { kind: "change", id })
+    get(c, &id)?.ok_or(StoreError::NotFound { kind: "change", id })
 }
 
 fn list(c: &Connection, f: &ChangeFilter) -> Result<Vec<StoredChange>> {

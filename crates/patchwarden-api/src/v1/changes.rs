@@ -64,6 +64,16 @@ pub struct RolloutPlan {
     /// the first failure halts it).
     #[serde(default)]
     pub max_failures: u32,
+    /// The host label naming a failure domain (`hypervisor`, `site`, `rack`) …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_label: Option<String>,
+    /// … and how many hosts of one domain may be patched at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_domain: Option<u32>,
+    /// Rings that wait for an operator to promote them (`POST …/promote`) before they count
+    /// as verified, whatever their hosts say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<String>,
 }
 
 fn default_test_ring() -> String {
@@ -76,6 +86,9 @@ impl Default for RolloutPlan {
             test_ring: default_test_ring(),
             soak_minutes: 0,
             max_failures: 0,
+            domain_label: None,
+            max_per_domain: None,
+            gates: Vec::new(),
         }
     }
 }
@@ -127,6 +140,13 @@ pub struct Reason {
     pub reason: String,
 }
 
+/// `POST /api/v1/changes/{number}/promote`: releases the manual gate of a ring.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Promote {
+    pub ring: String,
+}
+
 /// `POST /api/v1/changes/{number}/schedule`: the change runs in the hosts' first maintenance
 /// window from `not_before` (now, when absent) that no freeze covers; an emergency at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -158,17 +178,8 @@ pub struct HostRollout {
     pub nothing_to_do: bool,
 }
 
-/// Where a ring stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RingState {
-    Waiting,
-    Running,
-    Verified,
-    Failed,
-    /// Never started: an earlier ring failed.
-    Skipped,
-}
+/// Where a ring stands (the core's rollout rules decide).
+pub use patchwarden_core::rollout::RingState;
 
 /// One ring of a rollout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -176,6 +187,7 @@ pub struct RingView {
     pub name: String,
     /// Whether this is the test ring.
     pub test: bool,
+    #[schema(value_type = String)]
     pub state: RingState,
     pub started_at: Option<Timestamp>,
     pub verified_at: Option<Timestamp>,
@@ -229,6 +241,9 @@ pub struct ChangeView {
     pub rings: Vec<RingView>,
     /// Why the rollout halted, when it did.
     pub halted: Option<String>,
+    /// The gated rings an operator promoted, with who and when.
+    #[schema(value_type = Vec<Object>)]
+    pub promoted: Vec<(String, Signed)>,
     /// Counts updates; shown so a reader can tell two views apart.
     pub revision: i64,
 }

@@ -166,6 +166,12 @@ pub struct CheckOutcome {
 pub struct RecordedResult {
     pub outcome: JobOutcome,
     pub detail: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PackageChange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckOutcome>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reboot_required: bool,
 }
 
 /// The answer to a progress or result report.

@@ -41,7 +41,7 @@ pub(crate) fn to_wire(job: &store::Job) -> Result<Job, ApiError> {
     })
 }
 
-fn wire_state(s: store::JobState) -> JobState {
+pub(crate) fn wire_state(s: store::JobState) -> JobState {
     match s {
         store::JobState::Queued => JobState::Queued,
         store::JobState::Leased => JobState::Leased,
@@ -174,6 +174,9 @@ pub(crate) async fn result(
     let recorded_result = RecordedResult {
         outcome,
         detail: report.detail,
+        changes: report.changes,
+        checks: report.checks,
+        reboot_required: report.reboot_required,
     };
     let detail =
         serde_json::to_value(&recorded_result).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -208,6 +211,10 @@ pub(crate) async fn result(
         .job_reports
         .get_or_create(&label("outcome", outcome_label))
         .inc();
+    if recorded {
+        // A change's rollout may move on (or halt) with this result.
+        state.rollout_wake.notify_one();
+    }
     Ok(Json(JobAck {
         id: job.id.to_string(),
         state: wire_state(job.state),

@@ -5,6 +5,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod audit;
+pub(crate) mod changes;
 pub(crate) mod declare;
 pub(crate) mod downloads;
 pub(crate) mod feeds;
@@ -70,8 +71,9 @@ pub(crate) fn declared(
     Vec<Declared>,
 ) {
     use crate::access::{
-        ADMIN, ADMIN_AUDITOR, ENROLLERS, ENROLLMENT_READERS, EVERYONE, FEED_OPERATORS,
-        TRIAGE_DECIDERS, TRIAGE_READERS,
+        ADMIN, ADMIN_AUDITOR, CALENDAR_KEEPERS, CHANGE_APPROVERS, CHANGE_AUTHORISERS,
+        CHANGE_CANCELLERS, CHANGE_IMPLEMENTERS, CHANGE_JUDGES, CHANGE_REQUESTERS, ENROLLERS,
+        ENROLLMENT_READERS, EVERYONE, FEED_OPERATORS, TRIAGE_DECIDERS, TRIAGE_READERS,
     };
     Routes::new(state, openapi::frame())
         // Open: what a caller without a credential must reach.
@@ -127,6 +129,21 @@ pub(crate) fn declared(
         .operators(FEED_OPERATORS, routes!(feeds::enter))
         .operators(TRIAGE_READERS, routes!(feeds::list_triage))
         .operators(TRIAGE_DECIDERS, routes!(feeds::classify))
+        .operators(EVERYONE, routes!(changes::list))
+        .operators(CHANGE_REQUESTERS, routes!(changes::create))
+        .operators(EVERYONE, routes!(changes::show))
+        .operators(CHANGE_REQUESTERS, routes!(changes::submit))
+        .operators(CHANGE_APPROVERS, routes!(changes::approve))
+        .operators(CHANGE_AUTHORISERS, routes!(changes::authorise))
+        .operators(CHANGE_JUDGES, routes!(changes::reject))
+        .operators(CHANGE_IMPLEMENTERS, routes!(changes::schedule))
+        .operators(CHANGE_IMPLEMENTERS, routes!(changes::record_testing))
+        .operators(CHANGE_IMPLEMENTERS, routes!(changes::close))
+        .operators(CHANGE_CANCELLERS, routes!(changes::cancel))
+        .operators(CHANGE_IMPLEMENTERS, routes!(changes::promote))
+        .operators(EVERYONE, routes!(changes::calendar))
+        .operators(CALENDAR_KEEPERS, routes!(changes::put_calendar))
+        .operators(CALENDAR_KEEPERS, routes!(changes::delete_calendar))
         .operators(ADMIN_AUDITOR, routes!(audit::list))
         .operators(ADMIN_AUDITOR, routes!(audit::verify))
         .finish()

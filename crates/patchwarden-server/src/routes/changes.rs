@@ -1,0 +1,461 @@
+//! Change requests and the calendar for operators: create, list, show, and one route per event
+//! of the state machine (submit, approve, authorise, reject, schedule, record testing, close,
+//! cancel); maintenance windows and change freezes. The rules live in
+//! `patchwarden_core::change`; a refusal is 409 with the rule's words.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use patchwarden_api::v1::changes::{
+    CalendarEntryView, CalendarSpec, ChangeQuery, ChangeView, NewChangeRequest, Promote, Reason,
+    ScheduleRequest,
+};
+use patchwarden_api::v1::fleet::{DEFAULT_PAGE, MAX_PAGE};
+use patchwarden_core::audit::AuditEntry;
+use patchwarden_core::change::ChangeEvent;
+use patchwarden_store::change::ChangeFilter;
+
+use crate::access::{Caller, Scope};
+use crate::body::{self, SMALL_BODY};
+use crate::changes::{self, ChangeDoc};
+use crate::clock;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A change request body: the form with its patches (up to the manifest's package limit).
+const CHANGE_BODY: u64 = 1024 * 1024;
+
+fn number(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(n) = path.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
+    if n.len() > 64 {
+        return Err(ApiError::NotFound);
+    }
+    Ok(n)
+}
+
+/// Creates a draft change. Without patches, they are derived from the targeted hosts' open
+/// findings that have a fixed version.
+#[utoipa::path(
+    post,
+    path = "/api/v1/changes",
+    tag = "changes",
+    request_body = NewChangeRequest,
+    responses(
+        (status = 201, description = "The draft", body = ChangeView),
+        (status = 400, description = "Malformed, or nothing to patch"),
+    )
+)]
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: Body,
+) -> Result<(StatusCode, Json<ChangeView>), ApiError> {
+    let request: NewChangeRequest = body::json(&body::read(body, CHANGE_BODY).await?)?;
+    let now = clock::now();
+    let stored = changes::create(&state, &caller, request, now).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(changes::view(&state, &stored).await?),
+    ))
+}
+
+/// Changes, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes",
+    tag = "changes",
+    params(ChangeQuery),
+    responses((status = 200, description = "The changes", body = Vec<ChangeView>))
+)]
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    q: Result<Query<ChangeQuery>, QueryRejection>,
+) -> Result<Json<Vec<ChangeView>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
+    let limit = match q.limit.unwrap_or(DEFAULT_PAGE) {
+        n @ 1..=MAX_PAGE => n,
+        n => {
+            return Err(ApiError::InvalidParameter(format!(
+                "limit {n}: between 1 and {MAX_PAGE}"
+            )));
+        }
+    };
+    let stored = state
+        .store
+        .list_changes(&ChangeFilter {
+            states: q.state.into_iter().collect(),
+            requester: q.requester,
+            limit: Some(limit),
+        })
+        .await?;
+    let mut out = Vec::with_capacity(stored.len());
+    for s in &stored {
+        if let Scope::Groups(_) = caller.scope() {
+            let doc = ChangeDoc::parse(s)?;
+            if changes::target_hosts(&state, &doc.targets, &caller.scope())
+                .await
+                .is_err()
+            {
+                continue;
+            }
+        }
+        out.push(changes::view(&state, s).await?);
+    }
+    Ok(Json(out))
+}
+
+/// One change: the form, its signatures, its window and its rollout.
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes/{number}",
+    tag = "changes",
+    params(("number" = String, Path, description = "PCR-2026-0001")),
+    responses(
+        (status = 200, description = "The change", body = ChangeView),
+        (status = 404, description = "No such change"),
+    )
+)]
+pub(crate) async fn show(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<ChangeView>, ApiError> {
+    let n = number(path)?;
+    let (stored, _) = changes::visible(&state, &caller, &n).await?;
+    Ok(Json(changes::view(&state, &stored).await?))
+}
+
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    n: &str,
+    event: ChangeEvent,
+    not_before: Option<jiff::Timestamp>,
+) -> Result<Json<ChangeView>, ApiError> {
+    let stored = changes::act(state, caller, n, event, not_before, clock::now()).await?;
+    Ok(Json(changes::view(state, &stored).await?))
+}
+
+/// An empty body, `{}`, or nothing: the event routes without a payload take no fields.
+async fn no_fields(body: Body) -> Result<(), ApiError> {
+    let raw = body::read(body, SMALL_BODY).await?;
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let v: serde_json::Map<String, serde_json::Value> = body::json(&raw)?;
+    if v.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::MalformedBody(
+            "this action takes no fields".into(),
+        ))
+    }
+}
+
+macro_rules! event_route {
+    ($name:ident, $path:literal, $doc:literal, $event:expr) => {
+        #[doc = $doc]
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "changes",
+            params(("number" = String, Path, description = "PCR-2026-0001")),
+            responses(
+                (status = 200, description = "The change after the event", body = ChangeView),
+                (status = 409, description = "The change's rules refuse it, with why"),
+            )
+        )]
+        pub(crate) async fn $name(
+            State(state): State<Arc<AppState>>,
+            caller: Caller,
+            path: Result<Path<String>, PathRejection>,
+            body: Body,
+        ) -> Result<Json<ChangeView>, ApiError> {
+            let n = number(path)?;
+            no_fields(body).await?;
+            act(&state, &caller, &n, $event, None).await
+        }
+    };
+}
+
+event_route!(
+    submit,
+    "/api/v1/changes/{number}/submit",
+    "The requester submits their draft for approval.",
+    ChangeEvent::Submit
+);
+event_route!(
+    approve,
+    "/api/v1/changes/{number}/approve",
+    "An approver other than the requester approves it.",
+    ChangeEvent::Approve
+);
+event_route!(
+    authorise,
+    "/api/v1/changes/{number}/authorise",
+    "An authoriser other than the requester and the approver authorises it.",
+    ChangeEvent::Authorise
+);
+event_route!(
+    record_testing,
+    "/api/v1/changes/{number}/record-testing",
+    "Records an emergency change's testing, done after it deployed.",
+    ChangeEvent::RecordTesting
+);
+event_route!(
+    close,
+    "/api/v1/changes/{number}/close",
+    "Closes a verified change.",
+    ChangeEvent::Close
+);
+
+/// Schedules an authorised change into the hosts' first window (from `not_before`) that no
+/// freeze covers; an emergency at once. The rollout engine starts it when the window opens.
+#[utoipa::path(
+    post,
+    path = "/api/v1/changes/{number}/schedule",
+    tag = "changes",
+    params(("number" = String, Path, description = "PCR-2026-0001")),
+    request_body = ScheduleRequest,
+    responses(
+        (status = 200, description = "Scheduled, with its window and warnings", body = ChangeView),
+        (status = 409, description = "Not authorised yet, or no window opens"),
+    )
+)]
+pub(crate) async fn schedule(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<ChangeView>, ApiError> {
+    let n = number(path)?;
+    let raw = body::read(body, SMALL_BODY).await?;
+    let request: ScheduleRequest = if raw.iter().all(u8::is_ascii_whitespace) {
+        ScheduleRequest::default()
+    } else {
+        body::json(&raw)?
+    };
+    act(
+        &state,
+        &caller,
+        &n,
+        ChangeEvent::Schedule,
+        request.not_before,
+    )
+    .await
+}
+
+/// An approver or authoriser rejects it, with why.
+#[utoipa::path(
+    post,
+    path = "/api/v1/changes/{number}/reject",
+    tag = "changes",
+    params(("number" = String, Path, description = "PCR-2026-0001")),
+    request_body = Reason,
+    responses(
+        (status = 200, description = "Rejected", body = ChangeView),
+        (status = 409, description = "The change's rules refuse it, with why"),
+    )
+)]
+pub(crate) async fn reject(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<ChangeView>, ApiError> {
+    let n = number(path)?;
+    let r: Reason = body::json(&body::read(body, SMALL_BODY).await?)?;
+    act(
+        &state,
+        &caller,
+        &n,
+        ChangeEvent::Reject { reason: r.reason },
+        None,
+    )
+    .await
+}
+
+/// The requester or an implementer cancels it before it touched hosts, with why.
+#[utoipa::path(
+    post,
+    path = "/api/v1/changes/{number}/cancel",
+    tag = "changes",
+    params(("number" = String, Path, description = "PCR-2026-0001")),
+    request_body = Reason,
+    responses(
+        (status = 200, description = "Cancelled", body = ChangeView),
+        (status = 409, description = "The change's rules refuse it, with why"),
+    )
+)]
+pub(crate) async fn cancel(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<ChangeView>, ApiError> {
+    let n = number(path)?;
+    let r: Reason = body::json(&body::read(body, SMALL_BODY).await?)?;
+    act(
+        &state,
+        &caller,
+        &n,
+        ChangeEvent::Cancel { reason: r.reason },
+        None,
+    )
+    .await
+}
+
+/// Releases a ring's manual gate, so the rollout may count it verified and go on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/changes/{number}/promote",
+    tag = "changes",
+    params(("number" = String, Path, description = "PCR-2026-0001")),
+    request_body = Promote,
+    responses(
+        (status = 200, description = "Promoted", body = ChangeView),
+        (status = 409, description = "No such gate, or no rollout"),
+    )
+)]
+pub(crate) async fn promote(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<ChangeView>, ApiError> {
+    let n = number(path)?;
+    let p: Promote = body::json(&body::read(body, SMALL_BODY).await?)?;
+    let stored = changes::promote(&state, &caller, &n, &p.ring, clock::now()).await?;
+    Ok(Json(changes::view(&state, &stored).await?))
+}
+
+/// The maintenance windows and change freezes, with their next openings.
+#[utoipa::path(
+    get,
+    path = "/api/v1/calendar",
+    tag = "changes",
+    responses((status = 200, description = "Windows and freezes", body = Vec<CalendarEntryView>))
+)]
+pub(crate) async fn calendar(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<Vec<CalendarEntryView>>, ApiError> {
+    let now = clock::now();
+    let mut out = Vec::new();
+    for e in state.store.calendar_entries().await? {
+        let spec: CalendarSpec = serde_json::from_value(e.body.clone()).map_err(|err| {
+            ApiError::Internal(format!("calendar entry {} does not decode: {err}", e.name))
+        })?;
+        out.push(changes::calendar_view(&e.name, spec, e.updated_at, now));
+    }
+    Ok(Json(out))
+}
+
+fn entry_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(n) = path.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
+    if n.is_empty()
+        || n.len() > 128
+        || !n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::InvalidParameter(format!(
+            "calendar entry name {n:?}: letters, digits, '-', '_' and '.', at most 128"
+        )));
+    }
+    Ok(n)
+}
+
+/// Creates or replaces a window or a freeze.
+#[utoipa::path(
+    put,
+    path = "/api/v1/calendar/{name}",
+    tag = "changes",
+    params(("name" = String, Path, description = "The entry's name")),
+    request_body = CalendarSpec,
+    responses(
+        (status = 200, description = "The entry", body = CalendarEntryView),
+        (status = 400, description = "An invalid rule, zone or span"),
+    )
+)]
+pub(crate) async fn put_calendar(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<CalendarEntryView>, ApiError> {
+    let name = entry_name(path)?;
+    let spec: CalendarSpec = body::json(&body::read(body, SMALL_BODY).await?)?;
+    match &spec {
+        CalendarSpec::Window(w) => {
+            for g in &w.groups {
+                if g.is_empty() || g.len() > 128 {
+                    return Err(ApiError::MalformedBody(format!("group {g:?}")));
+                }
+            }
+            changes::window(&name, w).map_err(ApiError::MalformedBody)?;
+        }
+        CalendarSpec::Freeze(f) => {
+            changes::freeze(&name, f).map_err(ApiError::MalformedBody)?;
+            if f.reason.len() > 1024 {
+                return Err(ApiError::MalformedBody("the reason is too long".into()));
+            }
+        }
+    }
+    let now = clock::now();
+    let body = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let audit = AuditEntry::new(
+        now,
+        caller.actor(),
+        "calendar.put",
+        format!("calendar:{name}"),
+    )
+    .after(body.clone());
+    let entry = state
+        .store
+        .put_calendar_entry(&name, changes::calendar_kind(&spec), body, now, audit)
+        .await?;
+    state.rollout_wake.notify_one();
+    Ok(Json(changes::calendar_view(
+        &entry.name,
+        spec,
+        entry.updated_at,
+        now,
+    )))
+}
+
+/// Removes a window or a freeze.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/calendar/{name}",
+    tag = "changes",
+    params(("name" = String, Path, description = "The entry's name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such entry"),
+    )
+)]
+pub(crate) async fn delete_calendar(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let name = entry_name(path)?;
+    let now = clock::now();
+    let audit = AuditEntry::new(
+        now,
+        caller.actor(),
+        "calendar.delete",
+        format!("calendar:{name}"),
+    );
+    if state.store.delete_calendar_entry(&name, now, audit).await? {
+        state.rollout_wake.notify_one();
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}

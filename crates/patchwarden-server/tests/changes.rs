@@ -1,0 +1,815 @@
+//! Change requests through the API, against a real server and real agents' protocol: the four
+//! eyes of the form, scheduling into the calendar, and the rollout engine running the rings —
+//! jobs with manifests the agent can check, the test ring before the broad ring, a failed test
+//! ring halting the rollout and rolling back, and the emergency path through a freeze.
+//!
+//! The agents here are the real client speaking the real signed protocol; what they report
+//! stands for what the privileged executor did (its own tests run real apt; `rollout_real_apt`
+//! runs the two together).
+
+mod operator_support;
+
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use operator_support::{Answer, PASSWORD, Req, Server, Session};
+use patchwarden_api::v1::agent::{
+    CheckInRequest, EnrollRequest, EnrollmentSecret, InventoryUpload,
+};
+use patchwarden_api::v1::changes::{ChangeView, RingState};
+use patchwarden_api::v1::jobs::{Job, JobKind, JobOutcome, JobResult, PackageChange};
+use patchwarden_api::v1::manifest::ManifestAction;
+use patchwarden_api::v1::problem::ProblemCode;
+use patchwarden_client::{AgentClient, AgentKey, Client, Trust};
+use patchwarden_core::audit::Actor;
+use patchwarden_core::change::ChangeState;
+use patchwarden_core::inventory::{HostFacts, Inventory, Manager, OsInfo, Package, PackageStatus};
+use patchwarden_server::admin::{self, TokenRequest};
+use patchwarden_store::{HostPlacement, Role};
+use serde_json::json;
+use uuid::Uuid;
+
+const OLD: &str = "3.0.11-1~deb12u2";
+const NEW: &str = "3.0.15-1~deb12u1";
+
+fn facts(name: &str) -> HostFacts {
+    HostFacts {
+        hostname: name.into(),
+        os: OsInfo {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+            codename: Some("bookworm".into()),
+            pretty_name: None,
+            id_like: Vec::new(),
+            ecosystem: Some("Debian:12".into()),
+        },
+        machine_id: Some(format!("{:032x}", Uuid::new_v4().as_u128())),
+        ..HostFacts::default()
+    }
+}
+
+fn inventory(facts: &HostFacts, openssl: &str) -> Inventory {
+    let pkg = |name: &str, version: &str| Package {
+        manager: Manager::Dpkg,
+        name: name.into(),
+        version: version.into(),
+        arch: Some("amd64".into()),
+        source_name: Some("openssl".into()),
+        source_version: Some(version.into()),
+        epoch: None,
+        module: None,
+        status: PackageStatus::Installed,
+    };
+    let mut inv = Inventory {
+        host: facts.clone(),
+        packages: vec![pkg("openssl", openssl), pkg("bash", "5.2.15-2+b7")],
+        ..Inventory::default()
+    };
+    inv.canonicalize();
+    inv
+}
+
+/// A simulated host: a real enrolled agent identity, its facts, its check-in counter.
+struct Host {
+    agent: AgentClient,
+    facts: HostFacts,
+    seq: u64,
+    openssl: String,
+}
+
+impl Host {
+    fn id(&self) -> Uuid {
+        Uuid::parse_str(self.agent.host_id()).unwrap()
+    }
+
+    /// Checks in (uploading the inventory when asked) and returns the jobs leased.
+    async fn check_in(&mut self) -> Vec<Job> {
+        self.seq += 1;
+        let inv = inventory(&self.facts, &self.openssl);
+        let answer = self
+            .agent
+            .check_in(&CheckInRequest {
+                seq: self.seq,
+                facts: inv.host.clone(),
+                packages: inv.packages_digest(),
+                agent_version: "test".into(),
+            })
+            .await
+            .unwrap();
+        if answer.inventory != patchwarden_api::v1::agent::InventoryWanted::Nothing {
+            self.agent
+                .upload_inventory(&InventoryUpload::Full { inventory: inv })
+                .await
+                .unwrap();
+        }
+        answer
+            .jobs
+            .into_iter()
+            .filter(|j| !j.state.is_final())
+            .collect()
+    }
+
+    /// Does what an agent's executor would with an install or rollback job: checks the
+    /// manifest, then reports `outcome` with the package changes.
+    async fn run(&mut self, job: &Job, outcome: JobOutcome) {
+        let (packages, manifest, action) = match &job.work {
+            JobKind::Install { packages, manifest } => {
+                (packages, manifest, ManifestAction::Install)
+            }
+            JobKind::Rollback {
+                packages, manifest, ..
+            } => (packages, manifest, ManifestAction::Rollback),
+            other => panic!("unexpected job {other:?}"),
+        };
+        manifest
+            .check(
+                self.agent.host_id(),
+                action,
+                packages,
+                patchwarden_server::clock::now(),
+            )
+            .unwrap_or_else(|e| panic!("the manifest of {} does not check: {e}", job.id));
+        let target = packages[0].version.clone();
+        let mut result = JobResult::new(outcome, format!("{outcome:?}"));
+        result.changes = vec![PackageChange {
+            name: "openssl".into(),
+            arch: None,
+            from: Some(self.openssl.clone()),
+            to: Some(target.clone()),
+        }];
+        if outcome == JobOutcome::Succeeded {
+            self.openssl = target;
+        }
+        self.agent.job_result(&job.id, &result).await.unwrap();
+    }
+}
+
+struct World {
+    server: Server,
+    client: Client,
+    officer: Session,
+    approver: Session,
+    authoriser: Session,
+}
+
+async fn world() -> World {
+    let server = Server::start(|_| {}).await;
+    server.user("olive", &[Role::Officer], &[]).await;
+    server.user("amos", &[Role::Approver], &[]).await;
+    server.user("dora", &[Role::Authoriser], &[]).await;
+    let client = Client::new(&server.url, &Trust::PlainHttp).unwrap();
+    World {
+        officer: server.login("olive", PASSWORD).await,
+        approver: server.login("amos", PASSWORD).await,
+        authoriser: server.login("dora", PASSWORD).await,
+        server,
+        client,
+    }
+}
+
+impl World {
+    async fn host(&self, name: &str, ring: &str) -> Host {
+        self.host_with(name, ring, &[]).await
+    }
+
+    async fn host_with(&self, name: &str, ring: &str, labels: &[(&str, &str)]) -> Host {
+        let (_, secret) = admin::create_enrollment_token(
+            self.server.store().as_ref(),
+            TokenRequest {
+                group: "web".into(),
+                valid_for: SignedDuration::from_hours(1),
+                max_uses: 1,
+                note: None,
+            },
+            Actor::Operator("test".into()),
+            patchwarden_server::clock::now(),
+        )
+        .await
+        .unwrap();
+        let key = AgentKey::generate().unwrap();
+        let facts = facts(name);
+        let response = self
+            .client
+            .enroll(
+                &key,
+                &EnrollRequest {
+                    token: EnrollmentSecret(secret),
+                    public_key: key.public_hex(),
+                    facts: facts.clone(),
+                    replace: false,
+                    agent_version: "test".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let now = patchwarden_server::clock::now();
+        let id = Uuid::parse_str(&response.host_id).unwrap();
+        self.server
+            .store()
+            .set_host_placement(
+                id,
+                HostPlacement {
+                    group: "web".into(),
+                    ring: Some(ring.into()),
+                    labels: labels
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                },
+                now,
+                patchwarden_core::audit::AuditEntry::new(
+                    now,
+                    Actor::Operator("test".into()),
+                    "host.place",
+                    format!("host:{id}"),
+                ),
+            )
+            .await
+            .unwrap();
+        let mut host = Host {
+            agent: self.client.agent(&response.host_id, key),
+            facts,
+            seq: 0,
+            openssl: OLD.into(),
+        };
+        assert!(host.check_in().await.is_empty());
+        host
+    }
+
+    async fn send(&self, who: &Session, r: Req) -> Answer {
+        self.server.send(who.apply(r)).await
+    }
+
+    /// Posts an event; returns the change or panics with the answer.
+    async fn act(
+        &self,
+        who: &Session,
+        number: &str,
+        action: &str,
+        body: serde_json::Value,
+    ) -> ChangeView {
+        let a = self
+            .send(
+                who,
+                Req::post(&format!("/api/v1/changes/{number}/{action}")).json(&body),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{action} {number}: {}", a.text());
+        a.json()
+    }
+
+    async fn show(&self, number: &str) -> ChangeView {
+        let a = self
+            .send(
+                &self.officer,
+                Req::get(&format!("/api/v1/changes/{number}")),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        a.json()
+    }
+
+    /// Waits until the change satisfies `done` (the rollout engine runs in the server).
+    async fn until(
+        &self,
+        number: &str,
+        what: &str,
+        done: impl Fn(&ChangeView) -> bool,
+    ) -> ChangeView {
+        for _ in 0..100 {
+            let c = self.show(number).await;
+            if done(&c) {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{number} never reached {what}: {:#?}",
+            self.show(number).await
+        );
+    }
+
+    async fn window(&self, name: &str, spec: serde_json::Value) {
+        let a = self
+            .send(
+                &self.officer,
+                Req::new("PUT", &format!("/api/v1/calendar/{name}")).json(&spec),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text());
+    }
+
+    /// A window open all day every day.
+    async fn always_open(&self) {
+        self.window(
+            "always",
+            json!({"kind": "window", "rrule": "FREQ=DAILY", "start": "2026-01-01T00:00",
+                   "time_zone": "UTC", "duration_minutes": 1440}),
+        )
+        .await;
+    }
+
+    async fn create(&self, kind: &str, testing: serde_json::Value) -> ChangeView {
+        self.create_with(kind, testing, json!({})).await
+    }
+
+    async fn create_with(
+        &self,
+        kind: &str,
+        testing: serde_json::Value,
+        rollout: serde_json::Value,
+    ) -> ChangeView {
+        let a = self
+            .send(
+                &self.officer,
+                Req::post("/api/v1/changes").json(&json!({
+                    "kind": kind,
+                    "title": "OpenSSL security update",
+                    "justification": "CVE-2024-5535 on the web tier",
+                    "risk": "medium",
+                    "priority": "high",
+                    "testing": testing,
+                    "rollback_plan": "reinstall the previous openssl from the agent's cache",
+                    "targets": {"groups": ["web"]},
+                    "patches": [{"package": "openssl", "version": NEW, "ecosystem": "Debian:12"}],
+                    "restart_order": ["nginx.service"],
+                    "rollout": rollout,
+                })),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text());
+        a.json()
+    }
+
+    /// Creates, submits, approves and authorises a change.
+    async fn authorised(&self, kind: &str, testing: serde_json::Value) -> String {
+        let c = self.create(kind, testing).await;
+        let n = c.number.clone();
+        self.act(&self.officer, &n, "submit", json!({})).await;
+        self.act(&self.approver, &n, "approve", json!({})).await;
+        self.act(&self.authoriser, &n, "authorise", json!({})).await;
+        n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_needs_four_eyes_and_rolls_out_test_ring_first() {
+    let w = world().await;
+    w.server
+        .user(
+            "sam",
+            &[Role::Officer, Role::Approver, Role::Authoriser],
+            &[],
+        )
+        .await;
+    let sam = w.server.login("sam", PASSWORD).await;
+    w.always_open().await;
+    let mut test = w.host("web-test-1", "test").await;
+    let mut broad = [
+        w.host("web-1", "wave-1").await,
+        w.host("web-2", "wave-1").await,
+    ];
+
+    // The requester holds every role, and still cannot approve their own change.
+    let a = w
+        .send(
+            &sam,
+            Req::post("/api/v1/changes").json(&json!({
+                "kind": "normal", "title": "t", "justification": "j", "risk": "low",
+                "testing": {"required": "required"}, "rollback_plan": "r",
+                "targets": {"hosts": [test.id()]},
+                "patches": [{"package": "openssl", "version": NEW}],
+            })),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    let own: ChangeView = a.json();
+    assert!(
+        own.number.starts_with("PCR-") && own.number.ends_with("-0001"),
+        "{}",
+        own.number
+    );
+    w.act(&sam, &own.number, "submit", json!({})).await;
+    let refused = w
+        .send(
+            &sam,
+            Req::post(&format!("/api/v1/changes/{}/approve", own.number)).json(&json!({})),
+        )
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    assert!(
+        refused
+            .text()
+            .contains("the requester cannot approve their own change"),
+        "{}",
+        refused.text()
+    );
+    // The officer may not approve at all: the route refuses the role.
+    let refused = w
+        .send(
+            &w.officer,
+            Req::post(&format!("/api/v1/changes/{}/approve", own.number)).json(&json!({})),
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.code(), Some(ProblemCode::Forbidden));
+
+    let c = w.create("normal", json!({"required": "required"})).await;
+    let n = c.number.clone();
+    assert_eq!(c.state, ChangeState::Draft);
+    assert_eq!(c.patches.len(), 1);
+    // Scheduling before authorisation is refused in words.
+    let early = w
+        .send(
+            &w.officer,
+            Req::post(&format!("/api/v1/changes/{n}/schedule")).json(&json!({})),
+        )
+        .await;
+    assert_eq!(early.status, 409, "{}", early.text());
+    w.act(&w.officer, &n, "submit", json!({})).await;
+    w.act(&w.approver, &n, "approve", json!({})).await;
+    let c = w.act(&w.authoriser, &n, "authorise", json!({})).await;
+    assert_eq!(c.approved.as_ref().unwrap().by, "amos");
+    assert_eq!(c.authorised.as_ref().unwrap().by, "dora");
+    let c = w.act(&w.officer, &n, "schedule", json!({})).await;
+    assert!(c.window_start.is_some() && c.window_end.is_some(), "{c:#?}");
+
+    // The engine starts the test ring only: the test host gets a job, the broad ones none.
+    let c = w
+        .until(&n, "testing", |c| c.state == ChangeState::Testing)
+        .await;
+    assert_eq!(c.rings.len(), 2);
+    assert!(c.rings[0].test && c.rings[0].state == RingState::Running);
+    assert_eq!(c.rings[1].state, RingState::Waiting);
+    for b in &mut broad {
+        assert!(
+            b.check_in().await.is_empty(),
+            "a broad host got a job during testing"
+        );
+    }
+    let jobs = test.check_in().await;
+    assert_eq!(jobs.len(), 1);
+    let JobKind::Install { packages, manifest } = &jobs[0].work else {
+        panic!("{:?}", jobs[0].work)
+    };
+    assert_eq!(packages[0].version, NEW);
+    assert_eq!(manifest.change, n);
+    assert_eq!(manifest.restart, ["nginx.service"]);
+    // The manifest is for this host only: another host refuses it.
+    assert!(
+        manifest
+            .check(
+                broad[0].agent.host_id(),
+                ManifestAction::Install,
+                packages,
+                patchwarden_server::clock::now()
+            )
+            .is_err()
+    );
+    test.run(&jobs[0], JobOutcome::Succeeded).await;
+
+    // Tests passed → the broad ring deploys.
+    let c = w
+        .until(&n, "deploying", |c| c.state == ChangeState::Deploying)
+        .await;
+    assert!(c.tested.is_some());
+    assert_eq!(c.rings[0].state, RingState::Verified);
+    assert_eq!(c.rings[1].state, RingState::Running);
+    for b in &mut broad {
+        let jobs = b.check_in().await;
+        assert_eq!(jobs.len(), 1);
+        b.run(&jobs[0], JobOutcome::Succeeded).await;
+    }
+    let c = w
+        .until(&n, "verified", |c| c.state == ChangeState::Verified)
+        .await;
+    assert!(c.rings.iter().all(|r| r.state == RingState::Verified));
+    assert_eq!(c.rings[1].hosts[0].changes[0].from.as_deref(), Some(OLD));
+    let c = w.act(&w.officer, &n, "close", json!({})).await;
+    assert_eq!(c.state, ChangeState::Closed);
+
+    // Every step is in the audit chain, and the chain verifies.
+    let a = w.server.send(Req::get("/api/v1/audit/verify")).await;
+    assert_eq!(a.status, 401);
+    w.server.user("avery", &[Role::Auditor], &[]).await;
+    let auditor = w.server.login("avery", PASSWORD).await;
+    let a = w.send(&auditor, Req::get("/api/v1/audit/verify")).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert!(a.text().contains("\"intact\":true"), "{}", a.text());
+    let a = w.send(&auditor, Req::get("/api/v1/audit?limit=1000")).await;
+    let text = a.text();
+    for action in [
+        "change.create",
+        "change.submit",
+        "change.approve",
+        "change.authorise",
+        "change.schedule",
+        "change.start_testing",
+        "change.tests_passed",
+        "change.deploy",
+        "change.verified",
+        "change.close",
+    ] {
+        assert!(text.contains(action), "no {action} in the audit log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_test_ring_halts_the_rollout_and_rolls_back() {
+    let w = world().await;
+    w.always_open().await;
+    let mut test = w.host("web-test-1", "test").await;
+    let mut broad = w.host("web-1", "wave-1").await;
+    let n = w
+        .authorised("normal", json!({"required": "required"}))
+        .await;
+    w.act(&w.officer, &n, "schedule", json!({})).await;
+    w.until(&n, "testing", |c| c.state == ChangeState::Testing)
+        .await;
+    let jobs = test.check_in().await;
+    test.run(&jobs[0], JobOutcome::Failed).await;
+
+    let c = w
+        .until(&n, "failed", |c| c.state == ChangeState::Failed)
+        .await;
+    assert_eq!(c.rings[0].state, RingState::Failed);
+    assert_eq!(c.rings[1].state, RingState::Skipped);
+    assert!(
+        c.halted.as_deref().unwrap().contains("web-test-1"),
+        "{c:#?}"
+    );
+    assert!(c.outcome_reason.is_some());
+    // Nothing reaches the broad ring; the test host gets its rollback to the old version.
+    assert!(broad.check_in().await.is_empty());
+    let jobs = test.check_in().await;
+    assert_eq!(jobs.len(), 1);
+    let JobKind::Rollback { packages, .. } = &jobs[0].work else {
+        panic!("{:?}", jobs[0].work)
+    };
+    assert_eq!(packages[0].version, OLD);
+    test.openssl = NEW.into();
+    test.run(&jobs[0], JobOutcome::Succeeded).await;
+    let c = w
+        .until(&n, "rolled back", |c| c.state == ChangeState::RolledBack)
+        .await;
+    assert_eq!(
+        c.rings[0].hosts[0].rollback_state,
+        Some(patchwarden_api::v1::jobs::JobState::Succeeded)
+    );
+    assert!(broad.check_in().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_deploys_through_a_freeze_while_a_normal_change_waits_for_the_window_after_it()
+{
+    let w = world().await;
+    let now = patchwarden_server::clock::now();
+    w.always_open().await;
+    let freeze_end = now + SignedDuration::from_hours(72);
+    w.window(
+        "year-end",
+        json!({"kind": "freeze", "start": now - SignedDuration::from_hours(1), "end": freeze_end,
+               "reason": "year-end close"}),
+    )
+    .await;
+    let mut test = w.host("web-test-1", "test").await;
+    let mut broad = w.host("web-1", "wave-1").await;
+
+    // A normal change is scheduled into the first window after the freeze, and waits.
+    let normal = w
+        .authorised("normal", json!({"required": "required"}))
+        .await;
+    let c = w.act(&w.officer, &normal, "schedule", json!({})).await;
+    assert!(c.window_start.unwrap() >= freeze_end, "{c:#?}");
+
+    // The emergency deploys now, in the freeze, ring after ring, each job within 8 hours.
+    let emergency = w
+        .authorised("emergency", json!({"required": "required"}))
+        .await;
+    let c = w.act(&w.officer, &emergency, "schedule", json!({})).await;
+    assert!(c.window_end.unwrap() <= now + SignedDuration::from_hours(9));
+    w.until(&emergency, "deploying", |c| {
+        c.state == ChangeState::Deploying
+    })
+    .await;
+    let jobs = test.check_in().await;
+    assert_eq!(jobs.len(), 1, "the normal change must not have given a job");
+    let JobKind::Install { manifest, .. } = &jobs[0].work else {
+        panic!()
+    };
+    assert!(manifest.window.is_none());
+    assert!(
+        manifest.expires_at <= patchwarden_server::clock::now() + SignedDuration::from_hours(8)
+    );
+    test.run(&jobs[0], JobOutcome::Succeeded).await;
+    w.until(&emergency, "wave-1 running", |c| {
+        c.rings[1].state == RingState::Running
+    })
+    .await;
+    let jobs = broad.check_in().await;
+    assert_eq!(jobs.len(), 1);
+    broad.run(&jobs[0], JobOutcome::Succeeded).await;
+    w.until(&emergency, "verified", |c| c.state == ChangeState::Verified)
+        .await;
+    // It stays open until its testing is recorded.
+    let a = w
+        .send(
+            &w.officer,
+            Req::post(&format!("/api/v1/changes/{emergency}/close")).json(&json!({})),
+        )
+        .await;
+    assert_eq!(a.status, 409);
+    assert!(a.text().contains("testing"), "{}", a.text());
+    w.act(&w.officer, &emergency, "record-testing", json!({}))
+        .await;
+    let c = w.act(&w.officer, &emergency, "close", json!({})).await;
+    assert_eq!(c.state, ChangeState::Closed);
+    // The normal change has not moved.
+    assert_eq!(w.show(&normal).await.state, ChangeState::Scheduled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_change_requests_and_calendar_entries_are_refused_in_words() {
+    let w = world().await;
+    let cases = [
+        (json!({"kind": "sometimes"}), 400),
+        (
+            json!({"kind": "normal", "title": "", "justification": "j", "risk": "low",
+                   "testing": {"required": "required"}, "rollback_plan": "r",
+                   "targets": {"groups": ["web"]},
+                   "patches": [{"package": "openssl", "version": NEW}]}),
+            400,
+        ),
+        (
+            json!({"kind": "normal", "title": "t", "justification": "j", "risk": "low",
+                   "testing": {"required": "required"}, "rollback_plan": "r",
+                   "targets": {"groups": ["web"]},
+                   "patches": [{"package": "-oops", "version": NEW}]}),
+            400,
+        ),
+        (
+            json!({"kind": "normal", "title": "t", "justification": "j", "risk": "low",
+                   "testing": {"required": "required"}, "rollback_plan": "r",
+                   "targets": {}, "patches": [{"package": "openssl", "version": NEW}]}),
+            400,
+        ),
+        (
+            // No patches given, and no host has findings to derive them from.
+            json!({"kind": "normal", "title": "t", "justification": "j", "risk": "low",
+                   "testing": {"required": "required"}, "rollback_plan": "r",
+                   "targets": {"groups": ["web"]}}),
+            400,
+        ),
+    ];
+    for (body, status) in cases {
+        let a = w
+            .send(&w.officer, Req::post("/api/v1/changes").json(&body))
+            .await;
+        assert_eq!(a.status, status, "{body}: {}", a.text());
+        assert_eq!(a.header("content-type"), Some("application/problem+json"));
+    }
+    let mut huge = Req::post("/api/v1/changes").header("content-type", "application/json");
+    huge.body = vec![b' '; 2 * 1024 * 1024];
+    let a = w.send(&w.officer, huge).await;
+    assert_eq!(a.status, 413);
+    // A submit without a justification is refused by the rules, in words.
+    let a = w
+        .send(
+            &w.officer,
+            Req::post("/api/v1/changes").json(&json!({
+                "kind": "normal", "title": "t", "justification": "", "risk": "low",
+                "testing": {"required": "required"}, "rollback_plan": "r",
+                "targets": {"groups": ["web"]},
+                "patches": [{"package": "openssl", "version": NEW}]})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    let c: ChangeView = a.json();
+    let a = w
+        .send(
+            &w.officer,
+            Req::post(&format!("/api/v1/changes/{}/submit", c.number)).json(&json!({})),
+        )
+        .await;
+    assert_eq!(a.status, 409);
+    assert!(
+        a.text().contains("no business justification"),
+        "{}",
+        a.text()
+    );
+    // Calendar entries with a bad rule, zone or span.
+    for (name, spec) in [
+        (
+            "bad-rule",
+            json!({"kind": "window", "rrule": "FREQ=SOMETIMES", "start": "2026-01-01T00:00", "time_zone": "UTC", "duration_minutes": 60}),
+        ),
+        (
+            "bad-zone",
+            json!({"kind": "window", "rrule": "FREQ=DAILY", "start": "2026-01-01T00:00", "time_zone": "Mars/Olympus", "duration_minutes": 60}),
+        ),
+        (
+            "bad-span",
+            json!({"kind": "freeze", "start": "2026-12-31T00:00:00Z", "end": "2026-12-01T00:00:00Z"}),
+        ),
+    ] {
+        let a = w
+            .send(
+                &w.officer,
+                Req::new("PUT", &format!("/api/v1/calendar/{name}")).json(&spec),
+            )
+            .await;
+        assert_eq!(a.status, 400, "{name}: {}", a.text());
+    }
+    let a = w.send(&w.officer, Req::get("/api/v1/calendar")).await;
+    assert_eq!(a.text(), "[]");
+    // Scheduling with no window at all says so.
+    let mut h = w.host("web-1", "wave-1").await;
+    assert!(h.check_in().await.is_empty());
+    let n = w
+        .authorised("normal", json!({"required": "required"}))
+        .await;
+    let a = w
+        .send(
+            &w.officer,
+            Req::post(&format!("/api/v1/changes/{n}/schedule")).json(&json!({})),
+        )
+        .await;
+    assert_eq!(a.status, 409);
+    assert!(a.text().contains("no maintenance window"), "{}", a.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_ring_waits_for_promotion_and_a_failure_domain_patches_one_host_at_a_time() {
+    let w = world().await;
+    w.always_open().await;
+    let mut test = w.host("web-test-1", "test").await;
+    let mut same_hv = [
+        w.host_with("web-1", "wave-1", &[("hypervisor", "hv-1")])
+            .await,
+        w.host_with("web-2", "wave-1", &[("hypervisor", "hv-1")])
+            .await,
+    ];
+    let c = w
+        .create_with(
+            "normal",
+            json!({"required": "required"}),
+            json!({"gates": ["test"], "domain_label": "hypervisor", "max_per_domain": 1}),
+        )
+        .await;
+    let n = c.number;
+    w.act(&w.officer, &n, "submit", json!({})).await;
+    w.act(&w.approver, &n, "approve", json!({})).await;
+    w.act(&w.authoriser, &n, "authorise", json!({})).await;
+    // Promoting a ring without a gate is refused.
+    let a = w
+        .send(
+            &w.officer,
+            Req::post(&format!("/api/v1/changes/{n}/promote")).json(&json!({"ring": "wave-1"})),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text());
+    w.act(&w.officer, &n, "schedule", json!({})).await;
+    w.until(&n, "testing", |c| c.state == ChangeState::Testing)
+        .await;
+    let jobs = test.check_in().await;
+    test.run(&jobs[0], JobOutcome::Succeeded).await;
+    // The test host verified, but the gate holds the ring until someone promotes it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = w.show(&n).await;
+    assert_eq!(c.state, ChangeState::Testing);
+    assert_eq!(c.rings[0].state, RingState::Running);
+    for h in &mut same_hv {
+        assert!(h.check_in().await.is_empty());
+    }
+    let c = w
+        .act(&w.officer, &n, "promote", json!({"ring": "test"}))
+        .await;
+    assert_eq!(c.promoted[0].0, "test");
+    assert_eq!(c.promoted[0].1.by, "olive");
+    w.until(&n, "deploying", |c| c.state == ChangeState::Deploying)
+        .await;
+    // Both broad hosts share a hypervisor: one at a time.
+    let first = same_hv[0].check_in().await;
+    let second = same_hv[1].check_in().await;
+    assert_eq!(
+        first.len() + second.len(),
+        1,
+        "two hosts of one failure domain were patched at once"
+    );
+    let (done, other) = if first.len() == 1 { (0, 1) } else { (1, 0) };
+    let job = if first.len() == 1 {
+        &first[0]
+    } else {
+        &second[0]
+    };
+    same_hv[done].run(job, JobOutcome::Succeeded).await;
+    w.until(&n, "the second host started", |c| {
+        c.rings[1].hosts.iter().all(|h| h.job.is_some())
+    })
+    .await;
+    let jobs = same_hv[other].check_in().await;
+    assert_eq!(jobs.len(), 1);
+    same_hv[other].run(&jobs[0], JobOutcome::Succeeded).await;
+    w.until(&n, "verified", |c| c.state == ChangeState::Verified)
+        .await;
+}
