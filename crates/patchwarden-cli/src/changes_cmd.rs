@@ -103,6 +103,13 @@ enum ChangesCommand {
     },
     /// Record that the test ring's testing passed.
     RecordTesting { number: String },
+    /// Release a gated ring of a rollout, so it may count as verified and the next start.
+    Promote {
+        number: String,
+        /// The gated ring.
+        #[arg(long)]
+        ring: String,
+    },
     /// Close a verified change.
     Close { number: String },
     /// Reject a change, with the reason.
@@ -143,7 +150,7 @@ enum HotfixArg {
 }
 
 /// The form's flags that `--file` replaces.
-const FORM_FLAGS: [&str; 19] = [
+const FORM_FLAGS: [&str; 22] = [
     "kind",
     "title",
     "justification",
@@ -163,6 +170,9 @@ const FORM_FLAGS: [&str; 19] = [
     "soak_minutes",
     "max_failures",
     "health_checks",
+    "domain_label",
+    "max_per_domain",
+    "gates",
 ];
 
 #[derive(Debug, Args)]
@@ -227,6 +237,16 @@ struct CreateArgs {
     /// Hosts of a ring that may fail before the rollout halts (default 0).
     #[arg(long)]
     max_failures: Option<u32>,
+    /// The host label naming a failure domain (`hypervisor`, `site`, `rack`) …
+    #[arg(long, requires = "max_per_domain")]
+    domain_label: Option<String>,
+    /// … and how many hosts of one domain may be patched at once.
+    #[arg(long, requires = "domain_label")]
+    max_per_domain: Option<u32>,
+    /// A ring that waits for `changes promote` before it counts as verified; repeat or list
+    /// several.
+    #[arg(long = "gate", value_name = "RING", num_args = 1..)]
+    gates: Vec<String>,
 }
 
 /// `PKG=VERSION[@ECOSYSTEM]`: the package is everything before the first `=`, the ecosystem
@@ -340,6 +360,9 @@ impl CreateArgs {
                 test_ring: self.test_ring.unwrap_or(defaults.test_ring),
                 soak_minutes: self.soak_minutes.unwrap_or(defaults.soak_minutes),
                 max_failures: self.max_failures.unwrap_or(defaults.max_failures),
+                domain_label: self.domain_label,
+                max_per_domain: self.max_per_domain,
+                gates: self.gates,
             },
         })
     }
@@ -436,6 +459,9 @@ fn changes(args: ChangesArgs) -> Result<(), Failure> {
                 show(v)
             })
         }
+        ChangesCommand::Promote { number, ring } => with_client(&args.common, |c| async move {
+            show(c.promote_change(&number, &ring).await?)
+        }),
         ChangesCommand::Reject { number, reason } => with_client(&args.common, |c| async move {
             show(c.reject_change(&number, &reason).await?)
         }),
@@ -544,6 +570,20 @@ fn hotfix_text(h: &Option<HotfixConditions>) -> String {
     )
 }
 
+fn plan_text(plan: &RolloutPlan) -> String {
+    let mut text = format!(
+        "test ring {}, soak {} min, at most {} failure(s) per ring",
+        plan.test_ring, plan.soak_minutes, plan.max_failures
+    );
+    if let (Some(label), Some(n)) = (&plan.domain_label, plan.max_per_domain) {
+        text.push_str(&format!(", at most {n} host(s) per {label} at once"));
+    }
+    if !plan.gates.is_empty() {
+        text.push_str(&format!(", gated rings {}", plan.gates.join(",")));
+    }
+    text
+}
+
 /// The whole form, its signatures, warnings and the rollout per ring and host.
 fn form(v: &ChangeView) {
     let plan = &v.rollout_plan;
@@ -572,13 +612,7 @@ fn form(v: &ChangeView) {
             if v.reboot_allowed { "yes" } else { "no" }.into(),
         ),
         ("hotfix", hotfix_text(&v.hotfix)),
-        (
-            "rollout plan",
-            format!(
-                "test ring {}, soak {} min, at most {} failure(s) per ring",
-                plan.test_ring, plan.soak_minutes, plan.max_failures
-            ),
-        ),
+        ("rollout plan", plan_text(plan)),
         ("window", span(v.window_start, v.window_end)),
         ("outcome", opt(v.outcome_reason.as_ref())),
         ("halted", opt(v.halted.as_ref())),
@@ -600,7 +634,14 @@ fn form(v: &ChangeView) {
             signed("authorised", &v.authorised),
             signed("tested", &v.tested),
             signed("closed", &v.closed),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            v.promoted
+                .iter()
+                .map(|(ring, s)| signed(&format!("promoted {ring}"), &Some(s.clone()))),
+        )
+        .collect::<Vec<_>>(),
     );
 
     if !v.warnings.is_empty() {
@@ -981,6 +1022,12 @@ mod tests {
             "30",
             "--max-failures",
             "1",
+            "--domain-label",
+            "rack",
+            "--max-per-domain",
+            "2",
+            "--gate",
+            "broad",
         ]))
         .unwrap();
         let json = serde_json::to_value(&request).unwrap();
@@ -1009,7 +1056,14 @@ mod tests {
                     "tested_in_test_environment": false,
                     "greater_risk_not_applying": false
                 },
-                "rollout": {"test_ring": "canary", "soak_minutes": 30, "max_failures": 1}
+                "rollout": {
+                    "test_ring": "canary",
+                    "soak_minutes": 30,
+                    "max_failures": 1,
+                    "domain_label": "rack",
+                    "max_per_domain": 2,
+                    "gates": ["broad"]
+                }
             })
         );
         // What is sent is what the server reads.
@@ -1037,6 +1091,8 @@ mod tests {
         assert!(create(&with_form(&["--testing-required", "--no-testing", "x"])).is_err());
         // Unknown kind, risk, a bad patch, a host that is not an id.
         assert!(create(&with_form(&["--patch", "openssl"])).is_err());
+        // A failure domain needs both its label and its limit.
+        assert!(create(&with_form(&["--domain-label", "rack"])).is_err());
         assert!(create(&with_form(&["--host", "web01"])).is_err());
         let mut bad_kind = with_form(&[]);
         bad_kind[1] = "urgent";

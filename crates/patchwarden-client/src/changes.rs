@@ -7,7 +7,7 @@
 
 use patchwarden_api::v1::changes::{
     CALENDAR_PATH, CHANGES_PATH, CalendarEntryView, CalendarSpec, ChangeQuery, ChangeView,
-    NewChangeRequest, Reason, ScheduleRequest,
+    NewChangeRequest, Promote, Reason, ScheduleRequest,
 };
 use reqwest::Method;
 
@@ -92,6 +92,19 @@ impl OperatorClient {
         let path = change_path(number, Some("schedule"));
         self.call(Method::POST, &path, Some(request), "change")
             .await
+    }
+
+    /// `POST /api/v1/changes/{number}/promote`: releases a gated ring of the rollout.
+    pub async fn promote_change(
+        &self,
+        number: &str,
+        ring: &str,
+    ) -> Result<ChangeView, ClientError> {
+        let body = Promote {
+            ring: ring.to_owned(),
+        };
+        let path = change_path(number, Some("promote"));
+        self.call(Method::POST, &path, Some(&body), "change").await
     }
 
     /// `POST /api/v1/changes/{number}/reject`.
