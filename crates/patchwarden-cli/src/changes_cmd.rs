@@ -101,9 +101,9 @@ enum ChangesCommand {
         #[arg(long)]
         not_before: Option<Timestamp>,
     },
-    /// Record that the test ring's testing passed.
+    /// Record an emergency change's testing, done after it deployed.
     RecordTesting { number: String },
-    /// Release a gated ring of a rollout, so it may count as verified and the next start.
+    /// Release a gated ring of a rollout, so it may count as verified and the next ring start.
     Promote {
         number: String,
         /// The gated ring.
@@ -180,18 +180,22 @@ struct CreateArgs {
     /// A NewChangeRequest as JSON (the API's body) instead of the flags.
     #[arg(long, conflicts_with_all = FORM_FLAGS)]
     file: Option<PathBuf>,
+    /// Standard (pre-approved), normal, or emergency (deploys at once, through a freeze).
     #[arg(long, value_enum, required_unless_present = "file")]
     kind: Option<KindArg>,
+    /// What the change is, in a line.
     #[arg(long, required_unless_present = "file")]
     title: Option<String>,
     /// The business justification.
     #[arg(long, required_unless_present = "file")]
     justification: Option<String>,
+    /// The risk rating.
     #[arg(long, value_enum, required_unless_present = "file")]
     risk: Option<RiskArg>,
     /// The nature and priority of the change, in words.
     #[arg(long)]
     priority: Option<String>,
+    /// How the change is undone if it goes wrong.
     #[arg(long, required_unless_present = "file")]
     rollback_plan: Option<String>,
     /// Testing is required (the default).
