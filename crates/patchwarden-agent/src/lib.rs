@@ -8,6 +8,7 @@
 //! the network.
 
 pub mod agent;
+pub mod executor;
 pub mod facts;
 pub mod inventory;
 pub mod root;

@@ -1,12 +1,16 @@
 //! `patchwarden agent enroll|run|once`: the agent's commands. The work is in
-//! `patchwarden_agent::agent`; this parses arguments, reads the clock nowhere, and prints.
+//! `patchwarden_agent::agent`; this parses arguments, hands the executor the clock, and
+//! prints.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use jiff::Timestamp;
+use patchwarden_agent::agent::session::Clock;
 use patchwarden_agent::agent::{Agent, CycleReport, EnrollOptions, StateDir, enroll};
+use patchwarden_agent::executor::ExecutorOptions;
 use patchwarden_client::Fingerprint;
 
 use crate::serve_cmd::init_logging;
@@ -16,10 +20,36 @@ pub(crate) enum AgentCommand {
     /// Enroll this host with a server: a new key, an enrollment token, the server's CA pinned.
     /// Checks in at once, so the server matches the host's packages at enrollment.
     Enroll(EnrollArgs),
-    /// Check in at the server's interval (with jitter) until SIGTERM or Ctrl-C.
-    Run(Common),
+    /// Check in at the server's interval (with jitter) until SIGTERM or Ctrl-C; leased
+    /// install, rollback and reboot jobs go to the executor (docs/agent-executor.md).
+    Run(RunArgs),
     /// Check in once (for cron and tests); prints what was sent and what the server said.
-    Once(Common),
+    Once(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Let this host be rebooted by a reboot job, or by an install job whose manifest allows
+    /// it when a package asks for one. Off by default: the result then says a reboot is
+    /// required.
+    #[arg(long)]
+    allow_reboot: bool,
+}
+
+impl RunArgs {
+    fn agent(self) -> anyhow::Result<Agent> {
+        let state = StateDir::open(&self.common.state_dir)?;
+        let options = ExecutorOptions {
+            allow_reboot: self.allow_reboot,
+            ..ExecutorOptions::default()
+        };
+        // The executor's clock: manifests' windows and expiry are checked against it.
+        #[allow(clippy::disallowed_methods)]
+        let clock: Clock = Timestamp::now;
+        Ok(Agent::load(state, self.common.root)?.with_executor(options, clock))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -27,7 +57,8 @@ pub(crate) struct Common {
     /// Where the agent keeps its key and state (files 0600).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/patchwarden-agent")]
     state_dir: PathBuf,
-    /// Read the packages and facts of the host whose file system is under DIR.
+    /// The host whose file system is under DIR: its packages and facts are read there, and
+    /// install and rollback jobs act there (`/` is this host).
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
 }
@@ -125,16 +156,14 @@ pub(crate) fn run(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
                 print_report(&report);
                 Ok(ExitCode::SUCCESS)
             }
-            AgentCommand::Once(common) => {
-                let state = StateDir::open(&common.state_dir)?;
-                let mut agent = Agent::load(state, common.root)?;
+            AgentCommand::Once(args) => {
+                let mut agent = args.agent()?;
                 let report = agent.once().await?;
                 print_report(&report);
                 Ok(ExitCode::SUCCESS)
             }
-            AgentCommand::Run(common) => {
-                let state = StateDir::open(&common.state_dir)?;
-                let mut agent = Agent::load(state, common.root)?;
+            AgentCommand::Run(args) => {
+                let mut agent = args.agent()?;
                 eprintln!(
                     "patchwarden: agent of host {} checking in to {}",
                     agent.identity().host_id,

@@ -372,6 +372,12 @@ pub fn apply(
     let caps = actor.capacities();
     let is_requester =
         matches!(actor, ChangeActor::Person { name, .. } if *name == change.requester);
+    // A standard change a policy rule raised (`rule:NAME` requested it): the same rule
+    // submits and schedules it, as a person would their own change. A rule is written and
+    // reviewed by people once; each change it raises is pre-approved by it (seed 000 §6.8:
+    // standard changes for low-risk services).
+    let rule_raised = change.kind == ChangeKind::Standard
+        && matches!(actor, ChangeActor::Rule(rule) if change.requester == format!("rule:{rule}"));
     let signed = || Signed {
         by: who.clone(),
         at: moment.now,
@@ -382,7 +388,7 @@ pub fn apply(
     use ChangeState as S;
     match (change.state, event) {
         (S::Draft, E::Submit) => {
-            if !is_requester {
+            if !is_requester && !rule_raised {
                 return Err(refuse(format!(
                     "only the requester ({}) submits it",
                     change.requester
@@ -487,7 +493,7 @@ pub fn apply(
             next.state = S::Rejected;
         }
         (S::Authorised, E::Schedule) => {
-            if !caps.implement {
+            if !caps.implement && !rule_raised {
                 return Err(refuse(format!("{who} may not schedule changes")));
             }
             next.state = S::Scheduled;

@@ -356,7 +356,7 @@ mod tests {
             let mut halted = false;
             let mut finished = false;
             for _ in 0..500 {
-                now = now + SignedDuration::from_mins(rng.below(20) as i64);
+                now += SignedDuration::from_mins(rng.below(20) as i64);
                 // The world moves: windows open and close, jobs finish, gates are released.
                 for r in &mut rings {
                     if rng.below(5) == 0 {

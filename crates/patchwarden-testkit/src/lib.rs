@@ -6,6 +6,8 @@
 //! Helpers here panic with a message on failure: they are test fixtures, and a panic is how a
 //! test says its set-up failed.
 
+pub mod apt;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,17 +5,19 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use patchwarden_api::v1::agent::{
     CheckInRequest, EnrollRequest, EnrollmentSecret, FindingCounts, InventoryUpload,
     InventoryWanted, Schedule,
 };
-use patchwarden_api::v1::jobs::{JobOutcome, JobResult};
+use patchwarden_api::v1::jobs::{JobOutcome, JobProgress, JobResult};
 use patchwarden_api::v1::problem::ProblemCode;
 use patchwarden_client::{AgentClient, AgentKey, Client, ClientError, Fingerprint, Trust};
 use patchwarden_core::inventory::Inventory;
 
 use super::jobs::{Plan, plan};
 use super::state::{Identity, StateDir, StateError};
+use crate::executor::{Execution, Executor, ExecutorOptions};
 use crate::inventory::collect::collect_root;
 
 /// The agent's version, sent at enrollment and check-in.
@@ -32,6 +34,8 @@ pub enum AgentError {
     Client(#[from] ClientError),
     #[error("{0}")]
     Config(String),
+    #[error("the executor stopped: {0}")]
+    Executor(String),
 }
 
 impl AgentError {
@@ -47,7 +51,7 @@ impl AgentError {
                         | ProblemCode::SignatureInvalid
                 )
             ),
-            AgentError::Collect { .. } => false,
+            AgentError::Collect { .. } | AgentError::Executor(_) => false,
         }
     }
 
@@ -148,6 +152,10 @@ pub async fn enroll(
     Ok((identity, report))
 }
 
+/// The clock the agent's executor reads (the shell passes `Timestamp::now`; tests a fixed
+/// time).
+pub type Clock = fn() -> Timestamp;
+
 /// An enrolled agent.
 #[derive(Debug)]
 pub struct Agent {
@@ -155,6 +163,9 @@ pub struct Agent {
     identity: Identity,
     client: AgentClient,
     root: PathBuf,
+    /// The privileged executor's settings and clock; `None` refuses install, rollback and
+    /// reboot jobs.
+    executor: Option<(ExecutorOptions, Clock)>,
 }
 
 impl Agent {
@@ -174,7 +185,41 @@ impl Agent {
             identity,
             client,
             root,
+            executor: None,
         })
+    }
+
+    /// Lets this agent do install, rollback and reboot jobs through the executor
+    /// ([`crate::executor`]), with `options` and reading the time from `clock`.
+    pub fn with_executor(mut self, options: ExecutorOptions, clock: Clock) -> Agent {
+        self.executor = Some((options, clock));
+        self
+    }
+
+    fn executor(&self) -> Result<Option<(Executor, Clock)>, AgentError> {
+        let Some((options, clock)) = &self.executor else {
+            return Ok(None);
+        };
+        let executor = Executor::new(
+            self.state.path(),
+            &self.root,
+            &self.identity.host_id,
+            options.clone(),
+        )?;
+        Ok(Some((executor, *clock)))
+    }
+
+    /// Runs one job in the executor, off the async threads (package managers take minutes).
+    async fn execute(
+        executor: &Executor,
+        job: &patchwarden_api::v1::jobs::Job,
+        now: Timestamp,
+    ) -> Result<Execution, AgentError> {
+        let (executor, id, work) = (executor.clone(), job.id.clone(), job.work.clone());
+        tokio::task::spawn_blocking(move || executor.execute(&id, &work, now))
+            .await
+            .map_err(|e| AgentError::Executor(e.to_string()))?
+            .map_err(AgentError::from)
     }
 
     pub fn identity(&self) -> &Identity {
@@ -249,14 +294,36 @@ impl Agent {
             report.uploaded = Some(kind);
             report.findings = Some(findings);
         }
+        // Results the executor finished but never handed over (a crash, a reboot) join the
+        // outbox first.
+        let executor = self.executor()?;
+        if let Some((exec, clock)) = &executor {
+            let now = clock();
+            let pruned = exec.prune(now);
+            if pruned > 0 {
+                tracing::info!(pruned, "old job journals removed");
+            }
+            let finished = exec.unreported(now)?;
+            if !finished.is_empty() {
+                let mut pending = self.state.pending_results()?;
+                for (id, result) in &finished {
+                    pending.entry(id.clone()).or_insert_with(|| result.clone());
+                }
+                self.state.save_pending_results(&pending)?;
+                for (id, _) in &finished {
+                    exec.mark_reported(id, now)?;
+                }
+            }
+        }
         // Results saved before a crash go first; their jobs may come back in this answer (the
         // server did not have the result yet) and are not done a second time.
         let flushed = self.flush_results(&mut report).await?;
+        let mut changed_host = false;
         for job in &response.jobs {
             if job.state.is_final() || flushed.contains(&job.id) {
                 continue;
             }
-            let result = match plan(&job.work) {
+            let result = match plan(&job.work, executor.is_some()) {
                 Plan::Reinventory => {
                     let findings = self.upload_full(&inventory).await?;
                     report.uploaded = Some("full");
@@ -269,12 +336,51 @@ impl Agent {
                         ),
                     )
                 }
+                Plan::Execute => {
+                    let Some((exec, clock)) = &executor else {
+                        continue;
+                    };
+                    let now = clock();
+                    // Tells the operator the job started; the result is what counts, so a
+                    // failed progress report is only logged.
+                    let progress = JobProgress {
+                        message: format!("the executor is running the {} job", job.work.name()),
+                        percent: None,
+                    };
+                    if let Err(e) = self.client.job_progress(&job.id, &progress).await {
+                        tracing::warn!(job = %job.id, error = %e, "progress report failed");
+                    }
+                    match Self::execute(exec, job, now).await? {
+                        Execution::Done(result) => {
+                            let mut pending = self.state.pending_results()?;
+                            pending.insert(job.id.clone(), result);
+                            self.state.save_pending_results(&pending)?;
+                            // In the outbox now: the journal says so, and the job is never
+                            // run again.
+                            exec.mark_reported(&job.id, now)?;
+                            changed_host = true;
+                            self.flush_results(&mut report).await?;
+                            continue;
+                        }
+                        Execution::Waiting(why) => {
+                            tracing::info!(job = %job.id, %why, "job under way");
+                            continue;
+                        }
+                    }
+                }
                 Plan::Refuse(result) => result,
             };
             let mut pending = self.state.pending_results()?;
             pending.insert(job.id.clone(), result);
             self.state.save_pending_results(&pending)?;
             self.flush_results(&mut report).await?;
+        }
+        // The server sees the versions a job installed at once, not at the next check-in.
+        if changed_host {
+            let fresh = collect(&self.root).await?;
+            let findings = self.upload_full(&fresh).await?;
+            report.uploaded = Some("full");
+            report.findings = Some(findings);
         }
         self.identity.schedule = response.schedule;
         Ok(report)

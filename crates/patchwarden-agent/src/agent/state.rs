@@ -201,7 +201,7 @@ fn damaged(path: &Path, e: impl std::fmt::Display) -> StateError {
     }
 }
 
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, StateError> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, StateError> {
     let file = fs::File::open(path).map_err(|e| io(path, e))?;
     let mut bytes = Vec::new();
     file.take(limit + 1)
@@ -214,7 +214,7 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, StateError> {
 }
 
 /// Writes `bytes` to `path` atomically, mode 0600.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::OpenOptions::new()
         .write(true)

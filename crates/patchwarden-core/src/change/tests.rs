@@ -222,6 +222,36 @@ fn a_standard_change_is_pre_approved_by_its_rule_and_can_skip_testing_with_a_rea
 }
 
 #[test]
+fn a_rule_raises_submits_and_schedules_its_own_standard_change_and_no_other() {
+    let rule = ChangeActor::Rule("low-risk".into());
+    let mut c = ready(ChangeKind::Standard, Testing::Required);
+    c.requester = "rule:low-risk".into();
+    let c = step(&c, ChangeEvent::Submit, &rule, OUTSIDE);
+    let c = step(&c, ChangeEvent::Approve, &rule, OUTSIDE);
+    let c = step(&c, ChangeEvent::Authorise, &rule, OUTSIDE);
+    let c = step(&c, ChangeEvent::Schedule, &rule, OUTSIDE);
+    assert_eq!(c.state, ChangeState::Scheduled);
+    // Another rule, or the same rule on a normal change, may not.
+    let mut other = ready(ChangeKind::Standard, Testing::Required);
+    other.requester = "rule:low-risk".into();
+    expect_test::expect![
+        "cannot submit a change in state draft: only the requester (rule:low-risk) submits it"
+    ]
+    .assert_eq(&refused(
+        &other,
+        ChangeEvent::Submit,
+        &ChangeActor::Rule("other".into()),
+        OUTSIDE,
+    ));
+    let mut normal = ready(ChangeKind::Normal, Testing::Required);
+    normal.requester = "rule:low-risk".into();
+    expect_test::expect![
+        "cannot submit a change in state draft: only the requester (rule:low-risk) submits it"
+    ]
+    .assert_eq(&refused(&normal, ChangeEvent::Submit, &rule, OUTSIDE));
+}
+
+#[test]
 fn a_failed_test_fails_the_change_and_nothing_is_cancelled_once_hosts_changed() {
     let c = ready(ChangeKind::Normal, Testing::Required);
     let c = step(&c, ChangeEvent::Submit, &alice(), OUTSIDE);

@@ -60,7 +60,16 @@ impl Invocation<'_> {
     /// Like [`Invocation::run`], but a non-zero exit is returned to the caller, for tools
     /// whose exit status carries meaning (dnf's `check-update` exits 100 when updates exist).
     pub(crate) fn run_any_status(&self) -> Result<Output, UpdatesError> {
+        self.run_any_status_in(None)
+    }
+
+    /// Like [`Invocation::run_any_status`], in the working directory `dir` when given (for
+    /// tools that write where they run, such as `apt-get download`).
+    pub(crate) fn run_any_status_in(&self, dir: Option<&Path>) -> Result<Output, UpdatesError> {
         let mut cmd = Command::new(self.resolve()?);
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
         cmd.args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

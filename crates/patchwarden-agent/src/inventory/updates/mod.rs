@@ -18,7 +18,7 @@
 
 pub mod apk;
 pub mod apt;
-mod command;
+pub(crate) mod command;
 pub mod dnf;
 
 use std::path::{Path, PathBuf};
