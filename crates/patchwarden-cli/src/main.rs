@@ -4,6 +4,7 @@
 mod admin_cmd;
 mod agent_cmd;
 mod audit_cmd;
+mod changes_cmd;
 mod config_cmd;
 mod demo_cmd;
 mod feeds_cmd;
@@ -60,6 +61,10 @@ enum Command {
     /// docs/cli.md).
     #[command(flatten)]
     Ops(ops_cmd::OpsCommand),
+    /// Change requests: create, sign, schedule and follow a patch change (docs/cli.md).
+    Changes(changes_cmd::ChangesArgs),
+    /// The calendar: maintenance windows and change freezes.
+    Calendar(changes_cmd::CalendarArgs),
     /// The whole product on this machine, offline: a server with bundled real advisories, this
     /// machine's agent, a simulated fleet, and an admin login. Ctrl-C stops it.
     Demo(demo_cmd::DemoArgs),
@@ -78,6 +83,8 @@ fn main() -> ExitCode {
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Admin(cmd) => admin_cmd::run(cmd),
         Command::Ops(cmd) => ops_cmd::run(cmd),
+        Command::Changes(args) => changes_cmd::run_changes(args),
+        Command::Calendar(args) => changes_cmd::run_calendar(args),
         Command::Demo(args) => demo_cmd::run(args),
     };
     match result {

@@ -12,6 +12,7 @@
 //! its problem document ([`ClientError::Problem`]) so callers can branch on its code.
 
 mod agent;
+mod changes;
 mod error;
 mod operator;
 mod pin;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use agent::{AgentClient, AgentKey, RawResponse, Signing, gzip};
+pub use changes::ChangeAction;
 pub use error::ClientError;
 pub use operator::OperatorClient;
 pub use pin::{Fingerprint, FingerprintError};

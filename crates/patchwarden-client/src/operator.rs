@@ -52,13 +52,13 @@ impl std::fmt::Debug for OperatorClient {
 }
 
 /// A body to send: JSON, raw bytes (a feed file) or none.
-enum Body<'a> {
+pub(crate) enum Body<'a> {
     None,
     Json(Vec<u8>),
     Bytes(&'a [u8]),
 }
 
-fn to_json<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, ClientError> {
+pub(crate) fn to_json<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, ClientError> {
     serde_json::to_vec(value).map_err(|e| ClientError::Decode {
         what,
         reason: e.to_string(),
@@ -67,7 +67,7 @@ fn to_json<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, Clien
 
 /// A path segment with everything but unreserved characters percent-encoded, so an advisory
 /// or feed name cannot step into another route (`../`, `?`, `#`).
-fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -154,7 +154,7 @@ impl OperatorClient {
         &self.client
     }
 
-    async fn send<Q: Serialize>(
+    pub(crate) async fn send<Q: Serialize>(
         &self,
         method: Method,
         path: &str,
@@ -192,7 +192,7 @@ impl OperatorClient {
         RawResponse::read(response).await
     }
 
-    async fn get<T: DeserializeOwned>(
+    pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
         what: &'static str,
@@ -202,7 +202,7 @@ impl OperatorClient {
             .json(what)
     }
 
-    async fn get_query<Q: Serialize, T: DeserializeOwned>(
+    pub(crate) async fn get_query<Q: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         query: &Q,
@@ -213,7 +213,7 @@ impl OperatorClient {
             .json(what)
     }
 
-    async fn call<B: Serialize, T: DeserializeOwned>(
+    pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
