@@ -171,6 +171,47 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("enrollment failed: {e}"))
     }
 
+    /// Makes an operator with `roles` (and `groups`, for a provider) directly in the store, as
+    /// an admin would through the API without the one-time password round, and logs them in.
+    pub async fn operator(
+        &self,
+        name: &str,
+        roles: &[patchwarden_store::Role],
+        groups: &[&str],
+    ) -> patchwarden_client::OperatorClient {
+        let password = format!("{name}'s test password, long enough");
+        let hash =
+            patchwarden_server::secrets::hash_password(&password).expect("hashing a test password");
+        let at = now();
+        self.store()
+            .create_user(
+                patchwarden_store::NewUser {
+                    id: uuid::Uuid::new_v4(),
+                    username: name.into(),
+                    password_hash: hash,
+                    roles: roles.iter().copied().collect(),
+                    groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+                    must_change_password: false,
+                    created_by: "testkit".into(),
+                },
+                at,
+                patchwarden_core::audit::AuditEntry::new(
+                    at,
+                    Actor::System("testkit".into()),
+                    "user.create",
+                    format!("user:{name}"),
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("making operator {name}: {e}"));
+        let (client, _) = self
+            .client
+            .login(name, &password)
+            .await
+            .unwrap_or_else(|e| panic!("login of {name}: {e}"));
+        client
+    }
+
     /// Stops the server gracefully and hands back its data directory and settings.
     pub async fn stop(mut self) -> (tempfile::TempDir, Config) {
         if let Some(running) = self.running.take() {

@@ -408,7 +408,7 @@ async fn agent_once_executes_a_leased_install_job_and_uploads_the_new_versions()
     );
     let stored = server.store().get_job(job.id).await.unwrap().unwrap();
     assert_eq!(stored.state, patchwarden_store::JobState::Succeeded);
-    // The server records the outcome and the detail (it keeps no `changes` yet).
+    // The server records the outcome, the detail and the package changes.
     let result: patchwarden_api::v1::jobs::RecordedResult =
         serde_json::from_value(stored.result.unwrap()).unwrap();
     assert_eq!(result.outcome, JobOutcome::Succeeded);
@@ -417,6 +417,8 @@ async fn agent_once_executes_a_leased_install_job_and_uploads_the_new_versions()
         "{}",
         result.detail
     );
+    assert_eq!(result.changes[0].from.as_deref(), Some("1.0"));
+    assert_eq!(result.changes[0].to.as_deref(), Some("1.1"));
 
     let unpacks = f.root.unpacks(PACKAGE);
     let again = agent.once().await.unwrap();
