@@ -96,7 +96,7 @@ async fn host(server: &TestServer, repo: &AptRepo, dir: PathBuf, ring: &str) -> 
         EnrollOptions {
             server: server.url.clone(),
             token: secret,
-            ca_fingerprint: Some(server.fingerprint.clone()),
+            ca_fingerprint: Some(server.fingerprint),
             replace: false,
             root: root.path.clone(),
         },
