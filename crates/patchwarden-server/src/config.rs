@@ -36,6 +36,7 @@ pub struct Config {
     pub downloads: Downloads,
     pub feeds: crate::feeds::config::FeedsConfig,
     pub operators: Operators,
+    pub changes: crate::changes::standard::ChangesConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -57,6 +58,7 @@ impl std::fmt::Debug for Config {
             .field("downloads", &self.downloads)
             .field("feeds", &self.feeds)
             .field("operators", &self.operators)
+            .field("changes", &self.changes)
             .finish()
     }
 }
@@ -177,6 +179,7 @@ impl Default for Config {
             operators: Operators::default(),
             downloads: Downloads::default(),
             feeds: crate::feeds::config::FeedsConfig::default(),
+            changes: crate::changes::standard::ChangesConfig::default(),
         }
     }
 }
@@ -322,6 +325,12 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ),
     ("ADVISORIES_FILES", "advisories", "files", Kind::List),
     ("POLICY_POLICIES", "policy", "policies", Kind::List),
+    (
+        "CHANGES_STANDARD_EVERY_SECS",
+        "changes",
+        "standard_every_secs",
+        Kind::Number,
+    ),
     ("DOWNLOADS_DIR", "downloads", "dir", Kind::Text),
     (
         "OPERATORS_SESSION_TTL_SECS",
@@ -498,6 +507,7 @@ impl Config {
         self.feeds
             .check()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.changes.rules().map_err(ConfigError::Invalid)?;
         let o = &self.operators;
         if [
             o.session_ttl_secs,

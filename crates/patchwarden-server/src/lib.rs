@@ -18,7 +18,7 @@ pub mod admin;
 pub mod advisories;
 mod auth;
 mod body;
-mod changes;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod downloads;

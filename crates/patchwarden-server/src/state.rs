@@ -64,6 +64,8 @@ pub struct AppState {
     /// Wakes the rollout engine (`changes::rollout`) before its next tick: a job finished, a
     /// change was scheduled.
     pub rollout_wake: tokio::sync::Notify,
+    /// The standard-change rules and how often they look for findings (`[changes]`).
+    pub(crate) standard: (Vec<crate::changes::standard::Rule>, u32),
 }
 
 impl AppState {
@@ -97,6 +99,7 @@ impl AppState {
             enrollment_token_ttl_hours: 24,
             openapi: OnceLock::new(),
             rollout_wake: tokio::sync::Notify::new(),
+            standard: (Vec::new(), 300),
             routes: OnceLock::new(),
         }
     }

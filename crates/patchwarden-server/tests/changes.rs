@@ -153,7 +153,11 @@ struct World {
 }
 
 async fn world() -> World {
-    let server = Server::start(|_| {}).await;
+    world_with(|_| {}).await
+}
+
+async fn world_with(tweak: impl FnOnce(&mut patchwarden_server::Config)) -> World {
+    let server = Server::start(tweak).await;
     server.user("olive", &[Role::Officer], &[]).await;
     server.user("amos", &[Role::Approver], &[]).await;
     server.user("dora", &[Role::Authoriser], &[]).await;
@@ -812,4 +816,126 @@ async fn a_gated_ring_waits_for_promotion_and_a_failure_domain_patches_one_host_
     same_hv[other].run(&jobs[0], JobOutcome::Succeeded).await;
     w.until(&n, "verified", |c| c.state == ChangeState::Verified)
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_rule_raises_signs_and_schedules_one_change_for_the_findings_it_covers() {
+    let w = world_with(|c| {
+        c.changes.standard_every_secs = 1;
+        c.changes.standard = vec![patchwarden_server::changes::standard::StandardRule {
+            name: "web-openssl".into(),
+            groups: vec!["web".into()],
+            packages: vec!["openssl*".into()],
+            max_criticality: "high".into(),
+            testing: false,
+        }];
+    })
+    .await;
+    w.always_open().await;
+    let mut hosts = [
+        w.host("web-1", "wave-1").await,
+        w.host("web-2", "wave-1").await,
+    ];
+    // A vendor advisory for openssl below NEW, entered by hand; the hosts run OLD.
+    w.server.user("sec", &[Role::Security], &[]).await;
+    let sec = w.server.login("sec", PASSWORD).await;
+    let a = w
+        .send(
+            &sec,
+            Req::post("/api/v1/advisories").json(&json!({
+                "schema_version": "1.6.0",
+                "id": "DSA-9999-1",
+                "aliases": ["CVE-2026-99991"],
+                "modified": "2026-11-20T00:00:00Z",
+                "published": "2026-11-20T00:00:00Z",
+                "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N"}],
+                "affected": [{
+                    "package": {"ecosystem": "Debian:12", "name": "openssl"},
+                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": NEW}]}]
+                }]
+            })),
+        )
+        .await;
+    assert!(a.status < 300, "{}", a.text());
+    for h in &mut hosts {
+        h.check_in().await;
+    }
+    // The rule raises one change, signed by itself, scheduled into the window, and it deploys.
+    let mut number = None;
+    for _ in 0..100 {
+        let a = w
+            .send(
+                &w.officer,
+                Req::get("/api/v1/changes?requester=rule:web-openssl"),
+            )
+            .await;
+        let list: Vec<ChangeView> = a.json();
+        if let Some(c) = list.first() {
+            number = Some(c.number.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let n = number.expect("the rule raised no change");
+    let c = w
+        .until(&n, "deploying", |c| c.state == ChangeState::Deploying)
+        .await;
+    assert_eq!(c.kind, patchwarden_core::change::ChangeKind::Standard);
+    assert_eq!(c.requester, "rule:web-openssl");
+    assert_eq!(c.approved.as_ref().unwrap().by, "rule:web-openssl");
+    assert_eq!(c.authorised.as_ref().unwrap().by, "rule:web-openssl");
+    assert_eq!(c.patches[0].version, NEW);
+    for h in &mut hosts {
+        let jobs = h.check_in().await;
+        assert_eq!(jobs.len(), 1);
+        // The agent accepts a manifest its rule signed.
+        h.run(&jobs[0], JobOutcome::Succeeded).await;
+    }
+    w.until(&n, "verified", |c| c.state == ChangeState::Verified)
+        .await;
+    // Further passes raise nothing more: the change covers those findings.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let a = w.send(&w.officer, Req::get("/api/v1/changes")).await;
+    let all: Vec<ChangeView> = a.json();
+    assert_eq!(all.len(), 1, "{all:#?}");
+}
+
+#[test]
+fn standard_rules_that_cannot_work_are_refused_at_start() {
+    use patchwarden_server::changes::standard::StandardRule;
+    let rule = |name: &str, groups: &[&str], packages: &[&str], max: &str| StandardRule {
+        name: name.into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        packages: packages.iter().map(|p| (*p).to_owned()).collect(),
+        max_criticality: max.into(),
+        testing: true,
+    };
+    for (rules, why) in [
+        (vec![rule("bad name", &["web"], &[], "low")], "name"),
+        (vec![rule("r", &[], &[], "low")], "group"),
+        (vec![rule("r", &["web"], &[], "severe")], "severe"),
+        (vec![rule("r", &["web"], &["*"], "low")], "package"),
+        (
+            vec![
+                rule("r", &["web"], &[], "low"),
+                rule("r", &["db"], &[], "low"),
+            ],
+            "twice",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let mut text = String::from("[changes]\n");
+        for r in &rules {
+            text.push_str(&format!(
+                "[[changes.standard]]\nname = {:?}\ngroups = {:?}\npackages = {:?}\nmax_criticality = {:?}\n",
+                r.name, r.groups, r.packages, r.max_criticality
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        let e = patchwarden_server::Config::load(Some(&path), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{why}: {e}");
+    }
 }

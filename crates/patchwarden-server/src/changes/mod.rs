@@ -12,6 +12,7 @@
 //! state, in a freeze …).
 
 pub(crate) mod rollout;
+pub mod standard;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -226,7 +227,7 @@ pub(crate) async fn target_hosts(
 
 /// Whether `a` is a lower version than `b` in `ecosystem`'s ordering (`None` when either does
 /// not parse or the ecosystem is unknown).
-fn lower(ecosystem: Option<&str>, a: &str, b: &str) -> Option<bool> {
+pub(crate) fn lower(ecosystem: Option<&str>, a: &str, b: &str) -> Option<bool> {
     let scheme = Scheme::from_osv_ecosystem(ecosystem?).ok()?;
     scheme.compare(a, b).ok().map(|o| o.is_lt())
 }
@@ -291,6 +292,26 @@ pub(crate) async fn create(
             "your roles do not request changes".into(),
         ));
     }
+    create_as(
+        state,
+        &caller.user.username,
+        caller.actor(),
+        &caller.scope(),
+        request,
+        now,
+    )
+    .await
+}
+
+/// Creates a draft requested by `requester` (an operator, or `rule:NAME`).
+pub(crate) async fn create_as(
+    state: &AppState,
+    requester: &str,
+    audit_actor: patchwarden_core::audit::Actor,
+    scope: &Scope,
+    request: NewChangeRequest,
+    now: Timestamp,
+) -> Result<StoredChange, ApiError> {
     text("title", &request.title, MAX_TITLE, true)?;
     text("justification", &request.justification, MAX_TEXT, false)?;
     text("rollback plan", &request.rollback_plan, MAX_TEXT, false)?;
@@ -313,7 +334,7 @@ pub(crate) async fn create(
         plain("unit", unit)?;
     }
     text("test ring", &request.rollout.test_ring, 128, true)?;
-    let hosts = target_hosts(state, &request.targets, &caller.scope()).await?;
+    let hosts = target_hosts(state, &request.targets, scope).await?;
     let patches = if request.patches.is_empty() {
         derive_patches(state, &hosts, &request.from_findings).await?
     } else {
@@ -366,7 +387,7 @@ pub(crate) async fn create(
         .check("check", ManifestAction::Install, &probe.packages, now)
         .map_err(|e| ApiError::MalformedBody(e.0))?;
 
-    let mut change = Change::draft(request.kind, &caller.user.username, request.testing);
+    let mut change = Change::draft(request.kind, requester, request.testing);
     change.justification = request.justification;
     change.rollback_plan = request.rollback_plan;
     change.hotfix = request.hotfix;
@@ -388,7 +409,7 @@ pub(crate) async fn create(
         promoted: Vec::new(),
     };
     let body = doc.to_value()?;
-    let audit = AuditEntry::new(now, caller.actor(), "change.create", "change:new").after(
+    let audit = AuditEntry::new(now, audit_actor, "change.create", "change:new").after(
         serde_json::json!({"kind": kind_name(doc.change.kind), "title": doc.title,
                             "patches": doc.patches.len()}),
     );
@@ -400,7 +421,7 @@ pub(crate) async fn create(
                 year: now.to_zoned(TimeZone::UTC).year(),
                 kind: kind_name(doc.change.kind).into(),
                 state: doc.change.state.as_str().into(),
-                requester: caller.user.username.clone(),
+                requester: requester.to_owned(),
                 body,
             },
             now,
@@ -441,13 +462,38 @@ pub(crate) async fn act(
     not_before: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<StoredChange, ApiError> {
-    let (stored, mut doc) = visible(state, caller, number).await?;
+    let (stored, doc) = visible(state, caller, number).await?;
+    let actor = ChangeActor::person(&caller.user.username, capacities(caller));
+    apply_event(
+        state,
+        stored,
+        doc,
+        &actor,
+        caller.actor(),
+        event,
+        not_before,
+        now,
+    )
+    .await
+}
+
+/// Applies `event` by `actor` to a change read at `stored`; stores it with its audit entry.
+#[allow(clippy::too_many_arguments)] // one call per event source; a struct would only rename them
+pub(crate) async fn apply_event(
+    state: &AppState,
+    stored: StoredChange,
+    mut doc: ChangeDoc,
+    actor: &ChangeActor,
+    audit_actor: patchwarden_core::audit::Actor,
+    event: ChangeEvent,
+    not_before: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<StoredChange, ApiError> {
     let hosts = target_hosts(state, &doc.targets, &Scope::All).await?;
     let groups: BTreeSet<String> = hosts.iter().map(|h| h.group.clone()).collect();
     let calendar = load_calendar(state).await?;
     let union = calendar.for_groups(&groups);
-    let actor = ChangeActor::person(&caller.user.username, capacities(caller));
-    let next = apply(&doc.change, &event, &actor, union.moment(now))
+    let next = apply(&doc.change, &event, actor, union.moment(now))
         .map_err(|r| ApiError::Conflict(r.to_string()))?;
     let before = doc.change.state;
     doc.change = next;
@@ -471,7 +517,7 @@ pub(crate) async fn act(
     }
     let audit = AuditEntry::new(
         now,
-        caller.actor(),
+        audit_actor,
         &format!("change.{}", event.name().replace(' ', "_")),
         format!("change:{}", stored.number),
     )

@@ -59,12 +59,27 @@ use crate::state::AppState;
 /// How often the engine looks at active changes when nothing wakes it.
 pub(crate) const TICK: Duration = Duration::from_secs(10);
 
-/// Runs the engine until the task is aborted.
+/// Runs the engine until the task is aborted; every `changes.standard_every_secs` the
+/// standard-change rules look for findings first.
 pub(crate) async fn run(state: Arc<AppState>) {
+    let (rules, every) = &state.standard;
+    let every = Duration::from_secs(u64::from(*every));
+    let mut last_standard: Option<std::time::Instant> = None;
     loop {
+        if !rules.is_empty() && last_standard.is_none_or(|t| t.elapsed() >= every) {
+            last_standard = Some(std::time::Instant::now());
+            if let Err(e) = super::standard::raise(&state, rules, clock::now()).await {
+                tracing::warn!(error = %e, "the standard-change rules failed");
+            }
+        }
         tick(&state, clock::now()).await;
+        let sleep = if rules.is_empty() {
+            TICK
+        } else {
+            TICK.min(every)
+        };
         tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
+            _ = tokio::time::sleep(sleep) => {}
             _ = state.rollout_wake.notified() => {}
         }
     }
