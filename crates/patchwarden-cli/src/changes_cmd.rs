@@ -150,7 +150,7 @@ enum HotfixArg {
 }
 
 /// The form's flags that `--file` replaces.
-const FORM_FLAGS: [&str; 22] = [
+const FORM_FLAGS: [&str; 25] = [
     "kind",
     "title",
     "justification",
@@ -163,6 +163,9 @@ const FORM_FLAGS: [&str; 22] = [
     "groups",
     "patches",
     "from_findings",
+    "min_criticality",
+    "min_age_days",
+    "update_kinds",
     "restart",
     "reboot_allowed",
     "hotfix",
@@ -174,6 +177,46 @@ const FORM_FLAGS: [&str; 22] = [
     "max_per_domain",
     "gates",
 ];
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CriticalityArg {
+    Low,
+    Medium,
+    High,
+    Emergency,
+}
+
+impl CriticalityArg {
+    fn wire(self) -> patchwarden_api::v1::fleet::Criticality {
+        use patchwarden_api::v1::fleet::Criticality as C;
+        match self {
+            CriticalityArg::Low => C::Low,
+            CriticalityArg::Medium => C::Medium,
+            CriticalityArg::High => C::High,
+            CriticalityArg::Emergency => C::Emergency,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum UpdateKindArg {
+    Security,
+    Bugfix,
+    Enhancement,
+    Unknown,
+}
+
+impl UpdateKindArg {
+    fn wire(self) -> patchwarden_core::inventory::UpdateKind {
+        use patchwarden_core::inventory::UpdateKind as K;
+        match self {
+            UpdateKindArg::Security => K::Security,
+            UpdateKindArg::Bugfix => K::Bugfix,
+            UpdateKindArg::Enhancement => K::Enhancement,
+            UpdateKindArg::Unknown => K::Unknown,
+        }
+    }
+}
 
 #[derive(Debug, Args)]
 struct CreateArgs {
@@ -218,6 +261,16 @@ struct CreateArgs {
     /// Derive patches only from these vulnerabilities' findings.
     #[arg(long = "from-finding", value_name = "CVE", num_args = 1..)]
     from_findings: Vec<String>,
+    /// Derive patches only from findings of at least this criticality.
+    #[arg(long, value_enum)]
+    min_criticality: Option<CriticalityArg>,
+    /// Derive patches only from fixes released at least this many days ago.
+    #[arg(long, value_name = "DAYS")]
+    min_age_days: Option<u32>,
+    /// Also take the hosts' available updates of these kinds from their own repositories
+    /// (`--updates security` is "all security updates").
+    #[arg(long = "updates", value_enum, value_name = "KIND", num_args = 1..)]
+    update_kinds: Vec<UpdateKindArg>,
     /// A systemd unit to restart after installing, in order.
     #[arg(long = "restart", value_name = "UNIT", num_args = 1..)]
     restart: Vec<String>,
@@ -356,6 +409,15 @@ impl CreateArgs {
             },
             patches: self.patches,
             from_findings: self.from_findings,
+            baseline: patchwarden_api::v1::changes::Baseline {
+                min_criticality: self.min_criticality.map(CriticalityArg::wire),
+                min_age_days: self.min_age_days,
+                update_kinds: self
+                    .update_kinds
+                    .into_iter()
+                    .map(UpdateKindArg::wire)
+                    .collect(),
+            },
             restart_order: self.restart,
             health_checks: self.health_checks,
             reboot_allowed: self.reboot_allowed,

@@ -54,7 +54,7 @@ fn inventory(facts: &HostFacts, openssl: &str) -> Inventory {
         name: name.into(),
         version: version.into(),
         arch: Some("amd64".into()),
-        source_name: Some("openssl".into()),
+        source_name: Some(name.into()),
         source_version: Some(version.into()),
         epoch: None,
         module: None,
@@ -63,6 +63,16 @@ fn inventory(facts: &HostFacts, openssl: &str) -> Inventory {
     let mut inv = Inventory {
         host: facts.clone(),
         packages: vec![pkg("openssl", openssl), pkg("bash", "5.2.15-2+b7")],
+        // The host's own repository offers a security update of bash.
+        updates: vec![patchwarden_core::inventory::AvailableUpdate {
+            name: "bash".into(),
+            installed: "5.2.15-2+b7".into(),
+            candidate: "5.2.15-2+b9".into(),
+            origin: Some("Debian:bookworm-security".into()),
+            kind: patchwarden_core::inventory::UpdateKind::Security,
+            severity: None,
+            advisories: vec!["DSA-9998-1".into()],
+        }],
         ..Inventory::default()
     };
     inv.canonicalize();
@@ -938,4 +948,94 @@ fn standard_rules_that_cannot_work_are_refused_at_start() {
             .to_string();
         assert!(e.contains(why), "{why}: {e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_derives_patches_by_criticality_age_and_the_hosts_own_security_updates() {
+    let w = world().await;
+    let mut host = w.host("web-1", "wave-1").await;
+    w.server.user("sec", &[Role::Security], &[]).await;
+    let sec = w.server.login("sec", PASSWORD).await;
+    let recent = (patchwarden_server::clock::now() - SignedDuration::from_hours(24)).to_string();
+    for (id, package, fixed, cvss, published) in [
+        (
+            "ADV-HIGH",
+            "openssl",
+            NEW,
+            "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+            "2026-01-10T00:00:00Z".to_owned(),
+        ),
+        (
+            "ADV-LOW",
+            "bash",
+            "5.2.15-2+b8",
+            "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N",
+            recent,
+        ),
+    ] {
+        let a = w
+            .send(
+                &sec,
+                Req::post("/api/v1/advisories").json(&json!({
+                    "schema_version": "1.6.0", "id": id,
+                    "modified": published, "published": published,
+                    "severity": [{"type": "CVSS_V3", "score": cvss}],
+                    "affected": [{
+                        "package": {"ecosystem": "Debian:12", "name": package},
+                        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]
+                    }]
+                })),
+            )
+            .await;
+        assert!(a.status < 300, "{}", a.text());
+    }
+    host.check_in().await;
+    let create = |baseline: serde_json::Value| {
+        Req::post("/api/v1/changes").json(&json!({
+            "kind": "normal", "title": "baseline", "justification": "j", "risk": "low",
+            "testing": {"required": "required"}, "rollback_plan": "r",
+            "targets": {"groups": ["web"]}, "baseline": baseline,
+        }))
+    };
+    let patches = |a: Answer| -> Vec<(String, String)> {
+        assert_eq!(a.status, 201, "{}", a.text());
+        let c: ChangeView = a.json();
+        c.patches
+            .into_iter()
+            .map(|p| (p.package, p.version))
+            .collect()
+    };
+    // Every fixable finding.
+    let all = patches(w.send(&w.officer, create(json!({}))).await);
+    assert_eq!(
+        all,
+        [
+            ("bash".to_owned(), "5.2.15-2+b8".to_owned()),
+            ("openssl".to_owned(), NEW.to_owned())
+        ]
+    );
+    // Only the high ones.
+    let high = patches(
+        w.send(&w.officer, create(json!({"min_criticality": "high"})))
+            .await,
+    );
+    assert_eq!(high, [("openssl".to_owned(), NEW.to_owned())]);
+    // Only fixes out for a week: the bash fix is a day old.
+    let aged = patches(w.send(&w.officer, create(json!({"min_age_days": 7}))).await);
+    assert_eq!(aged, [("openssl".to_owned(), NEW.to_owned())]);
+    // The high findings and all security updates the host's repository offers (bash +b9).
+    let with_updates = patches(
+        w.send(
+            &w.officer,
+            create(json!({"min_criticality": "high", "update_kinds": ["security"]})),
+        )
+        .await,
+    );
+    assert_eq!(
+        with_updates,
+        [
+            ("bash".to_owned(), "5.2.15-2+b9".to_owned()),
+            ("openssl".to_owned(), NEW.to_owned())
+        ]
+    );
 }

@@ -209,6 +209,7 @@ impl World {
                 },
                 patches: Vec::new(),
                 from_findings: vec![vulnerability.into()],
+                baseline: Default::default(),
                 restart_order: Vec::new(),
                 health_checks: Vec::new(),
                 reboot_allowed: false,

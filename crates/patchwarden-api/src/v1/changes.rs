@@ -93,6 +93,26 @@ impl Default for RolloutPlan {
     }
 }
 
+/// Which patches a change takes when it names none — a patch baseline as other tools know
+/// them: the targeted hosts' open findings that have a fix, narrowed by criticality and by how
+/// long the fix has been out, and optionally the hosts' available updates of some kinds from
+/// their own repositories ("all security updates").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// Only findings of at least this criticality.
+    #[serde(default)]
+    pub min_criticality: Option<super::fleet::Criticality>,
+    /// Only fixes released at least this many days ago (a patch ages before it rolls out).
+    #[serde(default)]
+    pub min_age_days: Option<u32>,
+    /// Also the hosts' available updates of these kinds (`security`, `bugfix`,
+    /// `enhancement`, `unknown`).
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub update_kinds: Vec<patchwarden_core::inventory::UpdateKind>,
+}
+
 /// `POST /api/v1/changes`: a new draft.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +137,9 @@ pub struct NewChangeRequest {
     /// Only these vulnerabilities' findings, when patches are derived (all when empty).
     #[serde(default)]
     pub from_findings: Vec<String>,
+    /// How patches are derived when none are given.
+    #[serde(default)]
+    pub baseline: Baseline,
     /// systemd units to restart after installing, in order.
     #[serde(default)]
     pub restart_order: Vec<String>,

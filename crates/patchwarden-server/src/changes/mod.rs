@@ -233,14 +233,34 @@ pub(crate) fn lower(ecosystem: Option<&str>, a: &str, b: &str) -> Option<bool> {
 }
 
 /// Patches from the open findings with a fixed version of `hosts` (only `vulnerabilities`'
-/// when any are named): per package and ecosystem, the highest fixed version any host needs.
+/// when any are named) that the baseline admits, and the hosts' available updates of the
+/// baseline's kinds: per package and ecosystem, the highest version any host needs.
 async fn derive_patches(
     state: &AppState,
     hosts: &[Host],
     vulnerabilities: &[String],
+    baseline: &patchwarden_api::v1::changes::Baseline,
+    now: Timestamp,
 ) -> Result<Vec<Patch>, ApiError> {
     let wanted: BTreeSet<&str> = vulnerabilities.iter().map(String::as_str).collect();
+    let min_class = baseline
+        .min_criticality
+        .map(crate::routes::fleet::class)
+        .unwrap_or(patchwarden_core::policy::Class::Low);
+    let released_before = baseline.min_age_days.map(|d| {
+        now.checked_sub(SignedDuration::from_hours(24 * i64::from(d)))
+            .unwrap_or(now)
+    });
     let mut best: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut offer = |package: &str, ecosystem: &str, version: String| {
+        let key = (package.to_owned(), ecosystem.to_owned());
+        match best.get(&key) {
+            Some(v) if lower(Some(ecosystem), &version, v) != Some(false) => {}
+            _ => {
+                best.insert(key, version);
+            }
+        }
+    };
     for host in hosts {
         let findings = state
             .store
@@ -250,23 +270,39 @@ async fn derive_patches(
                 ..FindingFilter::default()
             })
             .await?;
-        for f in findings {
-            let f = f.finding;
+        for stored in findings {
+            if stored.classification.class.is_none_or(|c| c < min_class) {
+                continue;
+            }
+            let f = stored.finding;
             let Some(fixed) = f.fixed.clone() else {
                 continue;
             };
+            if let Some(before) = released_before
+                && f.available_at.is_none_or(|at| at > before)
+            {
+                continue;
+            }
             if !wanted.is_empty()
                 && !wanted.contains(f.vulnerability.as_str())
                 && !f.aliases.iter().any(|a| wanted.contains(a.as_str()))
             {
                 continue;
             }
-            let key = (f.package.clone(), f.ecosystem.clone());
-            match best.get(&key) {
-                Some(v) if lower(Some(&f.ecosystem), &fixed, v) != Some(false) => {}
-                _ => {
-                    best.insert(key, fixed);
-                }
+            offer(&f.package, &f.ecosystem, fixed);
+        }
+        if baseline.update_kinds.is_empty() {
+            continue;
+        }
+        let (Some(inventory), Some(ecosystem)) = (
+            state.store.get_inventory(host.id).await?,
+            host.ecosystem.as_deref(),
+        ) else {
+            continue;
+        };
+        for u in &inventory.inventory.updates {
+            if baseline.update_kinds.contains(&u.kind) {
+                offer(&u.name, ecosystem, u.candidate.clone());
             }
         }
     }
@@ -336,7 +372,14 @@ pub(crate) async fn create_as(
     text("test ring", &request.rollout.test_ring, 128, true)?;
     let hosts = target_hosts(state, &request.targets, scope).await?;
     let patches = if request.patches.is_empty() {
-        derive_patches(state, &hosts, &request.from_findings).await?
+        derive_patches(
+            state,
+            &hosts,
+            &request.from_findings,
+            &request.baseline,
+            now,
+        )
+        .await?
     } else {
         request.patches.clone()
     };

@@ -270,6 +270,7 @@ async fn raise_one(
             })
             .collect(),
         from_findings: Vec::new(),
+        baseline: Default::default(),
         restart_order: Vec::new(),
         health_checks: Vec::new(),
         reboot_allowed: false,
