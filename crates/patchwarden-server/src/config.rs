@@ -326,6 +326,12 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ("ADVISORIES_FILES", "advisories", "files", Kind::List),
     ("POLICY_POLICIES", "policy", "policies", Kind::List),
     (
+        "CHANGES_ANNOUNCE_DAYS",
+        "changes",
+        "announce_days",
+        Kind::Number,
+    ),
+    (
         "CHANGES_STANDARD_EVERY_SECS",
         "changes",
         "standard_every_secs",

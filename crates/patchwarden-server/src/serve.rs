@@ -198,6 +198,7 @@ pub async fn start_with_store(
     app.standard = (
         config.changes.rules().unwrap_or_default(),
         config.changes.standard_every_secs.max(1),
+        config.changes.announce_days,
     );
     // A configured directory that is missing is a mistake to hear about at start, not at the
     // first host's install.

@@ -757,11 +757,14 @@ async fn a_gated_ring_waits_for_promotion_and_a_failure_domain_patches_one_host_
     let w = world().await;
     w.always_open().await;
     let mut test = w.host("web-test-1", "test").await;
+    let shop = [
+        ("hypervisor", "hv-1"),
+        ("application", "shop"),
+        ("impact", "checkout pauses for up to 5 minutes"),
+    ];
     let mut same_hv = [
-        w.host_with("web-1", "wave-1", &[("hypervisor", "hv-1")])
-            .await,
-        w.host_with("web-2", "wave-1", &[("hypervisor", "hv-1")])
-            .await,
+        w.host_with("web-1", "wave-1", &shop).await,
+        w.host_with("web-2", "wave-1", &shop).await,
     ];
     let c = w
         .create_with(
@@ -782,6 +785,44 @@ async fn a_gated_ring_waits_for_promotion_and_a_failure_domain_patches_one_host_
         )
         .await;
     assert_eq!(a.status, 409, "{}", a.text());
+    // Scheduled a week ahead: announced from a week before its window, naming the
+    // application its hosts serve and the impact on it.
+    let in_a_week = patchwarden_server::clock::now() + SignedDuration::from_hours(24 * 8);
+    let c = w
+        .act(&w.officer, &n, "schedule", json!({"not_before": in_a_week}))
+        .await;
+    let start = c.window_start.unwrap();
+    assert!(start >= in_a_week);
+    assert_eq!(
+        c.announce_at,
+        Some(start - SignedDuration::from_hours(24 * 7))
+    );
+    assert_eq!(c.affected_applications.len(), 1);
+    assert_eq!(c.affected_applications[0].application, "shop");
+    assert_eq!(
+        c.affected_applications[0].impact.as_deref(),
+        Some("checkout pauses for up to 5 minutes")
+    );
+    assert_eq!(c.affected_applications[0].hosts, ["web-1", "web-2"]);
+    // Cancelled, and the same change made anew for now.
+    let a = w
+        .send(
+            &w.officer,
+            Req::post(&format!("/api/v1/changes/{n}/cancel")).json(&json!({"reason": "sooner"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let c = w
+        .create_with(
+            "normal",
+            json!({"required": "required"}),
+            json!({"gates": ["test"], "domain_label": "hypervisor", "max_per_domain": 1}),
+        )
+        .await;
+    let n = c.number;
+    w.act(&w.officer, &n, "submit", json!({})).await;
+    w.act(&w.approver, &n, "approve", json!({})).await;
+    w.act(&w.authoriser, &n, "authorise", json!({})).await;
     w.act(&w.officer, &n, "schedule", json!({})).await;
     w.until(&n, "testing", |c| c.state == ChangeState::Testing)
         .await;

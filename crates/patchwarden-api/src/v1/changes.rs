@@ -217,6 +217,16 @@ pub struct RingView {
     pub hosts: Vec<HostRollout>,
 }
 
+/// An application a change affects, from its hosts' `application` and `impact` labels (seed
+/// 002 §3.7: a maintenance notice names the applications and the impact on them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AffectedApplication {
+    pub application: String,
+    /// What its users will notice (the hosts' `impact` label), when given.
+    pub impact: Option<String>,
+    pub hosts: Vec<String>,
+}
+
 /// A change as the API shows it: the form, its signatures, its schedule and its rollout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChangeView {
@@ -261,6 +271,10 @@ pub struct ChangeView {
     pub window_end: Option<Timestamp>,
     /// Findings the schedule will not meet, and other things the operator should know.
     pub warnings: Vec<String>,
+    /// From when the scheduled change is announced (status page, notifications): the
+    /// configured time ahead of its window; at once for an emergency.
+    pub announce_at: Option<Timestamp>,
+    pub affected_applications: Vec<AffectedApplication>,
     pub rings: Vec<RingView>,
     /// Why the rollout halted, when it did.
     pub halted: Option<String>,

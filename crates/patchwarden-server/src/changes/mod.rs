@@ -20,8 +20,8 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use patchwarden_api::v1::changes::{
-    CalendarEntryView, CalendarSpec, ChangeView, FreezeSpec, HostRollout, NewChangeRequest, Patch,
-    RingState, RingView, RolloutPlan, Targets, WindowSpec,
+    AffectedApplication, CalendarEntryView, CalendarSpec, ChangeView, FreezeSpec, HostRollout,
+    NewChangeRequest, Patch, RingState, RingView, RolloutPlan, Targets, WindowSpec,
 };
 use patchwarden_api::v1::jobs::{JobKind, PackagePin, RecordedResult};
 use patchwarden_api::v1::manifest::{HealthCheck, Manifest, ManifestAction};
@@ -82,6 +82,11 @@ pub(crate) struct ChangeDoc {
     /// Gated rings released by an operator.
     #[serde(default)]
     pub promoted: Vec<(String, patchwarden_core::change::Signed)>,
+    /// Set at scheduling: from when it is announced, and the applications it affects.
+    #[serde(default)]
+    pub announce_at: Option<Timestamp>,
+    #[serde(default)]
+    pub affected: Vec<patchwarden_api::v1::changes::AffectedApplication>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -450,6 +455,8 @@ pub(crate) async fn create_as(
         rings: Vec::new(),
         halted: None,
         promoted: Vec::new(),
+        announce_at: None,
+        affected: Vec::new(),
     };
     let body = doc.to_value()?;
     let audit = AuditEntry::new(now, audit_actor, "change.create", "change:new").after(
@@ -557,6 +564,13 @@ pub(crate) async fn apply_event(
         };
         doc.window = Some((span.start, end));
         doc.warnings = due_warnings(state, &hosts, span.start, now).await?;
+        doc.announce_at = Some(if doc.emergency() {
+            now
+        } else {
+            let ahead = SignedDuration::from_hours(24 * i64::from(state.standard.2));
+            span.start.checked_sub(ahead).unwrap_or(now).max(now)
+        });
+        doc.affected = affected_applications(&hosts);
     }
     let audit = AuditEntry::new(
         now,
@@ -652,6 +666,30 @@ pub(crate) async fn promote(
         .await?;
     state.rollout_wake.notify_one();
     Ok(updated)
+}
+
+/// The applications `hosts` serve, from their `application` and `impact` labels.
+fn affected_applications(hosts: &[Host]) -> Vec<AffectedApplication> {
+    let mut apps: BTreeMap<String, (Option<String>, Vec<String>)> = BTreeMap::new();
+    for h in hosts {
+        if let Some(app) = h.labels.get("application") {
+            let entry = apps.entry(app.clone()).or_default();
+            if entry.0.is_none() {
+                entry.0 = h.labels.get("impact").cloned();
+            }
+            entry.1.push(h.facts.hostname.clone());
+        }
+    }
+    let mut out = Vec::with_capacity(apps.len());
+    for (application, (impact, mut hosts)) in apps {
+        hosts.sort();
+        out.push(AffectedApplication {
+            application,
+            impact,
+            hosts,
+        });
+    }
+    out
 }
 
 /// Warnings for open findings of `hosts` due before the change can start.
@@ -1050,6 +1088,8 @@ pub(crate) fn view_of(
         window_start: doc.window.map(|w| w.0),
         window_end: doc.window.map(|w| w.1),
         warnings: doc.warnings,
+        announce_at: doc.announce_at,
+        affected_applications: doc.affected,
         rings,
         halted: doc.halted,
         promoted: doc.promoted,

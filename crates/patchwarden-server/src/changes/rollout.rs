@@ -62,7 +62,7 @@ pub(crate) const TICK: Duration = Duration::from_secs(10);
 /// Runs the engine until the task is aborted; every `changes.standard_every_secs` the
 /// standard-change rules look for findings first.
 pub(crate) async fn run(state: Arc<AppState>) {
-    let (rules, every) = &state.standard;
+    let (rules, every, _) = &state.standard;
     let every = Duration::from_secs(u64::from(*every));
     let mut last_standard: Option<std::time::Instant> = None;
     loop {

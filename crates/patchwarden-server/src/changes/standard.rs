@@ -30,6 +30,9 @@ use crate::state::AppState;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChangesConfig {
+    /// How many days before its window a scheduled change is announced on the status page
+    /// and in notifications (seed 003: a week for production); an emergency at once.
+    pub announce_days: u32,
     /// How often the standard-change rules look for findings, in seconds.
     pub standard_every_secs: u32,
     pub standard: Vec<StandardRule>,
@@ -38,6 +41,7 @@ pub struct ChangesConfig {
 impl Default for ChangesConfig {
     fn default() -> ChangesConfig {
         ChangesConfig {
+            announce_days: 7,
             standard_every_secs: 300,
             standard: Vec::new(),
         }
