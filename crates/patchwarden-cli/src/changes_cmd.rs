@@ -100,6 +100,9 @@ enum ChangesCommand {
         /// Not before this time (RFC 3339, `2026-12-01T00:00:00Z`); now when left out.
         #[arg(long)]
         not_before: Option<Timestamp>,
+        /// Follow this schedule template (a `calendar template`).
+        #[arg(long)]
+        template: Option<String>,
     },
     /// Record an emergency change's testing, done after it deployed.
     RecordTesting { number: String },
@@ -517,14 +520,22 @@ fn changes(args: ChangesArgs) -> Result<(), Failure> {
             action(&args.common, number, ChangeAction::RecordTesting, show)
         }
         ChangesCommand::Close { number } => action(&args.common, number, ChangeAction::Close, show),
-        ChangesCommand::Schedule { number, not_before } => {
-            with_client(&args.common, |c| async move {
-                let v = c
-                    .schedule_change(&number, &ScheduleRequest { not_before })
-                    .await?;
-                show(v)
-            })
-        }
+        ChangesCommand::Schedule {
+            number,
+            not_before,
+            template,
+        } => with_client(&args.common, |c| async move {
+            let v = c
+                .schedule_change(
+                    &number,
+                    &ScheduleRequest {
+                        not_before,
+                        template,
+                    },
+                )
+                .await?;
+            show(v)
+        }),
         ChangesCommand::Promote { number, ring } => with_client(&args.common, |c| async move {
             show(c.promote_change(&number, &ring).await?)
         }),
@@ -825,7 +836,24 @@ enum CalendarCommand {
         #[arg(long, default_value = "")]
         reason: String,
     },
-    /// Remove a window or freeze.
+    /// Create or replace a schedule template: an anchor (`--rrule`, `--start`, `--time-zone`),
+    /// the test ring `--test-after-hours` after it, the broad rings `--broad-after-test-days`
+    /// after the test ring verified (seed 001: sync the second Tuesday, test the next day,
+    /// broad a week later). `changes schedule --template NAME` follows it.
+    Template {
+        name: String,
+        #[arg(long)]
+        rrule: String,
+        #[arg(long)]
+        start: String,
+        #[arg(long)]
+        time_zone: String,
+        #[arg(long)]
+        test_after_hours: u32,
+        #[arg(long)]
+        broad_after_test_days: u32,
+    },
+    /// Remove a window, freeze or template.
     Delete { name: String },
 }
 
@@ -880,6 +908,23 @@ fn calendar(args: CalendarArgs) -> Result<(), Failure> {
             name,
             CalendarSpec::Freeze(FreezeSpec { start, end, reason }),
         ),
+        CalendarCommand::Template {
+            name,
+            rrule,
+            start,
+            time_zone,
+            test_after_hours,
+            broad_after_test_days,
+        } => put(
+            name,
+            CalendarSpec::Template(patchwarden_api::v1::changes::TemplateSpec {
+                rrule,
+                start,
+                time_zone,
+                test_after_hours,
+                broad_after_test_days,
+            }),
+        ),
         CalendarCommand::Delete { name } => with_client(&args.common, |c| async move {
             c.delete_calendar_entry(&name).await?;
             if format == Format::Json {
@@ -912,6 +957,13 @@ fn calendar_rows(items: &[CalendarEntryView]) {
                     ),
                 ),
                 CalendarSpec::Freeze(f) => ("freeze", or_dash(&f.reason)),
+                CalendarSpec::Template(t) => (
+                    "template",
+                    format!(
+                        "anchor {} from {} {}; test ring +{} h; broad rings {} d after",
+                        t.rrule, t.start, t.time_zone, t.test_after_hours, t.broad_after_test_days
+                    ),
+                ),
             };
             let next = e
                 .next
@@ -1226,7 +1278,10 @@ mod tests {
         .unwrap()
         {
             Top::Changes(ChangesArgs {
-                cmd: ChangesCommand::Schedule { number, not_before },
+                cmd:
+                    ChangesCommand::Schedule {
+                        number, not_before, ..
+                    },
                 ..
             }) => {
                 assert_eq!(number, "PCR-2026-0001");

@@ -529,6 +529,85 @@ fn month_weekdays(month: Date, b: ByDay) -> Vec<Date> {
     }
 }
 
+/// A schedule template relative to an anchor (seed 001 step 9: "sync on the second Tuesday at
+/// 20:00; the test ring the next day; the broad rings seven days after the test ring
+/// verified"): the anchor recurs by its rule, the test ring may start `test_after` the
+/// anchor, and the broad rings wait `broad_after_test` after the test ring verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub name: String,
+    /// The anchor's recurrence (its duration does not matter: only its starts do).
+    pub anchor: Window,
+    pub test_after: SignedDuration,
+    pub broad_after_test: SignedDuration,
+}
+
+/// What a template says for a change ready at some time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplatePlan {
+    /// The first anchor from which the change can follow the template.
+    pub anchor: Timestamp,
+    /// The test ring starts no earlier than this.
+    pub test_not_before: Timestamp,
+    /// How long the test ring soaks before the broad rings.
+    pub broad_after_test: SignedDuration,
+}
+
+impl Template {
+    pub fn new(
+        name: &str,
+        anchor: Window,
+        test_after: SignedDuration,
+        broad_after_test: SignedDuration,
+    ) -> Result<Template, CalendarError> {
+        let week = SignedDuration::from_hours(24 * 7);
+        if test_after.is_negative()
+            || broad_after_test.is_negative()
+            || test_after > week * 5
+            || broad_after_test > week * 13
+        {
+            return Err(CalendarError::Window(format!(
+                "{name}: the offsets are at most 5 weeks to the test ring and 13 weeks to the \
+                 broad rings, and never negative"
+            )));
+        }
+        Ok(Template {
+            name: name.to_owned(),
+            anchor,
+            test_after,
+            broad_after_test,
+        })
+    }
+
+    /// The plan for a change ready at `ready`: the first anchor whose test time is not
+    /// before `ready`. `None` when the anchor's rule has no further start.
+    pub fn plan(&self, ready: Timestamp) -> Option<TemplatePlan> {
+        let mut from = ready.checked_sub(self.test_after).unwrap_or(ready);
+        for _ in 0..MAX_OPPORTUNITIES {
+            let anchor = self.anchor.next_after(from)?.start;
+            if anchor < from {
+                // `next_after` returns the occurrence open at `from`; take the next start.
+                from = anchor
+                    .checked_add(self.anchor.duration)
+                    .unwrap_or(Timestamp::MAX);
+                continue;
+            }
+            let test_not_before = anchor.checked_add(self.test_after).ok()?;
+            if test_not_before >= ready {
+                return Some(TemplatePlan {
+                    anchor,
+                    test_not_before,
+                    broad_after_test: self.broad_after_test,
+                });
+            }
+            from = anchor
+                .checked_add(self.anchor.duration)
+                .unwrap_or(Timestamp::MAX);
+        }
+        None
+    }
+}
+
 /// A change freeze: no change but an emergency touches hosts in `[start, end)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Freeze {

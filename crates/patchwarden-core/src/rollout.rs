@@ -65,6 +65,10 @@ pub struct HostInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RingInput {
     pub state: RingState,
+    /// This ring's own soak time, overriding the limits' (a template's wait after the test
+    /// ring).
+    #[serde(default)]
+    pub soak: Option<SignedDuration>,
     /// The plan puts a manual gate before this ring is verified, and no one released it yet.
     pub gate_closed: bool,
     pub hosts: Vec<HostInput>,
@@ -151,7 +155,10 @@ pub fn next_step(rings: &[RingInput], limits: Limits, now: Timestamp) -> Step {
         })
         .max();
     if let Some(last) = last
-        && now < last.checked_add(limits.soak).unwrap_or(Timestamp::MAX)
+        && now
+            < last
+                .checked_add(ring.soak.unwrap_or(limits.soak))
+                .unwrap_or(Timestamp::MAX)
     {
         return Step::Wait;
     }
@@ -208,6 +215,7 @@ mod tests {
     fn ring(state: RingState, hosts: Vec<HostInput>) -> RingInput {
         RingInput {
             state,
+            soak: None,
             gate_closed: false,
             hosts,
         }
@@ -248,6 +256,14 @@ mod tests {
         assert_eq!(next_step(&rings, limits, t(1800)), Step::Verify { ring: 0 });
         rings[0].gate_closed = true;
         assert_eq!(next_step(&rings, limits, t(1800)), Step::Wait);
+        // A ring's own soak (a template's week after the test ring) overrides the limits'.
+        rings[0].gate_closed = false;
+        rings[0].soak = Some(SignedDuration::from_hours(24 * 7));
+        assert_eq!(next_step(&rings, limits, t(1800)), Step::Wait);
+        assert_eq!(
+            next_step(&rings, limits, t(7 * 86_400)),
+            Step::Verify { ring: 0 }
+        );
     }
 
     #[test]
@@ -337,6 +353,7 @@ mod tests {
             let mut rings: Vec<RingInput> = (0..1 + rng.below(4))
                 .map(|_| RingInput {
                     state: RingState::Waiting,
+                    soak: None,
                     gate_closed: rng.below(4) == 0,
                     hosts: (0..1 + rng.below(5))
                         .map(|_| HostInput {

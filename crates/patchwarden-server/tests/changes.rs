@@ -1080,3 +1080,53 @@ async fn a_baseline_derives_patches_by_criticality_age_and_the_hosts_own_securit
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_scheduled_with_a_template_follows_its_anchor() {
+    let w = world().await;
+    w.always_open().await;
+    let _host = w.host("web-1", "wave-1").await;
+    // Sync on the second Tuesday at 20:00 UTC; test ring the next day; broad rings a week later.
+    w.window(
+        "monthly",
+        json!({"kind": "template", "rrule": "FREQ=MONTHLY;BYDAY=2TU", "start": "2026-01-13T20:00",
+               "time_zone": "UTC", "test_after_hours": 24, "broad_after_test_days": 7}),
+    )
+    .await;
+    let a = w.send(&w.officer, Req::get("/api/v1/calendar")).await;
+    let entries: Vec<patchwarden_api::v1::changes::CalendarEntryView> = a.json();
+    let monthly = entries.iter().find(|e| e.name == "monthly").unwrap();
+    assert_eq!(monthly.next.len(), 3);
+    let (anchor, test_from) = monthly.next[0];
+    assert_eq!(test_from, anchor + SignedDuration::from_hours(24));
+    let n = w
+        .authorised("normal", json!({"required": "required"}))
+        .await;
+    let unknown = w
+        .send(
+            &w.officer,
+            Req::post(&format!("/api/v1/changes/{n}/schedule")).json(&json!({"template": "nope"})),
+        )
+        .await;
+    assert_eq!(unknown.status, 409, "{}", unknown.text());
+    let c = w
+        .act(&w.officer, &n, "schedule", json!({"template": "monthly"}))
+        .await;
+    // The test ring's window opens the day after the anchor; the broad rings wait a week.
+    assert_eq!(c.window_start, Some(test_from));
+    let (name, at, soak_minutes) = c.template.clone().unwrap();
+    assert_eq!(
+        (name.as_str(), at, soak_minutes),
+        ("monthly", anchor, 7 * 24 * 60)
+    );
+    // A bad template is refused in words.
+    let a = w
+        .send(
+            &w.officer,
+            Req::new("PUT", "/api/v1/calendar/bad").json(&json!({
+                "kind": "template", "rrule": "FREQ=MONTHLY;BYDAY=2TU", "start": "2026-01-13T20:00",
+                "time_zone": "UTC", "test_after_hours": 24, "broad_after_test_days": 400})),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text());
+}

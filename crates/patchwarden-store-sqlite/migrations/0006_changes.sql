@@ -20,10 +20,10 @@ CREATE INDEX changes_by_state ON changes (state, created_at);
 -- The jobs of a change are found by its number.
 CREATE INDEX jobs_created_by ON jobs (created_by, created_at);
 
--- Maintenance windows and change freezes, by name.
+-- Maintenance windows, change freezes and schedule templates, by name.
 CREATE TABLE calendar_entries (
     name TEXT PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('window', 'freeze')),
+    kind TEXT NOT NULL CHECK (kind IN ('window', 'freeze', 'template')),
     body TEXT NOT NULL,
     updated_at BIGINT NOT NULL
 );

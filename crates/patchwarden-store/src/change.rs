@@ -82,12 +82,13 @@ pub struct ChangeFilter {
     pub limit: Option<u32>,
 }
 
-/// A maintenance window or a change freeze.
+/// A maintenance window, a change freeze, or a schedule template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CalendarKind {
     Window,
     Freeze,
+    Template,
 }
 
 impl CalendarKind {
@@ -95,6 +96,7 @@ impl CalendarKind {
         match self {
             CalendarKind::Window => "window",
             CalendarKind::Freeze => "freeze",
+            CalendarKind::Template => "template",
         }
     }
 
@@ -102,6 +104,7 @@ impl CalendarKind {
         match s {
             "window" => Some(CalendarKind::Window),
             "freeze" => Some(CalendarKind::Freeze),
+            "template" => Some(CalendarKind::Template),
             _ => None,
         }
     }

@@ -177,6 +177,9 @@ pub struct Promote {
 pub struct ScheduleRequest {
     #[serde(default)]
     pub not_before: Option<Timestamp>,
+    /// Follow this schedule template (a calendar entry of kind `template`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// Where one host of a rollout stands.
@@ -275,6 +278,9 @@ pub struct ChangeView {
     /// configured time ahead of its window; at once for an emergency.
     pub announce_at: Option<Timestamp>,
     pub affected_applications: Vec<AffectedApplication>,
+    /// The schedule template it follows: its name, the anchor, and how long the test ring
+    /// soaks before the broad rings (minutes).
+    pub template: Option<(String, Timestamp, u32)>,
     pub rings: Vec<RingView>,
     /// Why the rollout halted, when it did.
     pub halted: Option<String>,
@@ -324,12 +330,28 @@ pub struct FreezeSpec {
     pub reason: String,
 }
 
+/// A schedule template (seed 001 step 9): an anchor recurring by its rule ("the second
+/// Tuesday at 20:00"), the test ring from `test_after_hours` after it, the broad rings
+/// `broad_after_test_days` after the test ring verified. A change scheduled with it follows
+/// the first anchor whose test time is still ahead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSpec {
+    pub rrule: String,
+    /// The first anchor, local time.
+    pub start: String,
+    pub time_zone: String,
+    pub test_after_hours: u32,
+    pub broad_after_test_days: u32,
+}
+
 /// `PUT /api/v1/calendar/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CalendarSpec {
     Window(WindowSpec),
     Freeze(FreezeSpec),
+    Template(TemplateSpec),
 }
 
 /// A calendar entry with its next occurrences.

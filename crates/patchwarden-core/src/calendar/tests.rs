@@ -352,3 +352,46 @@ fn changes_deploy_only_when_the_calendar_allows() {
     assert_eq!(windows_seen, 35 * 6);
     assert_eq!(allowed, 34 * 6);
 }
+
+#[test]
+fn a_template_follows_its_anchor_the_test_ring_the_next_day_and_the_broad_rings_a_week_later() {
+    // Seed 001 step 9: sync on the second Tuesday at 20:00 (London), test ring the next day,
+    // broad rings seven days after the test ring verified.
+    let anchor = Window::new(
+        "patch tuesday sync",
+        "FREQ=MONTHLY;BYDAY=2TU",
+        date(2025, 1, 1).at(20, 0, 0, 0),
+        london(),
+        SignedDuration::from_hours(1),
+    )
+    .unwrap();
+    let t = Template::new(
+        "monthly",
+        anchor,
+        SignedDuration::from_hours(24),
+        SignedDuration::from_hours(24 * 7),
+    )
+    .unwrap();
+    // Ready on 1 April 2025: the anchor is 8 April (BST), the test ring from 9 April.
+    let p = t.plan(utc("2025-04-01T00:00:00Z")).unwrap();
+    assert_eq!(p.anchor, utc("2025-04-08T19:00:00Z"));
+    assert_eq!(p.test_not_before, utc("2025-04-09T19:00:00Z"));
+    assert_eq!(p.broad_after_test, SignedDuration::from_hours(24 * 7));
+    // Ready the evening after the anchor's test time has passed: the next month's anchor.
+    let p = t.plan(utc("2025-04-09T20:00:00Z")).unwrap();
+    assert_eq!(p.anchor, utc("2025-05-13T19:00:00Z"));
+    // Ready between the anchor and its test time: that anchor still serves.
+    let p = t.plan(utc("2025-04-09T10:00:00Z")).unwrap();
+    assert_eq!(p.anchor, utc("2025-04-08T19:00:00Z"));
+    // Offsets out of bounds are refused.
+    let anchor = t.anchor.clone();
+    assert!(
+        Template::new(
+            "x",
+            anchor,
+            SignedDuration::from_hours(-1),
+            SignedDuration::ZERO
+        )
+        .is_err()
+    );
+}

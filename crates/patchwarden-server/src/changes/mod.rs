@@ -21,12 +21,13 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use patchwarden_api::v1::changes::{
     AffectedApplication, CalendarEntryView, CalendarSpec, ChangeView, FreezeSpec, HostRollout,
-    NewChangeRequest, Patch, RingState, RingView, RolloutPlan, Targets, WindowSpec,
+    NewChangeRequest, Patch, RingState, RingView, RolloutPlan, ScheduleRequest, Targets,
+    TemplateSpec, WindowSpec,
 };
 use patchwarden_api::v1::jobs::{JobKind, PackagePin, RecordedResult};
 use patchwarden_api::v1::manifest::{HealthCheck, Manifest, ManifestAction};
 use patchwarden_core::audit::AuditEntry;
-use patchwarden_core::calendar::{Calendar, Freeze, Span, Window};
+use patchwarden_core::calendar::{Calendar, Freeze, Span, Template, Window};
 use patchwarden_core::change::{
     Capacities, Change, ChangeActor, ChangeEvent, ChangeKind, ChangeState, apply,
 };
@@ -87,6 +88,9 @@ pub(crate) struct ChangeDoc {
     pub announce_at: Option<Timestamp>,
     #[serde(default)]
     pub affected: Vec<patchwarden_api::v1::changes::AffectedApplication>,
+    /// The schedule template it follows: name, anchor, and the test ring's soak.
+    #[serde(default)]
+    pub template: Option<(String, Timestamp, SignedDuration)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -457,6 +461,7 @@ pub(crate) async fn create_as(
         promoted: Vec::new(),
         announce_at: None,
         affected: Vec::new(),
+        template: None,
     };
     let body = doc.to_value()?;
     let audit = AuditEntry::new(now, audit_actor, "change.create", "change:new").after(
@@ -509,7 +514,7 @@ pub(crate) async fn act(
     caller: &Caller,
     number: &str,
     event: ChangeEvent,
-    not_before: Option<Timestamp>,
+    schedule: ScheduleRequest,
     now: Timestamp,
 ) -> Result<StoredChange, ApiError> {
     let (stored, doc) = visible(state, caller, number).await?;
@@ -521,7 +526,7 @@ pub(crate) async fn act(
         &actor,
         caller.actor(),
         event,
-        not_before,
+        schedule,
         now,
     )
     .await
@@ -536,7 +541,7 @@ pub(crate) async fn apply_event(
     actor: &ChangeActor,
     audit_actor: patchwarden_core::audit::Actor,
     event: ChangeEvent,
-    not_before: Option<Timestamp>,
+    schedule: ScheduleRequest,
     now: Timestamp,
 ) -> Result<StoredChange, ApiError> {
     let hosts = target_hosts(state, &doc.targets, &Scope::All).await?;
@@ -548,7 +553,18 @@ pub(crate) async fn apply_event(
     let before = doc.change.state;
     doc.change = next;
     if matches!(event, ChangeEvent::Schedule) {
-        let from = not_before.map_or(now, |t| t.max(now));
+        let mut from = schedule.not_before.map_or(now, |t| t.max(now));
+        doc.template = None;
+        if let Some(name) = &schedule.template {
+            let template = calendar.templates.get(name).ok_or_else(|| {
+                ApiError::Conflict(format!("no schedule template is named {name:?}"))
+            })?;
+            let plan = template.plan(from).ok_or_else(|| {
+                ApiError::Conflict(format!("template {name:?} has no anchor after {from}"))
+            })?;
+            from = plan.test_not_before;
+            doc.template = Some((name.clone(), plan.anchor, plan.broad_after_test));
+        }
         let Some(span) = union.next_opportunity(from, doc.emergency()) else {
             return Err(ApiError::Conflict(format!(
                 "no maintenance window outside a freeze opens for the hosts of {} (groups: {})",
@@ -737,6 +753,7 @@ async fn due_warnings(
 pub(crate) struct LoadedCalendar {
     windows: Vec<(Window, Vec<String>)>,
     freezes: Vec<Freeze>,
+    templates: BTreeMap<String, Template>,
 }
 
 impl LoadedCalendar {
@@ -787,6 +804,27 @@ pub(crate) fn freeze(name: &str, f: &FreezeSpec) -> Result<Freeze, String> {
     Freeze::new(name, f.start, f.end).map_err(|e| e.to_string())
 }
 
+/// A template spec as the core's template.
+pub(crate) fn template(name: &str, t: &TemplateSpec) -> Result<Template, String> {
+    let anchor = window(
+        name,
+        &WindowSpec {
+            rrule: t.rrule.clone(),
+            start: t.start.clone(),
+            time_zone: t.time_zone.clone(),
+            duration_minutes: 1,
+            groups: Vec::new(),
+        },
+    )?;
+    Template::new(
+        name,
+        anchor,
+        SignedDuration::from_hours(i64::from(t.test_after_hours)),
+        SignedDuration::from_hours(24 * i64::from(t.broad_after_test_days)),
+    )
+    .map_err(|e| e.to_string())
+}
+
 pub(crate) async fn load_calendar(state: &AppState) -> Result<LoadedCalendar, ApiError> {
     let mut out = LoadedCalendar::default();
     for entry in state.store.calendar_entries().await? {
@@ -801,6 +839,14 @@ pub(crate) async fn load_calendar(state: &AppState) -> Result<LoadedCalendar, Ap
                 Ok(win) => out.windows.push((win, w.groups)),
                 Err(e) => {
                     tracing::warn!(entry = %entry.name, error = %e, "a stored window is invalid")
+                }
+            },
+            CalendarSpec::Template(t) => match template(&entry.name, &t) {
+                Ok(tp) => {
+                    out.templates.insert(entry.name.clone(), tp);
+                }
+                Err(e) => {
+                    tracing::warn!(entry = %entry.name, error = %e, "a stored template is invalid")
                 }
             },
             CalendarSpec::Freeze(f) => match freeze(&entry.name, &f) {
@@ -840,6 +886,23 @@ pub(crate) fn calendar_view(
             Err(_) => Vec::new(),
         },
         CalendarSpec::Freeze(f) => vec![(f.start, f.end)],
+        // The next anchors and, for each, when its test ring may start.
+        CalendarSpec::Template(t) => match template(name, t) {
+            Ok(tp) => {
+                let mut out = Vec::new();
+                let mut from = now;
+                while out.len() < 3 {
+                    let Some(p) = tp.plan(from) else { break };
+                    out.push((p.anchor, p.test_not_before));
+                    from = p
+                        .test_not_before
+                        .checked_add(SignedDuration::from_secs(1))
+                        .unwrap_or(Timestamp::MAX);
+                }
+                out
+            }
+            Err(_) => Vec::new(),
+        },
     };
     CalendarEntryView {
         name: name.to_owned(),
@@ -853,6 +916,7 @@ pub(crate) fn calendar_kind(spec: &CalendarSpec) -> CalendarKind {
     match spec {
         CalendarSpec::Window(_) => CalendarKind::Window,
         CalendarSpec::Freeze(_) => CalendarKind::Freeze,
+        CalendarSpec::Template(_) => CalendarKind::Template,
     }
 }
 
@@ -1090,6 +1154,13 @@ pub(crate) fn view_of(
         warnings: doc.warnings,
         announce_at: doc.announce_at,
         affected_applications: doc.affected,
+        template: doc.template.map(|(name, anchor, soak)| {
+            (
+                name,
+                anchor,
+                u32::try_from(soak.as_mins()).unwrap_or(u32::MAX),
+            )
+        }),
         rings,
         halted: doc.halted,
         promoted: doc.promoted,

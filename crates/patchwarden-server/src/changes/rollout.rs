@@ -303,6 +303,12 @@ fn inputs(
         .iter()
         .map(|r| RingInput {
             state: r.state,
+            // A template's wait before the broad rings is the test ring's soak.
+            soak: if r.test {
+                doc.template.as_ref().map(|(_, _, soak)| *soak)
+            } else {
+                None
+            },
             gate_closed: doc.rollout.gates.contains(&r.name)
                 && !doc.promoted.iter().any(|(ring, _)| *ring == r.name),
             hosts: r

@@ -307,7 +307,7 @@ async fn raise_one(
             &actor,
             audit_actor.clone(),
             event,
-            None,
+            Default::default(),
             now,
         )
         .await

@@ -135,9 +135,9 @@ async fn act(
     caller: &Caller,
     n: &str,
     event: ChangeEvent,
-    not_before: Option<jiff::Timestamp>,
+    schedule: ScheduleRequest,
 ) -> Result<Json<ChangeView>, ApiError> {
-    let stored = changes::act(state, caller, n, event, not_before, clock::now()).await?;
+    let stored = changes::act(state, caller, n, event, schedule, clock::now()).await?;
     Ok(Json(changes::view(state, &stored).await?))
 }
 
@@ -178,7 +178,7 @@ macro_rules! event_route {
         ) -> Result<Json<ChangeView>, ApiError> {
             let n = number(path)?;
             no_fields(body).await?;
-            act(&state, &caller, &n, $event, None).await
+            act(&state, &caller, &n, $event, ScheduleRequest::default()).await
         }
     };
 }
@@ -240,14 +240,7 @@ pub(crate) async fn schedule(
     } else {
         body::json(&raw)?
     };
-    act(
-        &state,
-        &caller,
-        &n,
-        ChangeEvent::Schedule,
-        request.not_before,
-    )
-    .await
+    act(&state, &caller, &n, ChangeEvent::Schedule, request).await
 }
 
 /// An approver or authoriser rejects it, with why.
@@ -275,7 +268,7 @@ pub(crate) async fn reject(
         &caller,
         &n,
         ChangeEvent::Reject { reason: r.reason },
-        None,
+        ScheduleRequest::default(),
     )
     .await
 }
@@ -305,7 +298,7 @@ pub(crate) async fn cancel(
         &caller,
         &n,
         ChangeEvent::Cancel { reason: r.reason },
-        None,
+        ScheduleRequest::default(),
     )
     .await
 }
@@ -398,6 +391,9 @@ pub(crate) async fn put_calendar(
                 }
             }
             changes::window(&name, w).map_err(ApiError::MalformedBody)?;
+        }
+        CalendarSpec::Template(t) => {
+            changes::template(&name, t).map_err(ApiError::MalformedBody)?;
         }
         CalendarSpec::Freeze(f) => {
             changes::freeze(&name, f).map_err(ApiError::MalformedBody)?;
