@@ -33,6 +33,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 mod audit;
+mod exceptions;
 mod feeds;
 mod findings;
 mod hosts;

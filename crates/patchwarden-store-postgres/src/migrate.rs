@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0003_operators.sql"),
     ),
     ("0004_feeds", include_str!("../migrations/0004_feeds.sql")),
+    (
+        "0005_exceptions",
+        include_str!("../migrations/0005_exceptions.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

@@ -27,6 +27,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use uuid::Uuid;
 
 mod audit;
+mod exceptions;
 mod feeds;
 mod findings;
 mod hosts;

@@ -28,6 +28,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0003_operators.sql"),
     ),
     ("0004_feeds", include_str!("../migrations/0004_feeds.sql")),
+    (
+        "0005_exceptions",
+        include_str!("../migrations/0005_exceptions.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

@@ -58,6 +58,10 @@ pub enum StoreError {
     /// A finished job was reported again with a different outcome; nothing changed.
     #[error("job {job} already finished as {state}; a different result cannot replace it")]
     JobAlreadyFinished { job: Uuid, state: String },
+    /// The core's rules refuse a change of an exception (the requester approving it, an
+    /// exception not in the state the change needs …); nothing changed.
+    #[error("exception refused: {reason}")]
+    ExceptionRefused { reason: String },
     /// A text or JSON value is longer than its column allows.
     #[error("{field} is {len} bytes long; at most {max} are allowed")]
     TooLong {

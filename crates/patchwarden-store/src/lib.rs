@@ -30,6 +30,8 @@ pub mod audit;
 pub mod codec;
 pub mod conformance;
 mod error;
+pub mod exception;
+mod exception_store;
 pub mod feed;
 mod feed_store;
 pub mod finding;
@@ -44,6 +46,7 @@ mod url;
 
 pub use audit::AuditHead;
 pub use error::{EnrollRejection, Result, StoreError};
+pub use exception_store::ExceptionStore;
 pub use feed_store::FeedStore;
 pub use finding::{
     Classification, ClassificationChange, CurrentFinding, FindingFilter, FindingState, FindingSync,
@@ -80,7 +83,7 @@ pub struct AdvisoryUpsert {
 
 /// The store. Object safe: the server holds it as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: FeedStore + OperatorStore + Send + Sync + fmt::Debug {
+pub trait Store: FeedStore + OperatorStore + ExceptionStore + Send + Sync + fmt::Debug {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use crate::{Result, Store};
 
 mod audit;
+mod exceptions;
 mod feeds;
 mod findings;
 pub mod fixtures;
@@ -34,6 +35,7 @@ mod operators;
 mod tokens;
 
 pub use audit::*;
+pub use exceptions::*;
 pub use feeds::*;
 pub use findings::*;
 pub use host_state::*;
@@ -129,6 +131,8 @@ macro_rules! conformance_tests {
             failed_logins_lock_the_user_until_the_window_ends,
             sessions_end_at_logout_with_a_new_password_or_a_disabled_user,
             api_tokens_hold_at_most_their_users_roles_and_are_revoked_once,
+            exceptions_are_numbered_listed_and_changed_with_one_audit_event_each,
+            an_exception_naming_nothing_is_refused_before_anything_is_written,
         );
     };
     (@each $setup:path; $($name:ident),+ $(,)?) => {
