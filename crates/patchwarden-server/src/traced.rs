@@ -18,6 +18,7 @@ use patchwarden_store::{
 use tracing::Instrument;
 use uuid::Uuid;
 
+mod exceptions;
 mod feeds;
 mod operator;
 

@@ -1,6 +1,7 @@
 //! Version 1 of the API, served under `/api/v1/`.
 
 pub mod agent;
+pub mod exceptions;
 pub mod feeds;
 pub mod fleet;
 pub mod jobs;

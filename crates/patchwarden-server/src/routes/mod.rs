@@ -7,6 +7,7 @@ pub(crate) mod agent;
 pub(crate) mod audit;
 pub(crate) mod declare;
 pub(crate) mod downloads;
+pub(crate) mod exceptions;
 pub(crate) mod feeds;
 pub(crate) mod fleet;
 pub(crate) mod jobs;
@@ -73,6 +74,9 @@ pub(crate) fn declared(
         ADMIN, ADMIN_AUDITOR, ENROLLERS, ENROLLMENT_READERS, EVERYONE, FEED_OPERATORS,
         TRIAGE_DECIDERS, TRIAGE_READERS,
     };
+    use crate::access::{
+        EXCEPTION_DECIDERS, EXCEPTION_OWNERS, EXCEPTION_REQUESTERS, EXCEPTION_REVOKERS,
+    };
     Routes::new(state, openapi::frame())
         // Open: what a caller without a credential must reach.
         .open(
@@ -127,6 +131,13 @@ pub(crate) fn declared(
         .operators(FEED_OPERATORS, routes!(feeds::enter))
         .operators(TRIAGE_READERS, routes!(feeds::list_triage))
         .operators(TRIAGE_DECIDERS, routes!(feeds::classify))
+        .operators(EVERYONE, routes!(exceptions::list))
+        .operators(EVERYONE, routes!(exceptions::show))
+        .operators(EXCEPTION_REQUESTERS, routes!(exceptions::request))
+        .operators(EXCEPTION_OWNERS, routes!(exceptions::acknowledge))
+        .operators(EXCEPTION_DECIDERS, routes!(exceptions::approve))
+        .operators(EXCEPTION_DECIDERS, routes!(exceptions::reject))
+        .operators(EXCEPTION_REVOKERS, routes!(exceptions::revoke))
         .operators(ADMIN_AUDITOR, routes!(audit::list))
         .operators(ADMIN_AUDITOR, routes!(audit::verify))
         .finish()
