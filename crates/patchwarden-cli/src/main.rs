@@ -6,6 +6,7 @@ mod agent_cmd;
 mod audit_cmd;
 mod config_cmd;
 mod demo_cmd;
+mod exceptions_cmd;
 mod feeds_cmd;
 mod inventory_cmd;
 mod login_cmd;
