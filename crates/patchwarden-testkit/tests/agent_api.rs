@@ -206,10 +206,7 @@ async fn jobs_are_leased_at_check_in_reported_once_and_idempotent_by_id() {
             .recorded
     );
 
-    let done = JobResult::new(
-        JobOutcome::Succeeded,
-        "openssl 3.0.15-1~deb12u1 installed".into(),
-    );
+    let done = JobResult::new(JobOutcome::Succeeded, "openssl 3.0.15-1~deb12u1 installed");
     let ack = agent.job_result(&leased.id, &done).await.unwrap();
     assert!(ack.recorded);
     assert_eq!(ack.state, JobState::Succeeded);
@@ -219,7 +216,7 @@ async fn jobs_are_leased_at_check_in_reported_once_and_idempotent_by_id() {
     assert!(!again.recorded);
     assert_eq!(server.store().audit_head().await.unwrap(), head);
     // A different result for a finished job is a conflict.
-    let other = JobResult::new(JobOutcome::Failed, "no".into());
+    let other = JobResult::new(JobOutcome::Failed, "no");
     let err = agent.job_result(&leased.id, &other).await.unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::JobConflict));
     // A finished job is not leased again.

@@ -90,7 +90,7 @@ async fn the_agent_protocol_runs_on_postgresql() {
     let ack = agent
         .job_result(
             &answer.jobs[0].id,
-            &JobResult::new(JobOutcome::Succeeded, "uploaded".into()),
+            &JobResult::new(JobOutcome::Succeeded, "uploaded"),
         )
         .await
         .unwrap();

@@ -76,7 +76,7 @@ async fn one_agents_credential_cannot_read_another_hosts_jobs_nor_write_its_inve
     let err = b.job(&id).await.unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::NotFound));
     let err = b
-        .job_result(&id, &JobResult::new(JobOutcome::Succeeded, "done".into()))
+        .job_result(&id, &JobResult::new(JobOutcome::Succeeded, "done"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::NotFound));

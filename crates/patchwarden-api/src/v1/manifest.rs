@@ -392,9 +392,12 @@ mod tests {
         assert_ne!(m.digest(), other.digest());
     }
 
+    /// A rule's expected reason and the change of a good manifest that breaks it.
+    type Case = (&'static str, Box<dyn Fn(&mut Manifest)>);
+
     #[test]
     fn each_rule_refuses_with_its_reason() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
+        let cases: Vec<Case> = vec![
             ("not this host", Box::new(|m| m.host = "h2".into())),
             (
                 "expired",
