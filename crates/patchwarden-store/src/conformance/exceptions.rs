@@ -353,3 +353,90 @@ pub async fn an_exception_naming_nothing_is_refused_before_anything_is_written(
         1
     );
 }
+
+pub async fn two_approvals_racing_for_one_exception_one_wins(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let e = store
+        .create_exception(
+            new_exception(
+                "alice",
+                ExceptionScope {
+                    findings: vec![],
+                    hosts: vec![Uuid::new_v4()],
+                },
+                false,
+            ),
+            t0(),
+            entry(t0(), "exception.request", ""),
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for who in ["bob", "carol", "dave", "erin"] {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .change_exception(
+                    e.id,
+                    who,
+                    ExceptionAction::Approve,
+                    at(60),
+                    act("exception.approve"),
+                )
+                .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::ExceptionRefused { reason }) => {
+                assert_eq!(reason, "only a requested exception is approved")
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let all = store.audit_events(0, 100).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(verify(&all).is_ok());
+
+    // Requests racing for numbers get distinct ones, in sequence.
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .create_exception(
+                    new_exception(
+                        "alice",
+                        ExceptionScope {
+                            findings: vec![],
+                            hosts: vec![Uuid::new_v4()],
+                        },
+                        false,
+                    ),
+                    t0(),
+                    entry(t0(), "exception.request", ""),
+                )
+                .await
+                .unwrap()
+                .number
+        }));
+    }
+    let mut numbers = Vec::new();
+    for t in tasks {
+        numbers.push(t.await.unwrap());
+    }
+    numbers.sort();
+    assert_eq!(
+        numbers,
+        [
+            "EXC-2026-0002",
+            "EXC-2026-0003",
+            "EXC-2026-0004",
+            "EXC-2026-0005",
+            "EXC-2026-0006"
+        ]
+    );
+}

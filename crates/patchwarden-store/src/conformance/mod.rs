@@ -133,6 +133,7 @@ macro_rules! conformance_tests {
             api_tokens_hold_at_most_their_users_roles_and_are_revoked_once,
             exceptions_are_numbered_listed_and_changed_with_one_audit_event_each,
             an_exception_naming_nothing_is_refused_before_anything_is_written,
+            two_approvals_racing_for_one_exception_one_wins,
         );
     };
     (@each $setup:path; $($name:ident),+ $(,)?) => {
