@@ -273,6 +273,33 @@ async fn an_approved_exception_excepts_its_finding_until_it_expires() {
     assert_eq!(status, 409);
     assert_eq!(detail, "the reason is empty");
 
+    // Protected data: the data owner (not the requester) acknowledges before approval.
+    let dana = user(&server, &hash, "dana", Role::Authoriser).await;
+    let mut protected = request(host, 30);
+    protected.protected_data = true;
+    let p = alice.request_exception(&protected).await.unwrap();
+    let (status, _, detail) = problem(bob.approve_exception(&p.number).await.unwrap_err());
+    assert_eq!(status, 409);
+    assert!(detail.contains("data owner acknowledges"), "{detail}");
+    let (_, _, detail) = problem(alice.acknowledge_exception(&p.number).await.unwrap_err());
+    assert_eq!(detail, "the requester cannot acknowledge as data owner");
+    let acked = dana.acknowledge_exception(&p.number).await.unwrap();
+    assert_eq!(
+        acked
+            .exception
+            .data_owner_ack
+            .as_ref()
+            .map(|(w, _)| w.as_str()),
+        Some("dana")
+    );
+    // An authoriser acknowledges but may not approve.
+    let (status, _, _) = problem(dana.approve_exception(&p.number).await.unwrap_err());
+    assert_eq!(status, 403);
+    assert_eq!(
+        bob.approve_exception(&p.number).await.unwrap().state,
+        ExceptionStateName::Approved
+    );
+
     // Every change is in the audit chain.
     let actions: Vec<String> = server
         .store()
@@ -291,7 +318,10 @@ async fn an_approved_exception_excepts_its_finding_until_it_expires() {
             "exception.request",
             "exception.approve",
             "exception.revoke",
-            "exception.request"
+            "exception.request",
+            "exception.request",
+            "exception.acknowledge",
+            "exception.approve"
         ]
     );
 }
