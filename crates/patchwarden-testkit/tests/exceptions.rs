@@ -42,6 +42,17 @@ fn pkg(name: &str, version: &str) -> Package {
 }
 
 async fn user(server: &TestServer, hash: &str, name: &str, role: Role) -> OperatorClient {
+    user_in(server, hash, name, role, "default").await
+}
+
+/// A user whose provider role (if it has one) covers `group`.
+async fn user_in(
+    server: &TestServer,
+    hash: &str,
+    name: &str,
+    role: Role,
+    group: &str,
+) -> OperatorClient {
     let now = clock::now();
     server
         .store()
@@ -52,7 +63,7 @@ async fn user(server: &TestServer, hash: &str, name: &str, role: Role) -> Operat
                 password_hash: hash.into(),
                 roles: [role].into(),
                 groups: if role == Role::Provider {
-                    ["default".to_owned()].into()
+                    [group.to_owned()].into()
                 } else {
                     Default::default()
                 },
@@ -298,6 +309,33 @@ async fn an_approved_exception_excepts_its_finding_until_it_expires() {
     assert_eq!(
         bob.approve_exception(&p.number).await.unwrap().state,
         ExceptionStateName::Approved
+    );
+
+    // A provider of another group sees none of it and cannot name the host.
+    let otto = user_in(&server, &hash, "otto", Role::Provider, "elsewhere").await;
+    assert!(
+        otto.exceptions(&ExceptionQuery::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let (status, _, _) = problem(otto.exception(&p.number).await.unwrap_err());
+    assert_eq!(status, 404);
+    let (status, _, _) = problem(
+        otto.request_exception(&request(host, 30))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status, 404);
+    // The host's own provider sees them.
+    assert!(
+        !paula
+            .exceptions(&ExceptionQuery::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
     );
 
     // Every change is in the audit chain.
