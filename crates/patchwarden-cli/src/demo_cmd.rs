@@ -14,8 +14,10 @@
 //! each cohort of hosts enrolls and uploads "days ago" through the same HTTP routes, with its
 //! requests signed at that time. The clock is real again before anyone is told the URL.
 //!
-//! Exceptions are not recorded by the server yet, so no finding is excepted; the summary says
-//! so rather than pretending.
+//! A few exceptions (risk acceptance) are recorded as the clock moves (`demo_exceptions`):
+//! three approved ones in force over hosts of the oldest cohort, whose breached findings are
+//! then reported as excepted, and one that expired ten days ago, whose host's findings are
+//! breached again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -487,7 +489,31 @@ async fn seed_fleet(
         .collect();
     let client = Client::new(url, &Trust::PlainHttp)?;
     eprintln!("demo: enrolling {} simulated hosts", hosts.len());
+    // The oldest cohort's hosts, whose findings are breached: the demo's exceptions name them.
+    let oldest: HashSet<String> = (0..fleet)
+        .map(|i| sim_host(templates, i))
+        .filter(|h| h.days_ago == COHORT_DAYS[0])
+        .map(|h| h.hostname)
+        .collect();
     for days in COHORT_DAYS {
+        let phase = match days {
+            40 => Some(crate::demo_exceptions::Phase::Expiring),
+            10 => Some(crate::demo_exceptions::Phase::InForce),
+            _ => None,
+        };
+        if let Some(phase) = phase {
+            clock::set_seeding_offset(SignedDuration::from_hours(days * 24));
+            let mut ids: Vec<(String, uuid::Uuid)> = store
+                .list_hosts(&HostFilter::default())
+                .await?
+                .into_iter()
+                .filter(|h| oldest.contains(&h.facts.hostname))
+                .map(|h| (h.facts.hostname, h.id))
+                .collect();
+            ids.sort();
+            let ids: Vec<uuid::Uuid> = ids.into_iter().map(|(_, id)| id).collect();
+            crate::demo_exceptions::seed(store, phase, &ids, clock::now()).await?;
+        }
         let cohort: Vec<&SimHost> = hosts.iter().filter(|h| h.days_ago == days).collect();
         if cohort.is_empty() {
             continue;
@@ -764,13 +790,23 @@ async fn login(
     Ok((cookie, csrf))
 }
 
-/// Where an open finding stands against its due date.
-fn sla_state(due: Option<Timestamp>, now: Timestamp) -> &'static str {
-    match due {
-        None => "no due date",
-        Some(d) if d < now => "breached",
-        Some(d) if d < now.checked_add(DUE_SOON).unwrap_or(now) => "due soon",
-        Some(_) => "on time",
+/// Where an open finding stands against its due date, under the exceptions covering it
+/// (`patchwarden_core::exception::standing`, as the server reports it).
+fn sla_state(
+    due: Option<Timestamp>,
+    now: Timestamp,
+    exceptions: &[patchwarden_core::exception::Exception],
+) -> &'static str {
+    use patchwarden_core::exception::{Standing, standing};
+    if due.is_none() && exceptions.is_empty() {
+        return "no due date";
+    }
+    match standing(due, now, DUE_SOON, exceptions) {
+        Standing::Excepted => "excepted",
+        Standing::Breached => "breached",
+        Standing::DueSoon => "due soon",
+        Standing::OnTime if due.is_none() => "no due date",
+        Standing::OnTime => "on time",
     }
 }
 
@@ -789,10 +825,32 @@ async fn print_summary(url: &str, login: &Login, store: &dyn Store) -> anyhow::R
             ..FindingFilter::default()
         })
         .await?;
+    // The exceptions in force, once; each finding is matched in memory.
+    let all_exceptions = store
+        .list_exceptions(&patchwarden_store::exception::ExceptionFilter::default())
+        .await?;
+    let in_force: Vec<_> = all_exceptions
+        .iter()
+        .filter(|e| e.exception.in_force(now))
+        .collect();
+    let expired = all_exceptions
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.exception.state,
+                patchwarden_core::exception::ExceptionState::Approved { .. }
+            ) && !e.exception.in_force(now)
+        })
+        .count();
     let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
     for f in &findings {
+        let covering: Vec<_> = in_force
+            .iter()
+            .filter(|e| e.covers_at(f.host, &f.finding, now))
+            .map(|e| e.exception.clone())
+            .collect();
         *by_state
-            .entry(sla_state(f.classification.due_at, now))
+            .entry(sla_state(f.classification.due_at, now, &covering))
             .or_default() += 1;
     }
     println!("Patchwarden demo: serving at {url}");
@@ -807,13 +865,17 @@ async fn print_summary(url: &str, login: &Login, store: &dyn Store) -> anyhow::R
         findings.len(),
         DUE_SOON.as_hours() / 24
     );
-    for state in ["breached", "due soon", "on time", "no due date"] {
+    for state in ["breached", "due soon", "on time", "no due date", "excepted"] {
         println!(
             "  {state:<12} {}",
             by_state.get(state).copied().unwrap_or(0)
         );
     }
-    println!("  excepted     0 (exceptions are not recorded by the server yet)");
+    println!(
+        "exceptions: {} in force, {} expired (their findings back on their SLA clock)",
+        in_force.len(),
+        expired
+    );
     println!("try:");
     println!(
         "  curl -s -H 'Authorization: Bearer {}' '{url}/api/v1/hosts?limit=5'",

@@ -7,6 +7,8 @@ mod audit_cmd;
 mod changes_cmd;
 mod config_cmd;
 mod demo_cmd;
+mod demo_exceptions;
+mod exceptions_cmd;
 mod feeds_cmd;
 mod inventory_cmd;
 mod login_cmd;

@@ -54,6 +54,8 @@ pub(crate) enum OpsCommand {
     Feeds(crate::feeds_cmd::FeedsArgs),
     /// The triage queue of new advisories that affect the fleet.
     Triage(crate::feeds_cmd::TriageArgs),
+    /// Exceptions (risk acceptance): request, acknowledge, approve, reject, revoke, list, show.
+    Exceptions(crate::exceptions_cmd::ExceptionsArgs),
 }
 
 pub(crate) fn run(cmd: OpsCommand) -> anyhow::Result<ExitCode> {
@@ -68,6 +70,7 @@ pub(crate) fn run(cmd: OpsCommand) -> anyhow::Result<ExitCode> {
         OpsCommand::EnrollmentTokens(a) => finish(enrollment_tokens(a)),
         OpsCommand::Feeds(a) => crate::feeds_cmd::run_feeds(a)?,
         OpsCommand::Triage(a) => finish(crate::feeds_cmd::triage(a)),
+        OpsCommand::Exceptions(a) => finish(crate::exceptions_cmd::run(a)),
     })
 }
 
@@ -241,6 +244,8 @@ fn finding_table(items: &[patchwarden_api::v1::fleet::FindingView]) {
                 opt(f.criticality.as_ref().map(name)),
                 ts(f.due_at),
                 name(&f.state),
+                opt(f.standing.as_ref().map(name)),
+                opt(f.exception.as_ref().map(|e| e.number.clone())),
             ]
         })
         .collect();
@@ -255,6 +260,8 @@ fn finding_table(items: &[patchwarden_api::v1::fleet::FindingView]) {
             "CRITICALITY",
             "DUE",
             "STATE",
+            "STANDING",
+            "EXCEPTION",
         ],
         &rows,
     );

@@ -1,7 +1,8 @@
 //! `patchwarden demo` as a real process: it serves on loopback, its admin token works over
 //! HTTP (and nothing works without it), the simulated fleet spans Debian, AlmaLinux and
 //! Alpine in the `test` and `broad` rings, the open findings reach every SLA state the server
-//! can hold (breached, due soon, on time; exceptions are not recorded yet), Ctrl-C (SIGINT)
+//! can hold (breached, due soon, on time, and excepted under the demo's approved exceptions,
+//! with an expired exception's host breached again), Ctrl-C (SIGINT)
 //! stops it with exit 0, and a second start on the same data directory serves the same fleet
 //! without adding a host.
 
@@ -159,11 +160,28 @@ async fn census(demo: &Demo) -> (BTreeMap<(String, String), u32>, BTreeMap<&'sta
     let mut states = BTreeMap::new();
     for f in all(demo, "/api/v1/findings?state=open").await {
         let due: Option<Timestamp> = f["due_at"].as_str().map(|s| s.parse().unwrap());
-        let state = match due {
-            None => "no due date",
-            Some(d) if d < now => "breached",
-            Some(d) if d < soon => "due soon",
-            Some(_) => "on time",
+        // The server's standing, checked against the due date where no exception applies.
+        let state = match f["standing"].as_str() {
+            Some("excepted") => {
+                assert!(f["exception"]["number"].is_string(), "{f}");
+                "excepted"
+            }
+            standing => {
+                let by_date = match due {
+                    None => "no due date",
+                    Some(d) if d < now => "breached",
+                    Some(d) if d < soon => "due soon",
+                    Some(_) => "on time",
+                };
+                let expected = match by_date {
+                    "no due date" => "on_time",
+                    "due soon" => "due_soon",
+                    "on time" => "on_time",
+                    other => other,
+                };
+                assert_eq!(standing, Some(expected), "{f}");
+                by_date
+            }
         };
         *states.entry(state).or_insert(0) += 1;
     }
@@ -199,12 +217,43 @@ fn the_demo_serves_a_fleet_with_findings_in_every_state_and_starts_again_on_its_
         rings.contains("test") && rings.contains("broad"),
         "{hosts:?}"
     );
-    for state in ["breached", "due soon", "on time"] {
+    for state in ["breached", "due soon", "on time", "excepted"] {
         assert!(
             states.get(state).copied().unwrap_or(0) > 0,
             "no {state} finding: {states:?}"
         );
     }
+    // The exceptions: approved by someone other than the requester; three in force, whose
+    // findings `state=excepted` lists, and one expired, whose host is breached again.
+    runtime.block_on(async {
+        let (status, list) = get(&demo, "/api/v1/exceptions", Some(&demo.token)).await;
+        assert_eq!(status, 200, "{list}");
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 4, "{list}");
+        for e in items {
+            assert_eq!(e["state"], "approved", "{e}");
+            assert_ne!(e["requester"], e["decided_by"], "{e}");
+            assert!(
+                !e["exception"]["request"]["controls"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        let in_force = items.iter().filter(|e| e["in_force"] == true).count();
+        assert_eq!(in_force, 3, "{list}");
+        let expired: Vec<&Value> = items.iter().filter(|e| e["expired"] == true).collect();
+        assert_eq!(expired.len(), 1, "{list}");
+        let excepted = all(&demo, "/api/v1/findings?state=excepted").await;
+        assert_eq!(excepted.len() as u32, states["excepted"]);
+        let host = expired[0]["hosts"][0].as_str().unwrap();
+        let back = all(&demo, &format!("/api/v1/findings?host={host}")).await;
+        assert!(
+            back.iter().any(|f| f["standing"] == "breached"),
+            "the expired exception's host has no breached finding"
+        );
+        assert!(back.iter().all(|f| f["standing"] != "excepted"));
+    });
     // The state file it keeps the login in is the owner's alone.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(data_dir.join("demo-login.json"))

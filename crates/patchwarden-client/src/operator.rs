@@ -23,6 +23,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+mod exceptions;
+
 use crate::agent::RawResponse;
 use crate::{Client, ClientError};
 

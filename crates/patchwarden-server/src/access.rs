@@ -93,6 +93,25 @@ pub(crate) const CHANGE_CANCELLERS: &[Role] =
 /// Keeping the calendar of windows and freezes: the officer and the admin (a provider's
 /// windows would bind other groups' hosts too).
 pub(crate) const CALENDAR_KEEPERS: &[Role] = &[Role::Admin, Role::Officer];
+/// Requesting an exception (P16): those who run patching — the officer, the security team, a
+/// provider for its own hosts — and the admin.
+pub(crate) const EXCEPTION_REQUESTERS: &[Role] =
+    &[Role::Admin, Role::Officer, Role::Security, Role::Provider];
+/// Approving or rejecting one: the approvers and the security team (never the requester:
+/// the core refuses it), and the admin. Not a provider, not an auditor.
+pub(crate) const EXCEPTION_DECIDERS: &[Role] = &[Role::Admin, Role::Approver, Role::Security];
+/// Acknowledging one as the data owner: any operator who decides or runs changes (the data
+/// owner is a person, not a role; never the requester: the core refuses it).
+pub(crate) const EXCEPTION_OWNERS: &[Role] = &[
+    Role::Admin,
+    Role::Officer,
+    Role::Approver,
+    Role::Authoriser,
+    Role::Security,
+];
+/// Revoking one before its expiry: those who decide, and the officer who runs the process.
+pub(crate) const EXCEPTION_REVOKERS: &[Role] =
+    &[Role::Admin, Role::Officer, Role::Approver, Role::Security];
 
 /// Who may call a route. Declared once per route, where the route is added
 /// (`routes::declare`); the OpenAPI document shows it as the operation's security.

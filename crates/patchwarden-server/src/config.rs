@@ -141,6 +141,8 @@ pub struct Operators {
     /// An API token's lifetime when its creator does not say, and the longest allowed.
     pub api_token_default_days: u32,
     pub api_token_max_days: u32,
+    /// The longest term of an exception (risk acceptance), in days.
+    pub exception_max_days: u32,
 }
 
 impl Default for Operators {
@@ -153,6 +155,7 @@ impl Default for Operators {
             address_window_secs: 15 * 60,
             api_token_default_days: 90,
             api_token_max_days: 365,
+            exception_max_days: 365,
         }
     }
 }

@@ -67,6 +67,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
+    /// The exception rules refuse a change of an exception's state (409).
+    #[error("exception refused: {0}")]
+    ExceptionRefused(String),
+    /// The exception rules refuse a request as it stands (422).
+    #[error("exception request refused: {0}")]
+    ExceptionInvalid(String),
     /// Anything else: the cause is logged, never sent.
     #[error("internal: {0}")]
     Internal(String),
@@ -96,6 +102,7 @@ impl From<StoreError> for ApiError {
             e @ (StoreError::TooLong { .. } | StoreError::Invalid { .. }) => {
                 ApiError::MalformedBody(e.to_string())
             }
+            StoreError::ExceptionRefused { reason } => ApiError::ExceptionRefused(reason),
             e @ (StoreError::LastAdmin { .. }
             | StoreError::AlreadyExists { .. }
             | StoreError::Stale { .. }) => ApiError::Conflict(e.to_string()),
@@ -265,6 +272,18 @@ impl ApiError {
                 C::InvalidParameter,
                 StatusCode::BAD_REQUEST,
                 "Invalid parameter",
+                Some(d.clone()),
+            ),
+            ApiError::ExceptionRefused(d) => (
+                C::ExceptionRefused,
+                StatusCode::CONFLICT,
+                "Exception refused",
+                Some(d.clone()),
+            ),
+            ApiError::ExceptionInvalid(d) => (
+                C::ExceptionRefused,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Exception refused",
                 Some(d.clone()),
             ),
             ApiError::Internal(_) => (

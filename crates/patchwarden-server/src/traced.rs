@@ -19,6 +19,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 mod changes;
+mod exceptions;
 mod feeds;
 mod operator;
 

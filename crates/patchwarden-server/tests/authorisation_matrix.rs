@@ -204,6 +204,33 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         "/api/v1/calendar/{name}",
         Expect::Roles(&["admin", "officer"]),
     ),
+    ("GET", "/api/v1/exceptions", Expect::Roles(ALL)),
+    ("GET", "/api/v1/exceptions/{id}", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/api/v1/exceptions",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "POST",
+        "/api/v1/exceptions/{id}/acknowledge",
+        Expect::Roles(&["admin", "officer", "approver", "authoriser", "security"]),
+    ),
+    (
+        "POST",
+        "/api/v1/exceptions/{id}/approve",
+        Expect::Roles(&["admin", "approver", "security"]),
+    ),
+    (
+        "POST",
+        "/api/v1/exceptions/{id}/reject",
+        Expect::Roles(&["admin", "approver", "security"]),
+    ),
+    (
+        "POST",
+        "/api/v1/exceptions/{id}/revoke",
+        Expect::Roles(&["admin", "officer", "approver", "security"]),
+    ),
     ("GET", "/api/v1/audit", Expect::Roles(&["admin", "auditor"])),
     (
         "GET",
@@ -368,6 +395,8 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
             "/triage/{id}/classify",
             &format!("/triage/{}/classify", t.triage_item),
         )
+        // No such exception: an allowed caller is answered "not found", not refused.
+        .replace("/exceptions/{id}", "/exceptions/EXC-1999-0001")
         .replace("/jobs/{id}", &format!("/jobs/{}", Uuid::new_v4()))
         // No such change or entry: an admitted caller is answered 404, a refused one 403.
         .replace("/changes/{number}", "/changes/PCR-2026-0999")
@@ -391,6 +420,16 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
         ("POST", "/api/v1/enrollment-tokens") => serde_json::json!({"group": "web"}),
         ("POST", "/api/v1/feeds/{name}/check") => {
             serde_json::json!({"note": format!("checked the vendor's page ({n}): nothing new")})
+        }
+        ("POST", "/api/v1/exceptions") => serde_json::json!({
+            "justification": "no_vendor_patch",
+            "explanation": format!("the vendor has no fix yet ({n})"),
+            "controls": [{"kind": "network_segmentation", "description": "own VLAN"}],
+            "expires_at": "2099-01-01T00:00:00Z",
+            "hosts": [t.inside_host],
+        }),
+        ("POST", "/api/v1/exceptions/{id}/reject" | "/api/v1/exceptions/{id}/revoke") => {
+            serde_json::json!({"reason": "matrix"})
         }
         ("POST", "/api/v1/triage/{id}/classify") => serde_json::json!({
             "classification": "low", "reason": format!("reviewed in the matrix ({n})"),

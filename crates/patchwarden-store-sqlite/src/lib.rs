@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 mod audit;
 mod changes;
+mod exceptions;
 mod feeds;
 mod findings;
 mod hosts;

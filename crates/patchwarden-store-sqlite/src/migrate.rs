@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0004_feeds", include_str!("../migrations/0004_feeds.sql")),
     (
+        "0005_exceptions",
+        include_str!("../migrations/0005_exceptions.sql"),
+    ),
+    (
         "0006_changes",
         include_str!("../migrations/0006_changes.sql"),
     ),

@@ -66,6 +66,10 @@ pub enum StoreError {
         id: String,
         revision: i64,
     },
+    /// The core's rules refuse a change of an exception (the requester approving it, an
+    /// exception not in the state the change needs …); nothing changed.
+    #[error("exception refused: {reason}")]
+    ExceptionRefused { reason: String },
     /// A text or JSON value is longer than its column allows.
     #[error("{field} is {len} bytes long; at most {max} are allowed")]
     TooLong {

@@ -32,6 +32,8 @@ mod change_store;
 pub mod codec;
 pub mod conformance;
 mod error;
+pub mod exception;
+mod exception_store;
 pub mod feed;
 mod feed_store;
 pub mod finding;
@@ -47,6 +49,7 @@ mod url;
 pub use audit::AuditHead;
 pub use change_store::ChangeStore;
 pub use error::{EnrollRejection, Result, StoreError};
+pub use exception_store::ExceptionStore;
 pub use feed_store::FeedStore;
 pub use finding::{
     Classification, ClassificationChange, CurrentFinding, FindingFilter, FindingState, FindingSync,
@@ -83,7 +86,9 @@ pub struct AdvisoryUpsert {
 
 /// The store. Object safe: the server holds it as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: FeedStore + OperatorStore + ChangeStore + Send + Sync + fmt::Debug {
+pub trait Store:
+    FeedStore + OperatorStore + ChangeStore + ExceptionStore + Send + Sync + fmt::Debug
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -146,6 +146,13 @@ pub struct FindingView {
     /// and fixed versions, and why.
     #[schema(value_type = Object)]
     pub finding: Finding,
+    /// An open finding's standing against its due date (`excepted` under an exception in
+    /// force); absent on closed findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<crate::v1::exceptions::FindingStanding>,
+    /// The exception in force that covers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<crate::v1::exceptions::FindingException>,
 }
 
 /// A page of findings.

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod changes;
+pub mod exceptions;
 pub mod feeds;
 pub mod fleet;
 pub mod jobs;

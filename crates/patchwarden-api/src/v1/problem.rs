@@ -70,6 +70,10 @@ pub enum ProblemCode {
     Conflict,
     /// A path or query parameter is not what the route reads.
     InvalidParameter,
+    /// The exception rules refuse the request or the change (no compensating control, too
+    /// long a term, the requester approving it, not in the state the change needs …); the
+    /// detail says which, in the rules' words.
+    ExceptionRefused,
     /// A code this version of the API does not know.
     #[serde(other)]
     Other,
@@ -104,6 +108,7 @@ impl ProblemCode {
             ProblemCode::PasswordChangeRequired => "password-change-required",
             ProblemCode::Conflict => "conflict",
             ProblemCode::InvalidParameter => "invalid-parameter",
+            ProblemCode::ExceptionRefused => "exception-refused",
             ProblemCode::Other => "other",
         }
     }
@@ -194,6 +199,7 @@ mod tests {
             ProblemCode::PasswordChangeRequired,
             ProblemCode::Conflict,
             ProblemCode::InvalidParameter,
+            ProblemCode::ExceptionRefused,
             ProblemCode::Other,
         ] {
             let json = serde_json::to_string(&code).unwrap();

@@ -21,7 +21,9 @@ use patchwarden_store::{FindingFilter, FindingState, Host, HostFilter, HostState
 use uuid::Uuid;
 
 use crate::access::{Caller, Scope};
+use crate::clock;
 use crate::error::ApiError;
+use crate::routes::exceptions::InForce;
 use crate::routes::users::path_id;
 use crate::state::AppState;
 
@@ -68,8 +70,11 @@ pub(crate) fn class(c: Criticality) -> Class {
     }
 }
 
-fn finding_view(f: &StoredFinding) -> FindingView {
+fn finding_view(f: &StoredFinding, in_force: &InForce) -> FindingView {
+    let (standing, exception) = in_force.mark(f);
     FindingView {
+        standing,
+        exception,
         id: f.id,
         host: f.host,
         state: match f.state {
@@ -199,12 +204,16 @@ pub(crate) async fn show_host(
     let host = scoped_host(&state, &caller.scope(), id).await?;
     let inventory = state.store.get_inventory(id).await?;
     let findings = open_findings(&state, id).await?;
+    let in_force = InForce::load(&state, clock::now()).await?;
     Ok(Json(HostDetail {
         host: summary(&state, &host).await?,
         standing_reason: host.state_reason.clone(),
         inventory_updated_at: inventory.as_ref().map(|i| i.updated_at),
         packages: inventory.map(|i| i.inventory.packages).unwrap_or_default(),
-        findings: findings.iter().map(finding_view).collect(),
+        findings: findings
+            .iter()
+            .map(|f| finding_view(f, &in_force))
+            .collect(),
         facts: host.facts,
     }))
 }
@@ -224,17 +233,14 @@ pub(crate) async fn list_findings(
 ) -> Result<Json<FindingPage>, ApiError> {
     let q = query(q)?;
     let limit = page_size(q.limit)?;
-    let state_filter = match q.state.unwrap_or(FindingStateFilter::Open) {
-        FindingStateFilter::Open => FindingState::Open,
-        FindingStateFilter::Closed => FindingState::Closed,
-        // FIXME(exceptions): no exception can be recorded yet, so no finding is excepted; the
-        // exception records of the change process will answer this.
-        FindingStateFilter::Excepted => {
-            return Ok(Json(FindingPage {
-                items: Vec::new(),
-                next_after: None,
-            }));
-        }
+    // The exceptions in force, once per request: each finding is matched in memory.
+    let in_force = InForce::load(&state, clock::now()).await?;
+    let (state_filter, excepted) = match q.state.unwrap_or(FindingStateFilter::Open) {
+        FindingStateFilter::Open => (FindingState::Open, false),
+        FindingStateFilter::Closed => (FindingState::Closed, false),
+        // Open findings an exception in force covers: only the hosts such exceptions name
+        // are read.
+        FindingStateFilter::Excepted => (FindingState::Open, true),
     };
     let scope = caller.scope();
     // The hosts a provider may see; `None` for everyone else.
@@ -261,6 +267,55 @@ pub(crate) async fn list_findings(
         return Ok(Json(FindingPage {
             items: Vec::new(),
             next_after: None,
+        }));
+    }
+    if excepted {
+        let mut items: Vec<StoredFinding> = Vec::new();
+        for host in in_force.hosts() {
+            if q.host.is_some_and(|h| h != host)
+                || allowed.as_ref().is_some_and(|ids| !ids.contains(&host))
+            {
+                continue;
+            }
+            let mut after = q.after;
+            // Each host's covered findings, a batch at a time, until `limit + 1` are found.
+            let mut found = 0usize;
+            loop {
+                let batch = state
+                    .store
+                    .list_findings(&FindingFilter {
+                        host: Some(host),
+                        state: Some(FindingState::Open),
+                        class: q.criticality.map(class),
+                        due_before: q.due_before,
+                        after_id: after,
+                        limit: Some(MAX_PAGE),
+                        ..FindingFilter::default()
+                    })
+                    .await?;
+                let ended = batch.len() < MAX_PAGE as usize;
+                after = batch.last().map(|f| f.id);
+                for f in batch {
+                    if in_force.covering(&f).is_some() {
+                        found += 1;
+                        items.push(f);
+                    }
+                }
+                if ended || found > limit as usize {
+                    break;
+                }
+            }
+        }
+        items.sort_by_key(|f| f.id);
+        let next_after = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|f| f.id)
+        } else {
+            None
+        };
+        return Ok(Json(FindingPage {
+            items: items.iter().map(|f| finding_view(f, &in_force)).collect(),
+            next_after,
         }));
     }
     let mut items: Vec<StoredFinding> = Vec::new();
@@ -298,7 +353,7 @@ pub(crate) async fn list_findings(
         None
     };
     Ok(Json(FindingPage {
-        items: items.iter().map(finding_view).collect(),
+        items: items.iter().map(|f| finding_view(f, &in_force)).collect(),
         next_after,
     }))
 }

@@ -8,6 +8,7 @@ pub(crate) mod audit;
 pub(crate) mod changes;
 pub(crate) mod declare;
 pub(crate) mod downloads;
+pub(crate) mod exceptions;
 pub(crate) mod feeds;
 pub(crate) mod fleet;
 pub(crate) mod jobs;
@@ -74,6 +75,9 @@ pub(crate) fn declared(
         ADMIN, ADMIN_AUDITOR, CALENDAR_KEEPERS, CHANGE_APPROVERS, CHANGE_AUTHORISERS,
         CHANGE_CANCELLERS, CHANGE_IMPLEMENTERS, CHANGE_JUDGES, CHANGE_REQUESTERS, ENROLLERS,
         ENROLLMENT_READERS, EVERYONE, FEED_OPERATORS, TRIAGE_DECIDERS, TRIAGE_READERS,
+    };
+    use crate::access::{
+        EXCEPTION_DECIDERS, EXCEPTION_OWNERS, EXCEPTION_REQUESTERS, EXCEPTION_REVOKERS,
     };
     Routes::new(state, openapi::frame())
         // Open: what a caller without a credential must reach.
@@ -144,6 +148,13 @@ pub(crate) fn declared(
         .operators(EVERYONE, routes!(changes::calendar))
         .operators(CALENDAR_KEEPERS, routes!(changes::put_calendar))
         .operators(CALENDAR_KEEPERS, routes!(changes::delete_calendar))
+        .operators(EVERYONE, routes!(exceptions::list))
+        .operators(EVERYONE, routes!(exceptions::show))
+        .operators(EXCEPTION_REQUESTERS, routes!(exceptions::request))
+        .operators(EXCEPTION_OWNERS, routes!(exceptions::acknowledge))
+        .operators(EXCEPTION_DECIDERS, routes!(exceptions::approve))
+        .operators(EXCEPTION_DECIDERS, routes!(exceptions::reject))
+        .operators(EXCEPTION_REVOKERS, routes!(exceptions::revoke))
         .operators(ADMIN_AUDITOR, routes!(audit::list))
         .operators(ADMIN_AUDITOR, routes!(audit::verify))
         .finish()

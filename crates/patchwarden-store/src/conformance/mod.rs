@@ -24,6 +24,7 @@ use crate::{Result, Store};
 
 mod audit;
 mod changes;
+mod exceptions;
 mod feeds;
 mod findings;
 pub mod fixtures;
@@ -36,6 +37,7 @@ mod tokens;
 
 pub use audit::*;
 pub use changes::*;
+pub use exceptions::*;
 pub use feeds::*;
 pub use findings::*;
 pub use host_state::*;
@@ -134,6 +136,9 @@ macro_rules! conformance_tests {
             changes_are_numbered_per_year_and_found_by_id_or_number,
             a_change_update_names_its_revision_and_creates_its_jobs_atomically,
             calendar_entries_are_put_listed_and_deleted_with_their_events,
+            exceptions_are_numbered_listed_and_changed_with_one_audit_event_each,
+            an_exception_naming_nothing_is_refused_before_anything_is_written,
+            two_approvals_racing_for_one_exception_one_wins,
         );
     };
     (@each $setup:path; $($name:ident),+ $(,)?) => {
