@@ -153,7 +153,7 @@ enum HotfixArg {
 }
 
 /// The form's flags that `--file` replaces.
-const FORM_FLAGS: [&str; 25] = [
+const FORM_FLAGS: [&str; 27] = [
     "kind",
     "title",
     "justification",
@@ -179,6 +179,8 @@ const FORM_FLAGS: [&str; 25] = [
     "domain_label",
     "max_per_domain",
     "gates",
+    "wave_size",
+    "wave_percent",
 ];
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -307,6 +309,12 @@ struct CreateArgs {
     /// several.
     #[arg(long = "gate", value_name = "RING", num_args = 1..)]
     gates: Vec<String>,
+    /// Split the hosts without a ring into broad waves of this many hosts …
+    #[arg(long, value_name = "N", conflicts_with = "wave_percent")]
+    wave_size: Option<u32>,
+    /// … or of these percentages of them, in order (`--wave-percent 10 30 60`).
+    #[arg(long, value_name = "PERCENT", num_args = 1..)]
+    wave_percent: Vec<u8>,
 }
 
 /// `PKG=VERSION[@ECOSYSTEM]`: the package is everything before the first `=`, the ecosystem
@@ -432,6 +440,13 @@ impl CreateArgs {
                 domain_label: self.domain_label,
                 max_per_domain: self.max_per_domain,
                 gates: self.gates,
+                waves: match (self.wave_size, self.wave_percent.is_empty()) {
+                    (Some(n), _) => Some(patchwarden_core::rollout::Waves::Size(n)),
+                    (None, false) => {
+                        Some(patchwarden_core::rollout::Waves::Percent(self.wave_percent))
+                    }
+                    (None, true) => None,
+                },
             },
         })
     }

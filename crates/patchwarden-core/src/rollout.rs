@@ -102,6 +102,69 @@ pub enum Step {
     Halted,
 }
 
+/// How the hosts outside the named rings are split into broad waves: waves of a fixed size, or
+/// of percentages of them in order (the last wave takes whatever is left).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Waves {
+    Size(u32),
+    Percent(Vec<u8>),
+}
+
+impl Waves {
+    /// Why these waves cannot work, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Waves::Size(0) => Err("a wave holds at least one host".into()),
+            Waves::Percent(p) if p.is_empty() || p.len() > 20 => {
+                Err("name between 1 and 20 wave percentages".into())
+            }
+            Waves::Percent(p) if p.iter().any(|&x| x == 0 || x > 100) => {
+                Err("a wave percentage is between 1 and 100".into())
+            }
+            Waves::Percent(p) if p.iter().map(|&x| u32::from(x)).sum::<u32>() > 100 => {
+                Err("the wave percentages add up to more than 100".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The sizes of the waves `hosts` hosts make, in order; they add up to `hosts`, and none is
+    /// empty.
+    pub fn sizes(&self, hosts: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut left = hosts;
+        match self {
+            Waves::Size(n) => {
+                let n = (*n as usize).max(1);
+                while left > 0 {
+                    let take = n.min(left);
+                    out.push(take);
+                    left -= take;
+                }
+            }
+            Waves::Percent(percents) => {
+                for &p in percents {
+                    if left == 0 {
+                        break;
+                    }
+                    // Rounded up, so a small percentage of a small fleet is still one host.
+                    let take = (hosts * usize::from(p)).div_ceil(100).clamp(1, left);
+                    out.push(take);
+                    left -= take;
+                }
+                if left > 0 {
+                    match out.last_mut() {
+                        Some(last) => *last += left,
+                        None => out.push(left),
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The next step of a rollout over `rings` at `now`.
 pub fn next_step(rings: &[RingInput], limits: Limits, now: Timestamp) -> Step {
     if rings.iter().any(|r| r.state == RingState::Failed) {
@@ -314,6 +377,29 @@ mod tests {
                 hosts: vec![2, 4]
             }
         );
+    }
+
+    #[test]
+    fn waves_split_the_broad_hosts_by_size_or_percentage_and_lose_none() {
+        assert_eq!(Waves::Size(3).sizes(7), [3, 3, 1]);
+        assert_eq!(Waves::Size(3).sizes(0), Vec::<usize>::new());
+        assert_eq!(Waves::Percent(vec![10, 40, 50]).sizes(20), [2, 8, 10]);
+        // Rounded up: 10 % of 3 hosts is one host; the rest fill the later waves.
+        assert_eq!(Waves::Percent(vec![10, 40, 50]).sizes(3), [1, 2]);
+        // Percentages short of 100: the last wave takes the rest.
+        assert_eq!(Waves::Percent(vec![25]).sizes(8), [8]);
+        assert_eq!(Waves::Percent(vec![10, 20]).sizes(10), [1, 9]);
+        for n in 0..200 {
+            for w in [Waves::Size(7), Waves::Percent(vec![1, 9, 30, 60])] {
+                let sizes = w.sizes(n);
+                assert_eq!(sizes.iter().sum::<usize>(), n);
+                assert!(sizes.iter().all(|&s| s > 0));
+            }
+        }
+        assert!(Waves::Size(0).check().is_err());
+        assert!(Waves::Percent(vec![60, 60]).check().is_err());
+        assert!(Waves::Percent(vec![]).check().is_err());
+        assert!(Waves::Percent(vec![10, 90]).check().is_ok());
     }
 
     /// A small deterministic generator, so the exploration needs no dependency and replays.

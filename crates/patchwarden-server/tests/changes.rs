@@ -224,7 +224,7 @@ impl World {
                 id,
                 HostPlacement {
                     group: "web".into(),
-                    ring: Some(ring.into()),
+                    ring: (!ring.is_empty()).then(|| ring.to_owned()),
                     labels: labels
                         .iter()
                         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -1126,6 +1126,80 @@ async fn a_change_scheduled_with_a_template_follows_its_anchor() {
             Req::new("PUT", "/api/v1/calendar/bad").json(&json!({
                 "kind": "template", "rrule": "FREQ=MONTHLY;BYDAY=2TU", "start": "2026-01-13T20:00",
                 "time_zone": "UTC", "test_after_hours": 24, "broad_after_test_days": 400})),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_without_a_ring_roll_out_in_waves_one_after_another() {
+    let w = world().await;
+    w.always_open().await;
+    let mut hosts = Vec::new();
+    for i in 1..=5 {
+        hosts.push(w.host(&format!("web-{i}"), "").await);
+    }
+    let c = w
+        .create_with(
+            "normal",
+            json!({"required": "not_required", "reason": "vendor-tested library update"}),
+            json!({"waves": {"size": 2}}),
+        )
+        .await;
+    let n = c.number;
+    w.act(&w.officer, &n, "submit", json!({})).await;
+    w.act(&w.approver, &n, "approve", json!({})).await;
+    w.act(&w.authoriser, &n, "authorise", json!({})).await;
+    w.act(&w.officer, &n, "schedule", json!({})).await;
+    let c = w
+        .until(&n, "deploying", |c| c.state == ChangeState::Deploying)
+        .await;
+    let names: Vec<(&str, usize)> = c
+        .rings
+        .iter()
+        .map(|r| (r.name.as_str(), r.hosts.len()))
+        .collect();
+    assert_eq!(names, [("broad-1", 2), ("broad-2", 2), ("broad-3", 1)]);
+    // Wave by wave: while a wave runs, no later wave's host has a job.
+    for wave in 0..3 {
+        let c = w
+            .until(&n, "the wave running", |c| {
+                c.rings[wave].state == RingState::Running
+                    && c.rings[wave].hosts.iter().all(|h| h.job.is_some())
+            })
+            .await;
+        for later in &c.rings[wave + 1..] {
+            assert!(
+                later.hosts.iter().all(|h| h.job.is_none()),
+                "wave {wave}: {c:#?}"
+            );
+        }
+        let names: Vec<String> = c.rings[wave]
+            .hosts
+            .iter()
+            .map(|h| h.hostname.clone())
+            .collect();
+        for host in hosts
+            .iter_mut()
+            .filter(|h| names.contains(&h.facts.hostname))
+        {
+            for job in host.check_in().await {
+                host.run(&job, JobOutcome::Succeeded).await;
+            }
+        }
+    }
+    w.until(&n, "verified", |c| c.state == ChangeState::Verified)
+        .await;
+    // Waves that cannot work are refused.
+    let a = w
+        .send(
+            &w.officer,
+            Req::post("/api/v1/changes").json(&json!({
+                "kind": "normal", "title": "t", "justification": "j", "risk": "low",
+                "testing": {"required": "required"}, "rollback_plan": "r",
+                "targets": {"groups": ["web"]},
+                "patches": [{"package": "openssl", "version": NEW}],
+                "rollout": {"waves": {"percent": [70, 70]}}})),
         )
         .await;
     assert_eq!(a.status, 400, "{}", a.text());

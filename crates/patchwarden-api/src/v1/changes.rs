@@ -74,6 +74,11 @@ pub struct RolloutPlan {
     /// as verified, whatever their hosts say.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<String>,
+    /// Splits the hosts without a ring into broad waves, `{"size": 50}` or
+    /// `{"percent": [10, 30, 60]}` (`broad-1`, `broad-2` …); one `broad` ring when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub waves: Option<patchwarden_core::rollout::Waves>,
 }
 
 fn default_test_ring() -> String {
@@ -89,6 +94,7 @@ impl Default for RolloutPlan {
             domain_label: None,
             max_per_domain: None,
             gates: Vec::new(),
+            waves: None,
         }
     }
 }

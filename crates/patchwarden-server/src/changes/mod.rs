@@ -379,6 +379,9 @@ pub(crate) async fn create_as(
         plain("unit", unit)?;
     }
     text("test ring", &request.rollout.test_ring, 128, true)?;
+    if let Some(waves) = &request.rollout.waves {
+        waves.check().map_err(ApiError::MalformedBody)?;
+    }
     let hosts = target_hosts(state, &request.targets, scope).await?;
     let patches = if request.patches.is_empty() {
         derive_patches(

@@ -247,12 +247,24 @@ async fn plan_rings(state: &AppState, doc: &ChangeDoc) -> Result<Vec<Ring>, ApiE
             hosts,
         });
     }
-    // `broad` (hosts without a ring) after the named rings.
-    let unnamed = by_ring.remove("broad");
-    for (name, hosts) in by_ring
-        .into_iter()
-        .chain(unnamed.map(|h| ("broad".into(), h)))
-    {
+    // `broad` (hosts without a ring) after the named rings, split into waves if the plan says.
+    let mut unnamed: Vec<(String, Vec<RingHost>)> = Vec::new();
+    if let Some(mut hosts) = by_ring.remove("broad") {
+        match &doc.rollout.waves {
+            Some(waves) => {
+                hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+                let mut rest = hosts.into_iter();
+                for (i, size) in waves.sizes(rest.len()).into_iter().enumerate() {
+                    unnamed.push((
+                        format!("broad-{}", i + 1),
+                        rest.by_ref().take(size).collect(),
+                    ));
+                }
+            }
+            None => unnamed.push(("broad".into(), hosts)),
+        }
+    }
+    for (name, hosts) in by_ring.into_iter().chain(unnamed) {
         rings.push(Ring {
             name,
             test: false,
