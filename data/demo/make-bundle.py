@@ -5,6 +5,7 @@ Run from the repository root: python3 data/demo/make-bundle.py [SHARED_DATA_DIR]
 Only subsets and copies: every record is as published.
 """
 import json
+import subprocess
 import os
 import shutil
 import sys
@@ -79,6 +80,30 @@ def root(name, os_release, db_src, db_path):
     shutil.copy(os.path.join(shared, db_src), os.path.join(base, db_path))
 
 root("debian12", "claircore_debian_testdata_dist_12_etc_os-release", "debian/debian12-host.status", "var/lib/dpkg/status")
+
+# The binary packages (name, architecture) of the sources the tracker sample says bookworm
+# shipped at a version its security update fixes (today: sope, 5.8.0-1 fixed in
+# 5.8.0-1+deb12u1), from Debian 12's package lists. Demo Debian hosts in the "app" role carry
+# them: at the release version when behind, at the fixed version when patched.
+tracker = json.load(open(os.path.join(adv, "debian-tracker-sample.json")))
+sources = {}
+for source, cves in tracker.items():
+    for info in cves.values():
+        releases = info.get("releases")
+        rel = releases.get("bookworm") if isinstance(releases, dict) else None
+        shipped = rel and rel.get("repositories", {}).get("bookworm")
+        fixed = rel and rel.get("fixed_version")
+        # Only where the release's own version is older than the fix (dpkg's ordering).
+        if shipped and fixed and subprocess.run(
+            ["dpkg", "--compare-versions", shipped, "lt", fixed]
+        ).returncode == 0:
+            sources[source] = (shipped, fixed)
+with open(os.path.join(hosts, "debian12/tracker-packages.tsv"), "w") as out:
+    out.write("package\tarch\tsource\trelease_version\tfixed_version\n")
+    for line in open(os.path.join(shared, "debian/bookworm-main-amd64.tsv")):
+        cols = line.rstrip("\n").split("\t")
+        if len(cols) == 4 and cols[3] in sources and not cols[0].endswith("-dev"):
+            out.write("\t".join([cols[0], cols[2], cols[3], *sources[cols[3]]]) + "\n")
 root("alpine3.11", "claircore_alpine_testdata_3.11_etc_os-release", "inventories/apk/scalibr-installed", "lib/apk/db/installed")
 shutil.copy(
     os.path.join(shared, "inventories/os-release/claircore_rhel_testdata_releasefiles_9_etc_os-release"),

@@ -265,6 +265,48 @@ struct Template {
     /// Whether a "behind" host keeps the real list's versions (the UBI 9.2 list is genuinely
     /// old) or takes the oldest fixed version (the Alpine list is newer than the 3.11 secdb).
     keep_real_when_behind: bool,
+    /// Packages the hosts of the `app` role carry besides the real list: Debian 12's binaries
+    /// of the sources the bundled tracker sample says bookworm shipped at a version its
+    /// security update fixes (`hosts/debian12/tracker-packages.tsv`), at the release version
+    /// when behind and the fixed one when patched.
+    app_extras: Vec<Extra>,
+}
+
+/// One extra package of an `app` host.
+struct Extra {
+    package: Package,
+    release: String,
+    fixed: String,
+}
+
+/// `hosts/debian12/tracker-packages.tsv` as packages (`package arch source release fixed`).
+fn tracker_extras(path: &Path) -> anyhow::Result<Vec<Extra>> {
+    let bytes = patchwarden_feeds::load::read_file(path, 1024 * 1024)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).context("the tracker package list is not UTF-8")?;
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [name, arch, source, release, fixed] = cols[..] else {
+            bail!("{}: a line without five columns: {line}", path.display());
+        };
+        out.push(Extra {
+            package: Package {
+                manager: Manager::Dpkg,
+                name: name.to_owned(),
+                version: release.to_owned(),
+                arch: Some(arch.to_owned()),
+                source_name: Some(source.to_owned()),
+                source_version: Some(release.to_owned()),
+                epoch: None,
+                module: None,
+                status: PackageStatus::Installed,
+            },
+            release: release.to_owned(),
+            fixed: fixed.to_owned(),
+        });
+    }
+    Ok(out)
 }
 
 struct Templates(Vec<Template>);
@@ -285,6 +327,9 @@ impl Templates {
         let alma = almalinux_inventory(&hosts.join("almalinux9/rpm-inventory.tsv"))?;
         let advisories = store.advisories().await?;
         let mut templates = Vec::new();
+        let mut debian_extras = Some(tracker_extras(
+            &hosts.join("debian12/tracker-packages.tsv"),
+        )?);
         for (family, inventory, keep) in [
             ("alma", alma, true),
             ("debian", debian, true),
@@ -292,11 +337,17 @@ impl Templates {
         ] {
             let ecosystem = inventory.host.os.ecosystem.clone().unwrap_or_default();
             let fixes = fixed_versions(&advisories, &ecosystem);
+            let app_extras = if family == "debian" {
+                debian_extras.take().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             templates.push(Template {
                 family,
                 inventory,
                 fixes,
                 keep_real_when_behind: keep,
+                app_extras,
             });
         }
         Ok(Templates(templates))
@@ -445,6 +496,22 @@ fn sim_host(templates: &Templates, i: u32) -> SimHost {
             set_version(p, newest);
         } else if !t.keep_real_when_behind {
             set_version(p, oldest);
+        }
+    }
+    if role == "app" {
+        for extra in &t.app_extras {
+            let mut p = extra.package.clone();
+            let key = p.source_name.clone().unwrap_or_else(|| p.name.clone());
+            let patched = mix(r ^ name_hash(&key)) % 100 < patched_share;
+            set_version(
+                &mut p,
+                if patched {
+                    &extra.fixed
+                } else {
+                    &extra.release
+                },
+            );
+            inventory.packages.push(p);
         }
     }
     inventory.canonicalize();
