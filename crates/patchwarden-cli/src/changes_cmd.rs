@@ -85,6 +85,13 @@ enum ChangesCommand {
     },
     /// One change: the form, its signatures, its window, warnings and its rollout.
     Show { number: String },
+    /// Replace a draft's form with the NewChangeRequest in FILE (its requester, before
+    /// submitting; `changes show NUMBER --format json` is a starting point).
+    Edit {
+        number: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// A new draft from flags (or a NewChangeRequest as JSON with --file); prints its number.
     Create(Box<CreateArgs>),
     /// Submit a draft for approval.
@@ -520,6 +527,13 @@ fn changes(args: ChangesArgs) -> Result<(), Failure> {
                     eprintln!("patchwarden: warning: {w}");
                 }
                 Ok(())
+            })
+        }
+        ChangesCommand::Edit { number, file } => {
+            let request = read_request(&file)?;
+            with_client(&args.common, |c| async move {
+                let v = c.edit_change(&number, &request).await?;
+                show(v)
             })
         }
         ChangesCommand::Submit { number } => {

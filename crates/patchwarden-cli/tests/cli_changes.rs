@@ -331,6 +331,22 @@ async fn changes_and_the_calendar_through_the_cli() {
     let second: ChangeView = olive.json(&["changes", "create", "--file", file.to_str().unwrap()]);
     assert_eq!(second.kind, ChangeKind::Standard);
     assert!(second.number.ends_with("-0002"), "{}", second.number);
+    // The requester edits the draft from a file.
+    let edited_file = dir.path().join("edited.json");
+    let mut edited_form: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    edited_form["title"] = "bash, and a newer build".into();
+    edited_form["patches"][0]["version"] = "5.2.15-2+b9".into();
+    std::fs::write(&edited_file, edited_form.to_string()).unwrap();
+    let edited: ChangeView = olive.json(&[
+        "changes",
+        "edit",
+        &second.number,
+        "--file",
+        edited_file.to_str().unwrap(),
+    ]);
+    assert_eq!(edited.title, "bash, and a newer build");
+    assert_eq!(edited.patches[0].version, "5.2.15-2+b9");
     let cancelled: ChangeView = olive.json(&[
         "changes",
         "cancel",

@@ -60,6 +60,21 @@ impl OperatorClient {
             .await
     }
 
+    /// `PUT /api/v1/changes/{number}`: replaces a draft's form.
+    pub async fn edit_change(
+        &self,
+        number: &str,
+        request: &NewChangeRequest,
+    ) -> Result<ChangeView, ClientError> {
+        self.call(
+            Method::PUT,
+            &change_path(number, None),
+            Some(request),
+            "change",
+        )
+        .await
+    }
+
     /// `GET /api/v1/changes`: newest first.
     pub async fn changes(&self, query: &ChangeQuery) -> Result<Vec<ChangeView>, ClientError> {
         self.get_query(CHANGES_PATH, query, "changes").await

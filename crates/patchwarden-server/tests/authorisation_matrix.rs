@@ -149,6 +149,11 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ),
     ("GET", "/api/v1/changes/{number}", Expect::Roles(ALL)),
     (
+        "PUT",
+        "/api/v1/changes/{number}",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
         "POST",
         "/api/v1/changes/{number}/submit",
         Expect::Roles(&["admin", "officer", "security", "provider"]),

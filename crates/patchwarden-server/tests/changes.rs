@@ -1204,3 +1204,41 @@ async fn hosts_without_a_ring_roll_out_in_waves_one_after_another() {
         .await;
     assert_eq!(a.status, 400, "{}", a.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_is_edited_by_its_requester_only_and_only_while_a_draft() {
+    let w = world().await;
+    w.server.user("oscar", &[Role::Officer], &[]).await;
+    let oscar = w.server.login("oscar", PASSWORD).await;
+    let c = w.create("normal", json!({"required": "required"})).await;
+    let n = c.number;
+    let form = |version: &str, kind: &str| {
+        json!({
+            "kind": kind, "title": "OpenSSL, edited", "justification": "CVE-2024-5535",
+            "risk": "high", "testing": {"required": "required"}, "rollback_plan": "r",
+            "targets": {"groups": ["web"]},
+            "patches": [{"package": "openssl", "version": version}],
+        })
+    };
+    let put = |v: serde_json::Value| Req::new("PUT", &format!("/api/v1/changes/{n}")).json(&v);
+    let a = w
+        .send(&w.officer, put(form("3.0.16-1~deb12u1", "normal")))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let edited: ChangeView = a.json();
+    assert_eq!(edited.title, "OpenSSL, edited");
+    assert_eq!(edited.patches[0].version, "3.0.16-1~deb12u1");
+    assert_eq!(edited.number, n);
+    // Another officer, or another kind, is refused.
+    let a = w.send(&oscar, put(form(NEW, "normal"))).await;
+    assert_eq!(a.status, 409, "{}", a.text());
+    assert!(a.text().contains("only the requester"), "{}", a.text());
+    let a = w.send(&w.officer, put(form(NEW, "emergency"))).await;
+    assert_eq!(a.status, 409, "{}", a.text());
+    // Once submitted, the form is what the approvers judge: no more edits.
+    w.act(&w.officer, &n, "submit", json!({})).await;
+    let a = w.send(&w.officer, put(form(NEW, "normal"))).await;
+    assert_eq!(a.status, 409, "{}", a.text());
+    assert!(a.text().contains("only a draft"), "{}", a.text());
+    assert_eq!(w.show(&n).await.patches[0].version, "3.0.16-1~deb12u1");
+}

@@ -357,6 +357,93 @@ pub(crate) async fn create_as(
     request: NewChangeRequest,
     now: Timestamp,
 ) -> Result<StoredChange, ApiError> {
+    let doc = draft_doc(state, requester, scope, request, now).await?;
+    let body = doc.to_value()?;
+    let audit = AuditEntry::new(now, audit_actor, "change.create", "change:new").after(
+        serde_json::json!({"kind": kind_name(doc.change.kind), "title": doc.title,
+                            "patches": doc.patches.len()}),
+    );
+    Ok(state
+        .store
+        .create_change(
+            NewChange {
+                id: Uuid::new_v4(),
+                year: now.to_zoned(TimeZone::UTC).year(),
+                kind: kind_name(doc.change.kind).into(),
+                state: doc.change.state.as_str().into(),
+                requester: requester.to_owned(),
+                body,
+            },
+            now,
+            audit,
+        )
+        .await?)
+}
+
+/// Replaces a draft's form: its requester edits it before submitting (the patches, the
+/// targets, the plan …); its kind stays (a change of kind is a new change).
+pub(crate) async fn edit(
+    state: &AppState,
+    caller: &Caller,
+    number: &str,
+    request: NewChangeRequest,
+    now: Timestamp,
+) -> Result<StoredChange, ApiError> {
+    let (stored, doc) = visible(state, caller, number).await?;
+    if doc.change.state != ChangeState::Draft {
+        return Err(ApiError::Conflict(format!(
+            "{} is {}: only a draft is edited (cancel it and request a new one)",
+            stored.number, doc.change.state
+        )));
+    }
+    if doc.change.requester != caller.user.username {
+        return Err(ApiError::Conflict(format!(
+            "only the requester ({}) edits the draft",
+            doc.change.requester
+        )));
+    }
+    if request.kind != doc.change.kind {
+        return Err(ApiError::Conflict(format!(
+            "{} is a {} change: another kind is a new change",
+            stored.number,
+            kind_name(doc.change.kind)
+        )));
+    }
+    let next = draft_doc(state, &caller.user.username, &caller.scope(), request, now).await?;
+    let audit = AuditEntry::new(
+        now,
+        caller.actor(),
+        "change.edit",
+        format!("change:{}", stored.number),
+    )
+    .before(serde_json::json!({"title": doc.title, "patches": doc.patches, "targets": doc.targets}))
+    .after(
+        serde_json::json!({"title": next.title, "patches": next.patches, "targets": next.targets}),
+    );
+    Ok(state
+        .store
+        .update_change(
+            ChangeUpdate {
+                id: stored.id,
+                revision: stored.revision,
+                state: stored.state.clone(),
+                body: next.to_value()?,
+                jobs: Vec::new(),
+            },
+            now,
+            audit,
+        )
+        .await?)
+}
+
+/// A draft's document from the API's request, checked; patches derived when none are given.
+async fn draft_doc(
+    state: &AppState,
+    requester: &str,
+    scope: &Scope,
+    request: NewChangeRequest,
+    now: Timestamp,
+) -> Result<ChangeDoc, ApiError> {
     text("title", &request.title, MAX_TITLE, true)?;
     text("justification", &request.justification, MAX_TEXT, false)?;
     text("rollback plan", &request.rollback_plan, MAX_TEXT, false)?;
@@ -466,26 +553,7 @@ pub(crate) async fn create_as(
         affected: Vec::new(),
         template: None,
     };
-    let body = doc.to_value()?;
-    let audit = AuditEntry::new(now, audit_actor, "change.create", "change:new").after(
-        serde_json::json!({"kind": kind_name(doc.change.kind), "title": doc.title,
-                            "patches": doc.patches.len()}),
-    );
-    Ok(state
-        .store
-        .create_change(
-            NewChange {
-                id: Uuid::new_v4(),
-                year: now.to_zoned(TimeZone::UTC).year(),
-                kind: kind_name(doc.change.kind).into(),
-                state: doc.change.state.as_str().into(),
-                requester: requester.to_owned(),
-                body,
-            },
-            now,
-            audit,
-        )
-        .await?)
+    Ok(doc)
 }
 
 /// A change the caller may see: a provider only one whose hosts are all in its groups.

@@ -63,6 +63,30 @@ pub(crate) async fn create(
     ))
 }
 
+/// Replaces a draft's form (its requester, before submitting it).
+#[utoipa::path(
+    put,
+    path = "/api/v1/changes/{number}",
+    tag = "changes",
+    params(("number" = String, Path, description = "PCR-2026-0001")),
+    request_body = NewChangeRequest,
+    responses(
+        (status = 200, description = "The edited draft", body = ChangeView),
+        (status = 409, description = "Not a draft, not its requester, or another kind"),
+    )
+)]
+pub(crate) async fn edit(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<ChangeView>, ApiError> {
+    let n = number(path)?;
+    let request: NewChangeRequest = body::json(&body::read(body, CHANGE_BODY).await?)?;
+    let stored = changes::edit(&state, &caller, &n, request, clock::now()).await?;
+    Ok(Json(changes::view(&state, &stored).await?))
+}
+
 /// Changes, newest first.
 #[utoipa::path(
     get,

@@ -136,6 +136,7 @@ pub(crate) fn declared(
         .operators(EVERYONE, routes!(changes::list))
         .operators(CHANGE_REQUESTERS, routes!(changes::create))
         .operators(EVERYONE, routes!(changes::show))
+        .operators(CHANGE_REQUESTERS, routes!(changes::edit))
         .operators(CHANGE_REQUESTERS, routes!(changes::submit))
         .operators(CHANGE_APPROVERS, routes!(changes::approve))
         .operators(CHANGE_AUTHORISERS, routes!(changes::authorise))
