@@ -2,6 +2,8 @@
 //! the other), reads its open findings, lets `patchwarden_store::finding::plan_sync` decide,
 //! and applies the plan in the same transaction; listing and history.
 
+use std::collections::{BTreeMap, HashMap};
+
 use deadpool_postgres::GenericClient;
 use jiff::Timestamp;
 use patchwarden_core::audit::AuditEntry;
@@ -57,6 +59,64 @@ async fn add_history<C: GenericClient>(c: &C, id: i64, at: i64, cl: &Classificat
     Ok(())
 }
 
+/// The ids of the stored bodies with these digests, storing those no finding had yet (in
+/// digest order, so that two syncs storing the same new bodies cannot deadlock).
+async fn body_ids<C: GenericClient>(
+    c: &C,
+    wanted: &BTreeMap<[u8; 32], &str>,
+) -> Result<HashMap<[u8; 32], i64>> {
+    let mut ids = HashMap::with_capacity(wanted.len());
+    if wanted.is_empty() {
+        return Ok(ids);
+    }
+    let read = |rows: Vec<Row>, ids: &mut HashMap<[u8; 32], i64>| -> Result<()> {
+        for r in &rows {
+            let id: i64 = col("finding_bodies", r, 0)?;
+            let digest: Vec<u8> = col("finding_bodies", r, 1)?;
+            let digest: [u8; 32] = digest
+                .try_into()
+                .map_err(|_| StoreError::corrupt("finding_bodies", id, "digest length"))?;
+            ids.insert(digest, id);
+        }
+        Ok(())
+    };
+    let digests: Vec<&[u8]> = wanted.keys().map(|d| &d[..]).collect();
+    let rows = query(
+        c,
+        "SELECT id, digest FROM finding_bodies WHERE digest = ANY($1::bytea[])",
+        &[&digests],
+    )
+    .await
+    .map_err(pg("store finding body"))?;
+    read(rows, &mut ids)?;
+    let (missing, texts): (Vec<&[u8]>, Vec<&str>) = wanted
+        .iter()
+        .filter(|(d, _)| !ids.contains_key(*d))
+        .map(|(d, b)| (&d[..], *b))
+        .unzip();
+    if missing.is_empty() {
+        return Ok(ids);
+    }
+    execute(
+        c,
+        "INSERT INTO finding_bodies (digest, body)
+         SELECT d, b FROM UNNEST($1::bytea[], $2::text[]) AS t (d, b) ORDER BY d
+         ON CONFLICT (digest) DO NOTHING",
+        &[&missing, &texts],
+    )
+    .await
+    .map_err(pg("store finding body"))?;
+    let rows = query(
+        c,
+        "SELECT id, digest FROM finding_bodies WHERE digest = ANY($1::bytea[])",
+        &[&missing],
+    )
+    .await
+    .map_err(pg("store finding body"))?;
+    read(rows, &mut ids)?;
+    Ok(ids)
+}
+
 pub(crate) async fn sync<C: GenericClient>(
     c: &C,
     host: Uuid,
@@ -68,8 +128,10 @@ pub(crate) async fn sync<C: GenericClient>(
     hosts::get_locked(c, host).await?;
     let rows = query(
         c,
-        "SELECT id, package, arch, vulnerability, body, class, due_at, policy, rule
-         FROM findings WHERE host = $1 AND state = 'open'",
+        "SELECT f.id, f.package, f.arch, f.vulnerability, b.body, f.class, f.due_at, f.policy,
+                f.rule
+         FROM findings f JOIN finding_bodies b ON b.id = f.body_id
+         WHERE f.host = $1 AND f.state = 'open'",
         &[&host],
     )
     .await
@@ -90,46 +152,95 @@ pub(crate) async fn sync<C: GenericClient>(
     }
     let plan = plan_sync(open, current, installed)?;
     let now_db = ts_to_db("now", now)?;
+    let mut wanted: BTreeMap<[u8; 32], &str> = BTreeMap::new();
     for n in &plan.open {
-        let due_at = opt_ts_to_db("finding due_at", n.classification.due_at)?;
-        let row = query_opt(
+        wanted.insert(n.digest, &n.finding_json);
+    }
+    for (_, json, digest) in &plan.refresh {
+        wanted.insert(*digest, json);
+    }
+    let bodies = body_ids(c, &wanted).await?;
+    let body_of = |digest: &[u8; 32]| {
+        bodies
+            .get(digest)
+            .copied()
+            .ok_or_else(|| StoreError::Backend {
+                op: "store finding body",
+                reason: "a body was neither found nor stored".into(),
+            })
+    };
+    if !plan.open.is_empty() {
+        // One statement for all new findings. No history rows: a finding's first
+        // classification is its row's until the first change (see `reclassify`, `history`).
+        let mut package = Vec::with_capacity(plan.open.len());
+        let mut arch = Vec::with_capacity(plan.open.len());
+        let mut vulnerability = Vec::with_capacity(plan.open.len());
+        let mut body = Vec::with_capacity(plan.open.len());
+        let mut class = Vec::with_capacity(plan.open.len());
+        let mut due_at = Vec::with_capacity(plan.open.len());
+        let mut policy = Vec::with_capacity(plan.open.len());
+        let mut rule = Vec::with_capacity(plan.open.len());
+        for n in &plan.open {
+            package.push(n.key.package.as_str());
+            arch.push(n.key.arch.as_str());
+            vulnerability.push(n.key.vulnerability.as_str());
+            body.push(body_of(&n.digest)?);
+            class.push(n.classification.class.map(Class::as_str));
+            due_at.push(opt_ts_to_db("finding due_at", n.classification.due_at)?);
+            policy.push(n.classification.policy.as_deref());
+            rule.push(n.classification.rule.as_deref());
+        }
+        execute(
             c,
-            "INSERT INTO findings (host, package, arch, vulnerability, state, body, class,
+            "INSERT INTO findings (host, package, arch, vulnerability, state, body_id, class,
                                    due_at, policy, rule, first_seen, last_seen)
-             VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10, $10)
-             RETURNING id",
+             SELECT $1::uuid, p, a, v, 'open', b, cl, d, po, r, $10::int8, $10::int8
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
+                         $7::int8[], $8::text[], $9::text[]) AS t (p, a, v, b, cl, d, po, r)",
             &[
                 &host,
-                &n.key.package,
-                &n.key.arch,
-                &n.key.vulnerability,
-                &n.finding_json,
-                &n.classification.class.map(Class::as_str),
+                &package,
+                &arch,
+                &vulnerability,
+                &body,
+                &class,
                 &due_at,
-                &n.classification.policy,
-                &n.classification.rule,
+                &policy,
+                &rule,
                 &now_db,
             ],
         )
         .await
-        .map_err(pg("open finding"))?
-        .ok_or_else(|| StoreError::Backend {
-            op: "open finding",
-            reason: "the insert returned no id".into(),
-        })?;
-        let id: i64 = col(T, &row, 0)?;
-        add_history(c, id, now_db, &n.classification).await?;
+        .map_err(pg("open finding"))?;
     }
-    for (id, body) in &plan.refresh {
+    if !plan.refresh.is_empty() {
+        let ids: Vec<i64> = plan.refresh.iter().map(|(id, _, _)| *id).collect();
+        let body = plan
+            .refresh
+            .iter()
+            .map(|(_, _, d)| body_of(d))
+            .collect::<Result<Vec<i64>>>()?;
         execute(
             c,
-            "UPDATE findings SET body = $2 WHERE id = $1",
-            &[id, body],
+            "UPDATE findings f SET body_id = t.b
+             FROM UNNEST($1::int8[], $2::int8[]) AS t (id, b) WHERE f.id = t.id",
+            &[&ids, &body],
         )
         .await
         .map_err(pg("refresh finding"))?;
     }
     for (id, cl) in &plan.reclassify {
+        // The classification the finding had until now becomes history first, if it is not
+        // yet (it was the row's own since the finding opened).
+        execute(
+            c,
+            "INSERT INTO finding_history (finding, at, class, due_at, policy, rule)
+             SELECT id, first_seen, class, due_at, policy, rule FROM findings
+             WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM finding_history WHERE finding = $1)",
+            &[id],
+        )
+        .await
+        .map_err(pg("record finding history"))?;
         let due_at = opt_ts_to_db("finding due_at", cl.due_at)?;
         execute(
             c,
@@ -146,22 +257,25 @@ pub(crate) async fn sync<C: GenericClient>(
         .map_err(pg("reclassify finding"))?;
         add_history(c, *id, now_db, cl).await?;
     }
-    for (id, fixed) in &plan.close {
+    if !plan.close.is_empty() {
+        let ids: Vec<i64> = plan.close.iter().map(|(id, _)| *id).collect();
+        let fixed: Vec<Option<&str>> = plan.close.iter().map(|(_, f)| f.as_deref()).collect();
         execute(
             c,
-            "UPDATE findings SET state = 'closed', closed_at = $2, last_seen = $2,
-                                 fixed_version = $3
-             WHERE id = $1",
-            &[id, &now_db, fixed],
+            "UPDATE findings f SET state = 'closed', closed_at = $2, last_seen = $2,
+                                   fixed_version = t.fixed
+             FROM UNNEST($1::int8[], $3::text[]) AS t (id, fixed) WHERE f.id = t.id",
+            &[&ids, &now_db, &fixed],
         )
         .await
         .map_err(pg("close finding"))?;
     }
     // `last_seen` of every kept finding moves to now in one statement: the open ones that
-    // were not closed above are exactly the kept ones.
+    // were not closed above are exactly the kept ones (and those opened now already say now).
     execute(
         c,
-        "UPDATE findings SET last_seen = $2 WHERE host = $1 AND state = 'open'",
+        "UPDATE findings SET last_seen = $2
+         WHERE host = $1 AND state = 'open' AND last_seen <> $2",
         &[&host, &now_db],
     )
     .await
@@ -176,8 +290,12 @@ pub(crate) async fn sync<C: GenericClient>(
     Ok(plan.summary)
 }
 
-const COLUMNS: &str = "id, host, state, body, class, due_at, policy, rule, first_seen, \
-                       last_seen, closed_at, fixed_version";
+/// The body is read by a subquery rather than a join, so that filters can name the findings'
+/// columns unqualified.
+const COLUMNS: &str = "id, host, state, \
+                       (SELECT b.body FROM finding_bodies b WHERE b.id = findings.body_id), \
+                       class, due_at, policy, rule, first_seen, last_seen, closed_at, \
+                       fixed_version";
 
 fn decode(r: &Row) -> Result<StoredFinding> {
     let id: i64 = col(T, r, 0)?;
@@ -213,8 +331,8 @@ pub(crate) async fn any_open_fixable<C: GenericClient>(c: &C, host: Uuid) -> Res
     // `fixed` lives in the finding's JSON body: EXISTS stops at the first fixable finding.
     let rows = query(
         c,
-        "SELECT EXISTS (SELECT 1 FROM findings WHERE host = $1 AND state = 'open' \
-         AND (body::jsonb ->> 'fixed') IS NOT NULL)",
+        "SELECT EXISTS (SELECT 1 FROM findings f JOIN finding_bodies b ON b.id = f.body_id \
+         WHERE f.host = $1 AND f.state = 'open' AND (b.body::jsonb ->> 'fixed') IS NOT NULL)",
         &[&host],
     )
     .await
@@ -272,6 +390,25 @@ pub(crate) async fn history<C: GenericClient>(
     )
     .await
     .map_err(pg("read finding history"))?;
+    if rows.is_empty() {
+        // Never reclassified: its one classification is the row's, since it was first seen.
+        let first = query_opt(
+            c,
+            "SELECT first_seen, class, due_at, policy, rule FROM findings WHERE id = $1",
+            &[&finding],
+        )
+        .await
+        .map_err(pg("read finding history"))?;
+        return first
+            .map(|r| {
+                Ok(ClassificationChange {
+                    at: ts_from_db(T, &finding, col(T, &r, 0)?)?,
+                    classification: classification(finding, &r, 1)?,
+                })
+            })
+            .into_iter()
+            .collect();
+    }
     rows.iter()
         .map(|r| {
             Ok(ClassificationChange {

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_changes",
         include_str!("../migrations/0006_changes.sql"),
     ),
+    (
+        "0007_finding_bodies",
+        include_str!("../migrations/0007_finding_bodies.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

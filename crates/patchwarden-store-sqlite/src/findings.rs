@@ -13,7 +13,7 @@ use patchwarden_store::{
     Result, StoreError, StoredFinding,
 };
 use rusqlite::types::Value;
-use rusqlite::{Connection, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use uuid::Uuid;
 
 use crate::{audit, db, uuid_from_db};
@@ -64,6 +64,21 @@ fn add_history(c: &Connection, id: i64, at: i64, cl: &Classification) -> Result<
     Ok(())
 }
 
+/// The id of the stored body with `digest`, storing `json` under it first if no finding had it.
+fn body_id(c: &Connection, digest: &[u8; 32], json: &str) -> Result<i64> {
+    let found: Option<i64> = c
+        .prepare_cached("SELECT id FROM finding_bodies WHERE digest = ?1")
+        .and_then(|mut s| s.query_row([&digest[..]], |r| r.get(0)).optional())
+        .map_err(db("store finding body"))?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    c.prepare_cached("INSERT INTO finding_bodies (digest, body) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![&digest[..], json]))
+        .map_err(db("store finding body"))?;
+    Ok(c.last_insert_rowid())
+}
+
 pub(crate) fn sync(
     c: &Connection,
     host: Uuid,
@@ -72,12 +87,10 @@ pub(crate) fn sync(
     now: Timestamp,
     entry: &AuditEntry,
 ) -> Result<FindingSync> {
+    let host_text = host.to_string();
     let exists: i64 = c
-        .query_row(
-            "SELECT count(*) FROM hosts WHERE id = ?1",
-            [host.to_string()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT count(*) FROM hosts WHERE id = ?1")
+        .and_then(|mut s| s.query_row([&host_text], |r| r.get(0)))
         .map_err(db("sync findings"))?;
     if exists == 0 {
         return Err(StoreError::NotFound {
@@ -89,12 +102,14 @@ pub(crate) fn sync(
     {
         let mut stmt = c
             .prepare_cached(
-                "SELECT id, package, arch, vulnerability, body, class, due_at, policy, rule
-                 FROM findings WHERE host = ?1 AND state = 'open'",
+                "SELECT f.id, f.package, f.arch, f.vulnerability, b.body, f.class, f.due_at,
+                        f.policy, f.rule
+                 FROM findings f JOIN finding_bodies b ON b.id = f.body_id
+                 WHERE f.host = ?1 AND f.state = 'open'",
             )
             .map_err(db("sync findings"))?;
         let rows = stmt
-            .query_map([host.to_string()], |r| {
+            .query_map([&host_text], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     FindingKey {
@@ -123,19 +138,22 @@ pub(crate) fn sync(
     let plan = plan_sync(open, current, installed)?;
     let now_db = ts_to_db("now", now)?;
     for n in &plan.open {
+        let body = body_id(c, &n.digest, &n.finding_json)?;
         let due_at = opt_ts_to_db("finding due_at", n.classification.due_at)?;
+        // No history row: a finding's first classification is its row's until the first
+        // change (see `reclassify` and `history`), so opening writes one row, not two.
         c.prepare_cached(
-            "INSERT INTO findings (host, package, arch, vulnerability, state, body, class,
+            "INSERT INTO findings (host, package, arch, vulnerability, state, body_id, class,
                                    due_at, policy, rule, first_seen, last_seen)
              VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
         )
         .and_then(|mut s| {
             s.execute(params![
-                host.to_string(),
+                host_text,
                 n.key.package,
                 n.key.arch,
                 n.key.vulnerability,
-                n.finding_json,
+                body,
                 n.classification.class.map(Class::as_str),
                 due_at,
                 n.classification.policy,
@@ -144,16 +162,23 @@ pub(crate) fn sync(
             ])
         })
         .map_err(db("open finding"))?;
-        add_history(c, c.last_insert_rowid(), now_db, &n.classification)?;
     }
-    for (id, body) in &plan.refresh {
-        c.execute(
-            "UPDATE findings SET body = ?2 WHERE id = ?1",
-            params![id, body],
-        )
-        .map_err(db("refresh finding"))?;
+    for (id, json, digest) in &plan.refresh {
+        let body = body_id(c, digest, json)?;
+        c.prepare_cached("UPDATE findings SET body_id = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, body]))
+            .map_err(db("refresh finding"))?;
     }
     for (id, cl) in &plan.reclassify {
+        // The classification the finding had until now becomes history first, if it is not
+        // yet (it was the row's own since the finding opened).
+        c.prepare_cached(
+            "INSERT INTO finding_history (finding, at, class, due_at, policy, rule)
+             SELECT id, first_seen, class, due_at, policy, rule FROM findings
+             WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM finding_history WHERE finding = ?1)",
+        )
+        .and_then(|mut s| s.execute(params![id]))
+        .map_err(db("record finding history"))?;
         c.execute(
             "UPDATE findings SET class = ?2, due_at = ?3, policy = ?4, rule = ?5 WHERE id = ?1",
             params![
@@ -168,20 +193,22 @@ pub(crate) fn sync(
         add_history(c, *id, now_db, cl)?;
     }
     for (id, fixed) in &plan.close {
-        c.execute(
+        c.prepare_cached(
             "UPDATE findings SET state = 'closed', closed_at = ?2, last_seen = ?2,
                                  fixed_version = ?3
              WHERE id = ?1",
-            params![id, now_db, fixed],
         )
+        .and_then(|mut s| s.execute(params![id, now_db, fixed]))
         .map_err(db("close finding"))?;
     }
     // `last_seen` of every kept finding moves to now in one statement, rather than one per
-    // finding: the open ones that were not closed above are exactly the kept ones.
-    c.execute(
-        "UPDATE findings SET last_seen = ?2 WHERE host = ?1 AND state = 'open'",
-        params![host.to_string(), now_db],
+    // finding: the open ones that were not closed above are exactly the kept ones (and those
+    // opened now already say now, so they are not written twice).
+    c.prepare_cached(
+        "UPDATE findings SET last_seen = ?2
+         WHERE host = ?1 AND state = 'open' AND last_seen <> ?2",
     )
+    .and_then(|mut s| s.execute(params![host_text, now_db]))
     .map_err(db("sync findings"))?;
     if plan.summary.changed() {
         let mut entry = entry.clone();
@@ -193,8 +220,12 @@ pub(crate) fn sync(
     Ok(plan.summary)
 }
 
-const COLUMNS: &str = "id, host, state, body, class, due_at, policy, rule, first_seen, \
-                       last_seen, closed_at, fixed_version";
+/// The body is read by a subquery rather than a join, so that filters can name the findings'
+/// columns unqualified.
+const COLUMNS: &str = "id, host, state, \
+                       (SELECT b.body FROM finding_bodies b WHERE b.id = findings.body_id), \
+                       class, due_at, policy, rule, first_seen, last_seen, closed_at, \
+                       fixed_version";
 
 type RawFinding = (
     i64,
@@ -256,8 +287,8 @@ pub(crate) fn any_open_fixable(c: &Connection, host: Uuid) -> Result<bool> {
     // `fixed` lives in the finding's JSON body: EXISTS stops at the first fixable finding
     // rather than parsing every body of the host.
     c.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM findings WHERE host = ?1 AND state = 'open' \
-         AND json_extract(body, '$.fixed') IS NOT NULL)",
+        "SELECT EXISTS (SELECT 1 FROM findings f JOIN finding_bodies b ON b.id = f.body_id \
+         WHERE f.host = ?1 AND f.state = 'open' AND json_extract(b.body, '$.fixed') IS NOT NULL)",
     )
     .and_then(|mut s| s.query_row(params![host.to_string()], |r| r.get(0)))
     .map_err(db("look for a fixable finding"))
@@ -329,6 +360,32 @@ pub(crate) fn history(c: &Connection, finding: i64) -> Result<Vec<Classification
             at: ts_from_db("finding_history", &finding, at)?,
             classification: classification(finding, class, due_at, policy, rule)?,
         });
+    }
+    if out.is_empty() {
+        // Never reclassified: its one classification is the row's, since it was first seen.
+        let first = c
+            .prepare_cached(
+                "SELECT first_seen, class, due_at, policy, rule FROM findings WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([finding], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(db("read finding history"))?;
+        if let Some((at, class, due_at, policy, rule)) = first {
+            out.push(ClassificationChange {
+                at: ts_from_db(T, &finding, at)?,
+                classification: classification(finding, class, due_at, policy, rule)?,
+            });
+        }
     }
     Ok(out)
 }

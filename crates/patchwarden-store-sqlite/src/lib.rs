@@ -109,6 +109,9 @@ fn connect(path: &Path, create: bool) -> Result<Connection> {
     // last transactions but never corrupts the file.
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
         .map_err(|e| open_failed(path, e))?;
+    // A findings sync alone uses some ten cached statements; with the inventory, audit, triage
+    // and check-in ones the default of 16 made them evict each other and be parsed again.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

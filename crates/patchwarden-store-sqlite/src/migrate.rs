@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_changes",
         include_str!("../migrations/0006_changes.sql"),
     ),
+    (
+        "0007_finding_bodies",
+        include_str!("../migrations/0007_finding_bodies.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {
@@ -92,6 +96,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<Vec<String>, StoreError> 
         tx.commit().map_err(|e| failed(name, e))?;
         applied.push((*name).to_owned());
     }
+    backfill_body_digests(conn)?;
     let newest: Option<i64> = conn
         .query_row("SELECT max(version) FROM patchwarden_migrations", [], |r| {
             r.get(0)
@@ -109,6 +114,34 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<Vec<String>, StoreError> 
         ));
     }
     Ok(applied)
+}
+
+/// Gives the finding bodies that `0007_finding_bodies` moved out of existing findings their
+/// SHA-256 (SQLite has no SHA-256 function of its own), so that new findings share them.
+fn backfill_body_digests(conn: &mut Connection) -> Result<(), StoreError> {
+    let name = "0007_finding_bodies";
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| failed(name, e))?;
+    {
+        let mut read = tx
+            .prepare("SELECT id, body FROM finding_bodies WHERE digest IS NULL")
+            .map_err(|e| failed(name, e))?;
+        let mut write = tx
+            .prepare("UPDATE finding_bodies SET digest = ?2 WHERE id = ?1")
+            .map_err(|e| failed(name, e))?;
+        let rows = read
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| failed(name, e))?;
+        for row in rows {
+            let (id, body) = row.map_err(|e| failed(name, e))?;
+            let digest = patchwarden_store::finding::body_digest(&body);
+            write
+                .execute(params![id, &digest[..]])
+                .map_err(|e| failed(name, e))?;
+        }
+    }
+    tx.commit().map_err(|e| failed(name, e))
 }
 
 /// The names of the applied migrations, in order.

@@ -173,15 +173,25 @@ pub struct OpenRow {
 pub struct OpenNew {
     pub key: FindingKey,
     pub finding_json: String,
+    /// [`body_digest`] of `finding_json`: the key of the deduplicated body row.
+    pub digest: [u8; 32],
     pub classification: Classification,
+}
+
+/// The key under which a finding's JSON body is stored once for every host that has it (the
+/// same advisory, package and versions give the same body on every host): its SHA-256.
+pub fn body_digest(finding_json: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(finding_json.as_bytes()).into()
 }
 
 /// The writes a sync makes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncPlan {
     pub open: Vec<OpenNew>,
-    /// Kept findings whose details (fixed version, advisories, explanation) changed.
-    pub refresh: Vec<(i64, String)>,
+    /// Kept findings whose details (fixed version, advisories, explanation) changed: the new
+    /// body and its [`body_digest`].
+    pub refresh: Vec<(i64, String, [u8; 32])>,
     /// Kept findings whose classification changed; each gets a history entry.
     pub reclassify: Vec<(i64, Classification)>,
     /// Findings no longer found, with the version now installed.
@@ -218,6 +228,7 @@ pub fn plan_sync(
                 plan.summary.opened += 1;
                 plan.open.push(OpenNew {
                     key,
+                    digest: body_digest(&json),
                     finding_json: json,
                     classification: c.classification.clone(),
                 });
@@ -225,7 +236,8 @@ pub fn plan_sync(
             Some(row) => {
                 plan.summary.kept += 1;
                 if row.finding_json != json {
-                    plan.refresh.push((row.id, json));
+                    let digest = body_digest(&json);
+                    plan.refresh.push((row.id, json, digest));
                 }
                 if row.classification != c.classification {
                     plan.summary.reclassified += 1;

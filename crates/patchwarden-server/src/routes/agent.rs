@@ -15,10 +15,7 @@ use patchwarden_api::v1::problem::Problem;
 use patchwarden_api::v1::signing::MAX_SKEW_SECS;
 use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::inventory::DeltaError;
-use patchwarden_store::{
-    FindingFilter, FindingState, Host, HostState, JobFilter, JobState, NewHost, SecretHash,
-    StoreError,
-};
+use patchwarden_store::{Host, HostState, JobFilter, JobState, NewHost, SecretHash, StoreError};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -336,20 +333,6 @@ async fn standing(state: &AppState, host: &Host, now: Timestamp) -> Result<HostS
     })
 }
 
-async fn open_findings(
-    state: &AppState,
-    host: &Host,
-) -> Result<Vec<patchwarden_store::StoredFinding>, ApiError> {
-    Ok(state
-        .store
-        .list_findings(&FindingFilter {
-            host: Some(host.id),
-            state: Some(FindingState::Open),
-            ..FindingFilter::default()
-        })
-        .await?)
-}
-
 /// `POST /api/v1/agent/inventory`.
 #[utoipa::path(
     post,
@@ -436,13 +419,14 @@ async fn inventory_inner(
     if let Some(held) = &old
         && held.inventory == new
     {
-        let open = open_findings(state, &host).await?;
+        // Counted in the database: nothing is read or decoded for an unchanged host.
+        let open = state.store.count_open_findings(host.id).await?;
         return Ok((
             kind,
             InventoryAccepted {
                 packages: held.digest,
                 findings: FindingCounts {
-                    open: open.len() as u64,
+                    open,
                     opened: 0,
                     closed: 0,
                 },

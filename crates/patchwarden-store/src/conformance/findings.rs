@@ -428,3 +428,102 @@ pub async fn findings_filter_by_state_class_due_date_and_host(db: Arc<dyn TestDa
     .await;
     assert_eq!(first_page.len() + rest.len(), 4);
 }
+
+pub async fn hosts_with_the_same_finding_share_its_body_and_each_keeps_its_own_changes(
+    db: Arc<dyn TestDatabase>,
+) {
+    // The store keeps one copy of a finding body that many hosts have: what each host reads
+    // back, its changes and its history stay its own.
+    let store = open(&db).await;
+    let a = enrolled(&store, "web", "a").await;
+    let b = enrolled(&store, "web", "b").await;
+    let (before, after) = debian_inventories(2);
+    let (old, new) = (&before.packages, &after.packages);
+    let both = vec![
+        current(pkg(old, 0), "CVE-7", None, classified(Class::High, 1000)),
+        current(pkg(old, 1), "CVE-8", None, classified(Class::Low, 9000)),
+    ];
+    for (h, t) in [(&a, 10), (&b, 20)] {
+        let s = store
+            .sync_findings(h.id, &both, old, at(t), entry(at(t), "f", "h"))
+            .await
+            .unwrap();
+        assert_eq!(s.opened, 2);
+    }
+    // A fix is released for CVE-7 and host a's policy makes it an emergency: only a's
+    // finding says so, and a re-sync of the same findings changes nothing and audits nothing.
+    let changed = vec![
+        current(
+            pkg(old, 0),
+            "CVE-7",
+            Some(pkg(new, 0)),
+            classified(Class::Emergency, 50),
+        ),
+        both[1].clone(),
+    ];
+    let s = store
+        .sync_findings(a.id, &changed, old, at(30), entry(at(30), "f", "a"))
+        .await
+        .unwrap();
+    assert_eq!((s.kept, s.reclassified), (2, 1));
+    let head = store.audit_head().await.unwrap();
+    let s = store
+        .sync_findings(a.id, &changed, old, at(40), entry(at(40), "f", "a"))
+        .await
+        .unwrap();
+    assert_eq!((s.opened, s.kept, s.reclassified, s.closed), (0, 2, 0, 0));
+    assert_eq!(store.audit_head().await.unwrap(), head);
+    let of = |h: uuid::Uuid| {
+        let store = store.clone();
+        async move {
+            store
+                .list_findings(&FindingFilter {
+                    host: Some(h),
+                    vulnerability: Some("CVE-7".into()),
+                    ..FindingFilter::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let fa = of(a.id).await;
+    let fb = of(b.id).await;
+    assert_eq!((fa.len(), fb.len()), (1, 1));
+    assert_eq!(fa[0].finding, changed[0].finding);
+    assert_eq!(fa[0].classification, changed[0].classification);
+    assert_eq!((fa[0].first_seen, fa[0].last_seen), (at(10), at(40)));
+    assert_eq!(fb[0].finding, both[0].finding);
+    assert_eq!(fb[0].classification, both[0].classification);
+    assert_eq!((fb[0].first_seen, fb[0].last_seen), (at(20), at(20)));
+    let steps = |h: Vec<crate::ClassificationChange>| -> Vec<(jiff::Timestamp, Option<Class>)> {
+        h.iter().map(|c| (c.at, c.classification.class)).collect()
+    };
+    assert_eq!(
+        steps(store.finding_history(fa[0].id).await.unwrap()),
+        vec![
+            (at(10), Some(Class::High)),
+            (at(30), Some(Class::Emergency))
+        ]
+    );
+    assert_eq!(
+        steps(store.finding_history(fb[0].id).await.unwrap()),
+        vec![(at(20), Some(Class::High))]
+    );
+    // Back to high on a: a third step; b's fixable finding is still not fixable.
+    let s = store
+        .sync_findings(a.id, &both, old, at(50), entry(at(50), "f", "a"))
+        .await
+        .unwrap();
+    assert_eq!(s.reclassified, 1);
+    assert_eq!(
+        steps(store.finding_history(fa[0].id).await.unwrap()),
+        vec![
+            (at(10), Some(Class::High)),
+            (at(30), Some(Class::Emergency)),
+            (at(50), Some(Class::High))
+        ]
+    );
+    assert_eq!(of(a.id).await[0].finding, both[0].finding);
+    assert!(!store.has_open_fixable_finding(b.id).await.unwrap());
+    assert!(store.finding_history(i64::MAX).await.unwrap().is_empty());
+}

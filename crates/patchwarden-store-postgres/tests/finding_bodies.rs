@@ -1,0 +1,132 @@
+//! `0007_finding_bodies` on a database that already has findings (whenever
+//! `PATCHWARDEN_TEST_POSTGRES` names a database): every finding keeps its body, identical
+//! bodies become one row under the SHA-256 the store computes, and the store reads them back.
+
+use patchwarden_store::{FindingFilter, Store};
+use patchwarden_store_postgres::PgStore;
+use patchwarden_store_postgres::migrate::MIGRATIONS;
+use sha2::{Digest, Sha256};
+
+const VAR: &str = "PATCHWARDEN_TEST_POSTGRES";
+
+#[tokio::test]
+async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once() {
+    let Ok(url) = std::env::var(VAR) else {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "skipped: needs {VAR}");
+        return;
+    };
+    let schema = format!("pw_test_{}", uuid::Uuid::new_v4().simple());
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    config.options(format!("-c search_path={schema}"));
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    // A database as the release before 0007 left it, with findings of two hosts.
+    client
+        .batch_execute(
+            "CREATE TABLE patchwarden_migrations (
+                version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL)",
+        )
+        .await
+        .unwrap();
+    let before = MIGRATIONS
+        .iter()
+        .position(|(n, _)| *n == "0007_finding_bodies")
+        .unwrap();
+    for (i, (name, sql)) in MIGRATIONS[..before].iter().enumerate() {
+        client.batch_execute(sql).await.unwrap();
+        let checksum = patchwarden_store::codec::hex(&Sha256::digest(sql.as_bytes()));
+        let version = i as i64 + 1;
+        client
+            .execute(
+                "INSERT INTO patchwarden_migrations VALUES ($1, $2, $3)",
+                &[&version, name, &checksum],
+            )
+            .await
+            .unwrap();
+    }
+    let hosts = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
+    let body = |v: &str| {
+        serde_json::to_string(&patchwarden_core::finding::Finding {
+            vulnerability: v.into(),
+            aliases: Vec::new(),
+            advisories: vec![format!("DSA-{v}")],
+            manager: patchwarden_core::inventory::Manager::Dpkg,
+            package: "openssl".into(),
+            arch: Some("amd64".into()),
+            source_package: Some("openssl".into()),
+            installed: "3.0.11-1~deb12u1".into(),
+            fixed: Some("3.0.11-1~deb12u2".into()),
+            ecosystem: "Debian:12".into(),
+            available_at: None,
+            published_at: None,
+            explanation: "openssl is below the fixed version".into(),
+        })
+        .unwrap()
+    };
+    client
+        .batch_execute("SET session_replication_role = replica")
+        .await
+        .unwrap();
+    for host in &hosts {
+        for v in ["CVE-1", "CVE-2"] {
+            client
+                .execute(
+                    "INSERT INTO findings (host, package, arch, vulnerability, state, body, class,
+                                           first_seen, last_seen)
+                     VALUES ($1, 'openssl', 'amd64', $2, 'open', $3, 'high', 10, 10)",
+                    &[host, &v, &body(v)],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    client
+        .batch_execute("SET session_replication_role = origin")
+        .await
+        .unwrap();
+    let store = PgStore::connect(config.clone(), "test".into())
+        .await
+        .unwrap();
+    let all = store
+        .list_findings(&FindingFilter::default())
+        .await
+        .unwrap();
+    let got: Vec<(uuid::Uuid, String)> = all
+        .iter()
+        .map(|f| (f.host, f.finding.vulnerability.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (hosts[0], "CVE-1".into()),
+            (hosts[0], "CVE-2".into()),
+            (hosts[1], "CVE-1".into()),
+            (hosts[1], "CVE-2".into()),
+        ]
+    );
+    assert_eq!(all[2].finding.fixed.as_deref(), Some("3.0.11-1~deb12u2"));
+    assert_eq!(store.finding_history(all[2].id).await.unwrap().len(), 1);
+    let rows = client
+        .query("SELECT digest, body FROM finding_bodies ORDER BY id", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        let digest: Vec<u8> = r.get(0);
+        let body: String = r.get(1);
+        assert_eq!(
+            digest,
+            patchwarden_store::finding::body_digest(&body).to_vec()
+        );
+    }
+    drop(store);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
