@@ -195,11 +195,11 @@ pub async fn start_with_store(
     )
     .with_operators(config.operators.clone(), config.enrollment.token_ttl_hours);
     // `Config::check` already refused rules that do not parse.
-    app.standard = (
-        config.changes.rules().unwrap_or_default(),
-        config.changes.standard_every_secs.max(1),
-        config.changes.announce_days,
-    );
+    app.changes = crate::changes::standard::Settings {
+        rules: config.changes.rules().unwrap_or_default(),
+        every_secs: config.changes.standard_every_secs.max(1),
+        announce_days: config.changes.announce_days,
+    };
     // A configured directory that is missing is a mistake to hear about at start, not at the
     // first host's install.
     if let Some(dir) = config.downloads_dir() {

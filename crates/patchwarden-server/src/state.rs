@@ -64,9 +64,8 @@ pub struct AppState {
     /// Wakes the rollout engine (`changes::rollout`) before its next tick: a job finished, a
     /// change was scheduled.
     pub rollout_wake: tokio::sync::Notify,
-    /// The standard-change rules, how often they look for findings, and how many days ahead
-    /// of its window a change is announced (`[changes]`).
-    pub(crate) standard: (Vec<crate::changes::standard::Rule>, u32, u32),
+    /// The `[changes]` settings: standard-change rules, how often they look, announcements.
+    pub(crate) changes: crate::changes::standard::Settings,
 }
 
 impl AppState {
@@ -100,7 +99,7 @@ impl AppState {
             enrollment_token_ttl_hours: 24,
             openapi: OnceLock::new(),
             rollout_wake: tokio::sync::Notify::new(),
-            standard: (Vec::new(), 300, 7),
+            changes: crate::changes::standard::Settings::default(),
             routes: OnceLock::new(),
         }
     }

@@ -203,33 +203,12 @@ impl Manifest {
         if self.packages.len() > MAX_PACKAGES {
             return refuse(format!("it names more than {MAX_PACKAGES} packages"));
         }
-        if self.restart.len() > MAX_STEPS || self.health_checks.len() > MAX_STEPS {
-            return refuse(format!(
-                "it names more than {MAX_STEPS} restarts or health checks"
-            ));
-        }
+        check_steps(&self.restart, &self.health_checks)?;
         for p in &self.packages {
             check_name("package name", &p.name)?;
             check_name("package version", &p.version)?;
             if let Some(arch) = &p.arch {
                 check_name("package architecture", arch)?;
-            }
-        }
-        for unit in &self.restart {
-            check_unit(unit)?;
-        }
-        for check in &self.health_checks {
-            match check {
-                HealthCheck::ServiceActive { unit } => check_unit(unit)?,
-                HealthCheck::TcpConnect { .. } => {}
-                HealthCheck::HttpStatus { path, .. } => {
-                    if !path.starts_with('/')
-                        || path.len() > MAX_NAME
-                        || path.chars().any(|c| c.is_control() || c.is_whitespace())
-                    {
-                        return refuse(format!("health check path {path:?} is not a plain path"));
-                    }
-                }
             }
         }
         let mut mine: Vec<&PackagePin> = self.packages.iter().collect();
@@ -286,7 +265,43 @@ impl Manifest {
     }
 }
 
-fn check_name(what: &str, s: &str) -> Result<(), ManifestRefusal> {
+/// Whether a manifest's restarts and health checks are ones an agent accepts: at most
+/// [`MAX_STEPS`] of each, systemd unit names, plain loopback paths. The server checks a change's
+/// form with it before anyone signs it; the agent checks the manifest with it before acting.
+pub fn check_steps(
+    restart: &[String],
+    health_checks: &[HealthCheck],
+) -> Result<(), ManifestRefusal> {
+    if restart.len() > MAX_STEPS || health_checks.len() > MAX_STEPS {
+        return Err(ManifestRefusal(format!(
+            "it names more than {MAX_STEPS} restarts or health checks"
+        )));
+    }
+    for unit in restart {
+        check_unit(unit)?;
+    }
+    for check in health_checks {
+        match check {
+            HealthCheck::ServiceActive { unit } => check_unit(unit)?,
+            HealthCheck::TcpConnect { .. } => {}
+            HealthCheck::HttpStatus { path, .. } => {
+                if !path.starts_with('/')
+                    || path.len() > MAX_NAME
+                    || path.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
+                    return Err(ManifestRefusal(format!(
+                        "health check path {path:?} is not a plain path"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `s` is a plain package name or version a manifest carries: not empty, not too
+/// long, no whitespace or control characters, never an option.
+pub fn check_name(what: &str, s: &str) -> Result<(), ManifestRefusal> {
     if s.is_empty()
         || s.len() > MAX_NAME
         || s.starts_with('-')

@@ -25,7 +25,9 @@ use patchwarden_api::v1::changes::{
     TemplateSpec, WindowSpec,
 };
 use patchwarden_api::v1::jobs::{JobKind, PackagePin, RecordedResult};
-use patchwarden_api::v1::manifest::{HealthCheck, Manifest, ManifestAction};
+use patchwarden_api::v1::manifest::{
+    HealthCheck, Manifest, ManifestAction, check_name, check_steps,
+};
 use patchwarden_core::audit::AuditEntry;
 use patchwarden_core::calendar::{Calendar, Freeze, Span, Template, Window};
 use patchwarden_core::change::{
@@ -170,18 +172,9 @@ fn text(field: &str, s: &str, max: usize, required: bool) -> Result<(), ApiError
     Ok(())
 }
 
-/// A package or version name a manifest will accept.
+/// A package or version name a manifest will accept (`manifest::check_name`).
 fn plain(field: &str, s: &str) -> Result<(), ApiError> {
-    if s.is_empty()
-        || s.len() > patchwarden_api::v1::manifest::MAX_NAME
-        || s.starts_with('-')
-        || s.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(ApiError::MalformedBody(format!(
-            "{field} {s:?} is not a plain name"
-        )));
-    }
-    Ok(())
+    check_name(field, s).map_err(|e| ApiError::MalformedBody(e.0))
 }
 
 /// The hosts a change targets that the caller may see, active ones only, by id.
@@ -455,15 +448,10 @@ async fn draft_doc(
     }
     if request.targets.hosts.len() + request.targets.groups.len() > MAX_TARGETS
         || request.patches.len() > MAX_PATCHES
-        || request.restart_order.len() > patchwarden_api::v1::manifest::MAX_STEPS
-        || request.health_checks.len() > patchwarden_api::v1::manifest::MAX_STEPS
     {
         return Err(ApiError::MalformedBody(
-            "too many targets, patches, restarts or health checks".into(),
+            "too many targets or patches".into(),
         ));
-    }
-    for unit in &request.restart_order {
-        plain("unit", unit)?;
     }
     text("test ring", &request.rollout.test_ring, 128, true)?;
     if let Some(waves) = &request.rollout.waves {
@@ -493,40 +481,8 @@ async fn draft_doc(
         plain("package", &p.package)?;
         plain("version", &p.version)?;
     }
-    // Check the health checks and units as an agent will, before anyone signs them.
-    let probe = Manifest {
-        version: patchwarden_api::v1::manifest::MANIFEST_VERSION,
-        change: "PCR-0000-0000".into(),
-        kind: patchwarden_api::v1::manifest::ManifestKind::Emergency,
-        host: "check".into(),
-        action: ManifestAction::Install,
-        packages: vec![PackagePin {
-            name: "check".into(),
-            version: "1".into(),
-            arch: None,
-        }],
-        window: None,
-        expires_at: Timestamp::MAX,
-        issued_at: now,
-        requester: "a".into(),
-        approvals: vec![
-            patchwarden_api::v1::manifest::Approval {
-                role: patchwarden_api::v1::manifest::ApprovalRole::Approver,
-                by: "b".into(),
-                at: now,
-            },
-            patchwarden_api::v1::manifest::Approval {
-                role: patchwarden_api::v1::manifest::ApprovalRole::Authoriser,
-                by: "c".into(),
-                at: now,
-            },
-        ],
-        restart: request.restart_order.clone(),
-        reboot_allowed: false,
-        health_checks: request.health_checks.clone(),
-    };
-    probe
-        .check("check", ManifestAction::Install, &probe.packages, now)
+    // The restarts and health checks as an agent will check them, before anyone signs them.
+    check_steps(&request.restart_order, &request.health_checks)
         .map_err(|e| ApiError::MalformedBody(e.0))?;
 
     let mut change = Change::draft(request.kind, requester, request.testing);
@@ -654,7 +610,7 @@ pub(crate) async fn apply_event(
         doc.announce_at = Some(if doc.emergency() {
             now
         } else {
-            let ahead = SignedDuration::from_hours(24 * i64::from(state.standard.2));
+            let ahead = SignedDuration::from_hours(24 * i64::from(state.changes.announce_days));
             span.start.checked_sub(ahead).unwrap_or(now).max(now)
         });
         doc.affected = affected_applications(&hosts);

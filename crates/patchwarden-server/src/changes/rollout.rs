@@ -62,8 +62,8 @@ pub(crate) const TICK: Duration = Duration::from_secs(10);
 /// Runs the engine until the task is aborted; every `changes.standard_every_secs` the
 /// standard-change rules look for findings first.
 pub(crate) async fn run(state: Arc<AppState>) {
-    let (rules, every, _) = &state.standard;
-    let every = Duration::from_secs(u64::from(*every));
+    let rules = &state.changes.rules;
+    let every = Duration::from_secs(u64::from(state.changes.every_secs));
     let mut last_standard: Option<std::time::Instant> = None;
     loop {
         if !rules.is_empty() && last_standard.is_none_or(|t| t.elapsed() >= every) {
@@ -98,12 +98,23 @@ pub(crate) async fn tick(state: &AppState, now: Timestamp) {
             return;
         }
     };
+    if changes.is_empty() {
+        return;
+    }
+    // One reading of the calendar serves every change of the round.
+    let calendar = match load_calendar(state).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "the rollout engine cannot read the calendar");
+            return;
+        }
+    };
     for stored in changes {
         // Several steps may be due at once (a ring verified and the next to start): take them
         // one update at a time, each at the revision the last one left.
         let mut current = stored;
         for _ in 0..8 {
-            match step(state, &current, now).await {
+            match step(state, &current, &calendar, now).await {
                 Ok(Some(next)) => current = next,
                 Ok(None) => break,
                 Err(ApiError::Conflict(e)) => {
@@ -132,10 +143,10 @@ struct Step {
 async fn step(
     state: &AppState,
     stored: &StoredChange,
+    calendar: &LoadedCalendar,
     now: Timestamp,
 ) -> Result<Option<StoredChange>, ApiError> {
     let doc = ChangeDoc::parse(stored)?;
-    let calendar = load_calendar(state).await?;
     let jobs: HashMap<Uuid, Job> = state
         .store
         .list_jobs(&JobFilter {
@@ -147,11 +158,11 @@ async fn step(
         .map(|j| (j.id, j))
         .collect();
     let step = match doc.change.state {
-        ChangeState::Scheduled => start(state, stored, doc, &calendar, &jobs, now).await?,
+        ChangeState::Scheduled => start(state, stored, doc, calendar, &jobs, now).await?,
         ChangeState::Testing | ChangeState::Deploying => {
-            running(stored, doc, &calendar, &jobs, now).await?
+            running(stored, doc, calendar, &jobs, now).await?
         }
-        ChangeState::Tested => deploy_after_tests(stored, doc, &calendar, &jobs, now).await?,
+        ChangeState::Tested => deploy_after_tests(stored, doc, calendar, &jobs, now).await?,
         ChangeState::Failed => rolled_back(doc, &jobs),
         _ => None,
     };

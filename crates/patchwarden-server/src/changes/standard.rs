@@ -70,6 +70,25 @@ fn yes() -> bool {
     true
 }
 
+/// The `[changes]` settings as the running server holds them.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub rules: Vec<Rule>,
+    pub every_secs: u32,
+    pub announce_days: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        let config = ChangesConfig::default();
+        Settings {
+            rules: Vec::new(),
+            every_secs: config.standard_every_secs,
+            announce_days: config.announce_days,
+        }
+    }
+}
+
 /// A rule, checked and ready to match.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
@@ -169,8 +188,9 @@ pub(crate) async fn raise(
     now: Timestamp,
 ) -> Result<Vec<String>, ApiError> {
     let mut raised = Vec::new();
+    // What live changes cover, read once a pass; each change raised below adds its own.
+    let mut covered = covered(state).await?;
     for rule in rules {
-        let covered = covered(state).await?;
         let targets = Targets {
             hosts: Vec::new(),
             groups: rule.spec.groups.clone(),
@@ -221,6 +241,14 @@ pub(crate) async fn raise(
         }
         if patches.is_empty() {
             continue;
+        }
+        for host in &touched {
+            for ((package, ecosystem), version) in &patches {
+                covered
+                    .entry((*host, package.clone()))
+                    .or_default()
+                    .push((Some(ecosystem.clone()), version.clone()));
+            }
         }
         let number = raise_one(state, rule, touched, patches, now).await?;
         tracing::info!(rule = %rule.spec.name, change = %number, "a standard-change rule raised a change");

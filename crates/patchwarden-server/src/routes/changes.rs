@@ -14,7 +14,6 @@ use patchwarden_api::v1::changes::{
     CalendarEntryView, CalendarSpec, ChangeQuery, ChangeView, NewChangeRequest, Promote, Reason,
     ScheduleRequest,
 };
-use patchwarden_api::v1::fleet::{DEFAULT_PAGE, MAX_PAGE};
 use patchwarden_core::audit::AuditEntry;
 use patchwarden_core::change::ChangeEvent;
 use patchwarden_store::change::ChangeFilter;
@@ -24,6 +23,7 @@ use crate::body::{self, SMALL_BODY};
 use crate::changes::{self, ChangeDoc};
 use crate::clock;
 use crate::error::ApiError;
+use crate::routes::fleet::{page_size, query};
 use crate::state::AppState;
 
 /// A change request body: the form with its patches (up to the manifest's package limit).
@@ -100,15 +100,8 @@ pub(crate) async fn list(
     caller: Caller,
     q: Result<Query<ChangeQuery>, QueryRejection>,
 ) -> Result<Json<Vec<ChangeView>>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
-    let limit = match q.limit.unwrap_or(DEFAULT_PAGE) {
-        n @ 1..=MAX_PAGE => n,
-        n => {
-            return Err(ApiError::InvalidParameter(format!(
-                "limit {n}: between 1 and {MAX_PAGE}"
-            )));
-        }
-    };
+    let q = query(q)?;
+    let limit = page_size(q.limit)?;
     let stored = state
         .store
         .list_changes(&ChangeFilter {
@@ -267,6 +260,26 @@ pub(crate) async fn schedule(
     act(&state, &caller, &n, ChangeEvent::Schedule, request).await
 }
 
+/// The event routes whose body is a [`Reason`].
+async fn with_reason(
+    state: &AppState,
+    caller: &Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+    event: impl FnOnce(String) -> ChangeEvent,
+) -> Result<Json<ChangeView>, ApiError> {
+    let n = number(path)?;
+    let r: Reason = body::json(&body::read(body, SMALL_BODY).await?)?;
+    act(
+        state,
+        caller,
+        &n,
+        event(r.reason),
+        ScheduleRequest::default(),
+    )
+    .await
+}
+
 /// An approver or authoriser rejects it, with why.
 #[utoipa::path(
     post,
@@ -285,15 +298,9 @@ pub(crate) async fn reject(
     path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Json<ChangeView>, ApiError> {
-    let n = number(path)?;
-    let r: Reason = body::json(&body::read(body, SMALL_BODY).await?)?;
-    act(
-        &state,
-        &caller,
-        &n,
-        ChangeEvent::Reject { reason: r.reason },
-        ScheduleRequest::default(),
-    )
+    with_reason(&state, &caller, path, body, |reason| ChangeEvent::Reject {
+        reason,
+    })
     .await
 }
 
@@ -315,15 +322,9 @@ pub(crate) async fn cancel(
     path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Json<ChangeView>, ApiError> {
-    let n = number(path)?;
-    let r: Reason = body::json(&body::read(body, SMALL_BODY).await?)?;
-    act(
-        &state,
-        &caller,
-        &n,
-        ChangeEvent::Cancel { reason: r.reason },
-        ScheduleRequest::default(),
-    )
+    with_reason(&state, &caller, path, body, |reason| ChangeEvent::Cancel {
+        reason,
+    })
     .await
 }
 

@@ -294,7 +294,7 @@ pub(crate) async fn list(
     caller: Caller,
     q: Result<Query<ExceptionQuery>, QueryRejection>,
 ) -> Result<Json<ExceptionList>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
+    let q = crate::routes::fleet::query(q)?;
     let now = clock::now();
     let hosts = visible_hosts(&state, &caller.scope()).await?;
     let items = state

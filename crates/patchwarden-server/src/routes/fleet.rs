@@ -27,13 +27,13 @@ use crate::routes::exceptions::InForce;
 use crate::routes::users::path_id;
 use crate::state::AppState;
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::InvalidParameter(e.body_text()))
 }
 
 /// A page size within 1 ..= MAX_PAGE.
-fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
+pub(crate) fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit.unwrap_or(DEFAULT_PAGE) {
         n @ 1..=MAX_PAGE => Ok(n),
         n => Err(ApiError::InvalidParameter(format!(
