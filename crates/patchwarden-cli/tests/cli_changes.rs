@@ -7,109 +7,20 @@
 //! the calendar and the schedule into it, the form shown as a table and as the API's JSON, a
 //! freeze added and deleted, another change cancelled with its reason.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod cli_support;
 
+use cli_support::{Cli, PASSWORD, user};
 use patchwarden_api::v1::agent::{CheckInRequest, InventoryUpload, InventoryWanted};
 use patchwarden_api::v1::changes::{CalendarEntryView, CalendarSpec, ChangeView, Risk};
 use patchwarden_api::v1::jobs::{JobOutcome, JobResult, PackageChange};
-use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::change::{ChangeKind, ChangeState, Testing};
 use patchwarden_core::inventory::{Inventory, Manager, Package, PackageStatus};
-use patchwarden_store::{NewUser, Role};
+use patchwarden_store::Role;
 use patchwarden_testkit::TestServer;
 use uuid::Uuid;
 
-const PASSWORD: &str = "correct horse battery staple";
 const OLD: &str = "3.0.11-1~deb12u2";
 const NEW: &str = "3.0.15-1~deb12u1";
-
-/// The CLI as one operator: its own config directory, nothing from the caller's environment.
-struct Cli {
-    config_home: PathBuf,
-    server: String,
-    fingerprint: String,
-}
-
-impl Cli {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_patchwarden"));
-        c.env("XDG_CONFIG_HOME", &self.config_home)
-            .env_remove("PATCHWARDEN_TOKEN")
-            .env_remove("PATCHWARDEN_SERVER")
-            .env("NO_COLOR", "1")
-            .env("PATCHWARDEN_LOG", "warn");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("running patchwarden")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "patchwarden {args:?} failed ({:?}): {}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 output")
-    }
-
-    fn json<T: serde::de::DeserializeOwned>(&self, args: &[&str]) -> T {
-        let mut all = args.to_vec();
-        all.extend(["--format", "json"]);
-        let text = self.ok(&all);
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{args:?}: not the type ({e}): {text}"))
-    }
-
-    fn login(&self, user: &str) {
-        use std::io::Write;
-        let mut child = self
-            .cmd()
-            .args(["login", "--server", &self.server])
-            .args(["--ca-fingerprint", &self.fingerprint])
-            .args(["--user", user, "--password-stdin"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "login {user}: {out:?}");
-    }
-}
-
-async fn user(server: &TestServer, name: &str, roles: &[Role]) {
-    let hash = patchwarden_server::secrets::hash_password(PASSWORD).unwrap();
-    let now = patchwarden_testkit::now();
-    server
-        .store()
-        .create_user(
-            NewUser {
-                id: Uuid::new_v4(),
-                username: name.into(),
-                password_hash: hash,
-                roles: roles.iter().copied().collect(),
-                groups: Default::default(),
-                must_change_password: false,
-                created_by: "test".into(),
-            },
-            now,
-            AuditEntry::new(now, Actor::System("test".into()), "user.create", name),
-        )
-        .await
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_and_the_calendar_through_the_cli() {
@@ -117,9 +28,9 @@ async fn changes_and_the_calendar_through_the_cli() {
     let server = TestServer::start().await;
     // The officer may also approve: so the refusal of their own approval is the change's rule
     // (the four eyes), not the route's role check.
-    user(&server, "olive", &[Role::Officer, Role::Approver]).await;
-    user(&server, "amos", &[Role::Approver]).await;
-    user(&server, "dora", &[Role::Authoriser]).await;
+    user(&server, "olive", &[Role::Officer, Role::Approver], false).await;
+    user(&server, "amos", &[Role::Approver], false).await;
+    user(&server, "dora", &[Role::Authoriser], false).await;
     let (agent, _) = server
         .enroll(patchwarden_testkit::debian_facts(
             "web-01",
@@ -134,7 +45,8 @@ async fn changes_and_the_calendar_through_the_cli() {
             server: server.url.clone(),
             fingerprint: server.fingerprint.to_string(),
         };
-        cli.login(name);
+        let out = cli.login(name, &format!("{PASSWORD}\n"));
+        assert!(out.status.success(), "login {name}: {out:?}");
         cli
     };
     let olive = as_user("olive");
@@ -174,7 +86,7 @@ async fn changes_and_the_calendar_through_the_cli() {
     );
 
     // The form as the API's JSON parses as a ChangeView, and holds what the flags said.
-    let v: ChangeView = olive.json(&["changes", "show", &number]);
+    let v: ChangeView = olive.typed(&["changes", "show", &number]);
     assert_eq!(v.number, number);
     assert_eq!(v.kind, ChangeKind::Normal);
     assert_eq!(v.state, ChangeState::Draft);
@@ -188,7 +100,7 @@ async fn changes_and_the_calendar_through_the_cli() {
     assert_eq!(v.restart_order, ["nginx.service"]);
     assert_eq!(v.rollout_plan.soak_minutes, 15);
 
-    let submitted: ChangeView = olive.json(&["changes", "submit", &number]);
+    let submitted: ChangeView = olive.typed(&["changes", "submit", &number]);
     assert_eq!(submitted.state, ChangeState::Submitted);
     assert_eq!(submitted.submitted.as_ref().unwrap().by, "olive");
 
@@ -212,13 +124,13 @@ async fn changes_and_the_calendar_through_the_cli() {
     // Four eyes: an approver approves, an authoriser authorises (the table says the state).
     let out = amos.ok(&["changes", "approve", &number]);
     assert!(out.contains("approved"), "{out}");
-    let authorised: ChangeView = dora.json(&["changes", "authorise", &number]);
+    let authorised: ChangeView = dora.typed(&["changes", "authorise", &number]);
     assert_eq!(authorised.state, ChangeState::Authorised);
     assert_eq!(authorised.approved.as_ref().unwrap().by, "amos");
     assert_eq!(authorised.authorised.as_ref().unwrap().by, "dora");
 
     // A nightly window for the host's group, and a freeze that is added and removed again.
-    let entry: CalendarEntryView = olive.json(&[
+    let entry: CalendarEntryView = olive.typed(&[
         "calendar",
         "window",
         "nightly",
@@ -256,7 +168,7 @@ async fn changes_and_the_calendar_through_the_cli() {
     );
     let out = olive.ok(&["calendar", "delete", "year-end"]);
     assert!(out.contains("deleted year-end"), "{out}");
-    let entries: Vec<CalendarEntryView> = olive.json(&["calendar", "list"]);
+    let entries: Vec<CalendarEntryView> = olive.typed(&["calendar", "list"]);
     assert_eq!(
         entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
         ["nightly"]
@@ -276,7 +188,7 @@ async fn changes_and_the_calendar_through_the_cli() {
         out.contains("scheduled") && out.contains("2030-01-01 22:00 – 2030-01-01 23:00"),
         "{out}"
     );
-    let v: ChangeView = olive.json(&["changes", "show", &number]);
+    let v: ChangeView = olive.typed(&["changes", "show", &number]);
     assert_eq!(v.state, ChangeState::Scheduled);
     assert_eq!(
         v.window_start,
@@ -328,7 +240,7 @@ async fn changes_and_the_calendar_through_the_cli() {
         .to_string(),
     )
     .unwrap();
-    let second: ChangeView = olive.json(&["changes", "create", "--file", file.to_str().unwrap()]);
+    let second: ChangeView = olive.typed(&["changes", "create", "--file", file.to_str().unwrap()]);
     assert_eq!(second.kind, ChangeKind::Standard);
     assert!(second.number.ends_with("-0002"), "{}", second.number);
     // The requester edits the draft from a file.
@@ -338,7 +250,7 @@ async fn changes_and_the_calendar_through_the_cli() {
     edited_form["title"] = "bash, and a newer build".into();
     edited_form["patches"][0]["version"] = "5.2.15-2+b9".into();
     std::fs::write(&edited_file, edited_form.to_string()).unwrap();
-    let edited: ChangeView = olive.json(&[
+    let edited: ChangeView = olive.typed(&[
         "changes",
         "edit",
         &second.number,
@@ -347,7 +259,7 @@ async fn changes_and_the_calendar_through_the_cli() {
     ]);
     assert_eq!(edited.title, "bash, and a newer build");
     assert_eq!(edited.patches[0].version, "5.2.15-2+b9");
-    let cancelled: ChangeView = olive.json(&[
+    let cancelled: ChangeView = olive.typed(&[
         "changes",
         "cancel",
         &second.number,
@@ -357,13 +269,13 @@ async fn changes_and_the_calendar_through_the_cli() {
     assert_eq!(cancelled.state, ChangeState::Cancelled);
     assert_eq!(cancelled.outcome_reason.as_deref(), Some("superseded"));
 
-    let all: Vec<ChangeView> = olive.json(&["changes", "list"]);
+    let all: Vec<ChangeView> = olive.typed(&["changes", "list"]);
     assert_eq!(
         all.iter().map(|c| c.number.as_str()).collect::<Vec<_>>(),
         [second.number.as_str(), number.as_str()],
         "newest first"
     );
-    let scheduled: Vec<ChangeView> = olive.json(&["changes", "list", "--state", "scheduled"]);
+    let scheduled: Vec<ChangeView> = olive.typed(&["changes", "list", "--state", "scheduled"]);
     assert_eq!(scheduled.len(), 1);
     assert_eq!(scheduled[0].number, number);
     let table = olive.ok(&["changes", "list", "--requester", "olive"]);
@@ -374,7 +286,7 @@ async fn changes_and_the_calendar_through_the_cli() {
             && table.contains("cancelled"),
         "{table}"
     );
-    let none: Vec<ChangeView> = olive.json(&["changes", "list", "--requester", "amos"]);
+    let none: Vec<ChangeView> = olive.typed(&["changes", "list", "--requester", "amos"]);
     assert!(none.is_empty());
 
     // An emergency runs at once: the rollout shows its ring, the host and the job's state and
@@ -463,7 +375,7 @@ async fn changes_and_the_calendar_through_the_cli() {
     olive.ok(&["changes", "schedule", &urgent]);
     let until = |what: &str, done: &dyn Fn(&ChangeView) -> bool| {
         for _ in 0..150 {
-            let v: ChangeView = olive.json(&["changes", "show", &urgent]);
+            let v: ChangeView = olive.typed(&["changes", "show", &urgent]);
             if done(&v) {
                 return v;
             }
@@ -506,8 +418,8 @@ async fn changes_and_the_calendar_through_the_cli() {
         String::from_utf8_lossy(&out.stderr).contains("testing"),
         "{out:?}"
     );
-    let tested: ChangeView = olive.json(&["changes", "record-testing", &urgent]);
+    let tested: ChangeView = olive.typed(&["changes", "record-testing", &urgent]);
     assert_eq!(tested.tested.as_ref().unwrap().by, "olive");
-    let closed: ChangeView = olive.json(&["changes", "close", &urgent]);
+    let closed: ChangeView = olive.typed(&["changes", "close", &urgent]);
     assert_eq!(closed.state, ChangeState::Closed);
 }

@@ -4,108 +4,18 @@
 //! auditor cannot approve (exit 3), an approver does; the host's findings are then listed as
 //! excepted with the exception's number, until it is revoked.
 
+mod cli_support;
 mod server_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
+use cli_support::{Cli, PASSWORD, user};
 use patchwarden_api::v1::agent::{CheckInRequest, InventoryUpload};
-use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::inventory::Inventory;
-use patchwarden_store::{NewUser, Role};
+use patchwarden_store::Role;
 use patchwarden_testkit::TestServer;
-use serde_json::Value;
 use server_support::{debian_root, security_feed};
-use uuid::Uuid;
-
-const PASSWORD: &str = "correct horse battery staple";
-
-/// The CLI as an operator on this machine: its own config directory, no token from the
-/// environment of whoever runs the tests.
-struct Cli {
-    config_home: PathBuf,
-    server: String,
-    fingerprint: String,
-}
-
-impl Cli {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_patchwarden"));
-        c.env("XDG_CONFIG_HOME", &self.config_home)
-            .env_remove("PATCHWARDEN_TOKEN")
-            .env_remove("PATCHWARDEN_SERVER")
-            .env("NO_COLOR", "1")
-            .env("PATCHWARDEN_LOG", "warn");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("running patchwarden")
-    }
-
-    /// Runs and expects success; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "patchwarden {args:?} failed ({:?}): {}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 output")
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend(["--format", "json"]);
-        let text = self.ok(&all);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text}"))
-    }
-
-    fn login(&self, user: &str, password_lines: &str) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .cmd()
-            .args(["login", "--server", &self.server])
-            .args(["--ca-fingerprint", &self.fingerprint])
-            .args(["--user", user, "--password-stdin"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(password_lines.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-}
-
-async fn user(server: &TestServer, name: &str, roles: &[Role], must_change: bool) {
-    let hash = patchwarden_server::secrets::hash_password(PASSWORD).unwrap();
-    let now = patchwarden_testkit::now();
-    server
-        .store()
-        .create_user(
-            NewUser {
-                id: Uuid::new_v4(),
-                username: name.into(),
-                password_hash: hash,
-                roles: roles.iter().copied().collect(),
-                groups: Default::default(),
-                must_change_password: must_change,
-                created_by: "test".into(),
-            },
-            now,
-            AuditEntry::new(now, Actor::System("test".into()), "user.create", name),
-        )
-        .await
-        .unwrap();
-}
 
 /// The real Debian 12 host's inventory, as `patchwarden inventory` reads it from a root.
 fn debian_inventory(dir: &Path) -> Inventory {

@@ -180,8 +180,27 @@ impl TestServer {
         groups: &[&str],
     ) -> patchwarden_client::OperatorClient {
         let password = format!("{name}'s test password, long enough");
+        self.user(name, roles, groups, &password, false).await;
+        let (client, _) = self
+            .client
+            .login(name, &password)
+            .await
+            .unwrap_or_else(|e| panic!("login of {name}: {e}"));
+        client
+    }
+
+    /// Makes a user with `password` (argon2-hashed, as the server keeps it) directly in the
+    /// store, as an admin would through the API; with `must_change`, the password is one-time.
+    pub async fn user(
+        &self,
+        name: &str,
+        roles: &[patchwarden_store::Role],
+        groups: &[&str],
+        password: &str,
+        must_change: bool,
+    ) -> patchwarden_store::User {
         let hash =
-            patchwarden_server::secrets::hash_password(&password).expect("hashing a test password");
+            patchwarden_server::secrets::hash_password(password).expect("hashing a test password");
         let at = now();
         self.store()
             .create_user(
@@ -191,7 +210,7 @@ impl TestServer {
                     password_hash: hash,
                     roles: roles.iter().copied().collect(),
                     groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-                    must_change_password: false,
+                    must_change_password: must_change,
                     created_by: "testkit".into(),
                 },
                 at,
@@ -203,13 +222,7 @@ impl TestServer {
                 ),
             )
             .await
-            .unwrap_or_else(|e| panic!("making operator {name}: {e}"));
-        let (client, _) = self
-            .client
-            .login(name, &password)
-            .await
-            .unwrap_or_else(|e| panic!("login of {name}: {e}"));
-        client
+            .unwrap_or_else(|e| panic!("making user {name}: {e}"))
     }
 
     /// Stops the server gracefully and hands back its data directory and settings.
