@@ -428,6 +428,27 @@ async fn admit(state: &AppState, access: Access, request: Request) -> Result<Req
     Ok(request)
 }
 
+/// The middleware of every operator page (`Routes::page`): the same checks as [`authorize`],
+/// with refusals a person can act on. Without a valid session the answer is the login form
+/// (401), which comes back to this page; a one-time password still to change leads to the
+/// form that changes it; any other refusal is explained on a page with its status. Each
+/// refusal names its problem code in `X-Problem-Code`, as a problem document would.
+pub(crate) async fn authorize_page(
+    State((state, access)): State<(Arc<AppState>, Access)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let back_to = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    match admit(&state, access, request).await {
+        Ok(request) => next.run(request).await,
+        Err(e) => crate::web::refusal(&state, e, &method, &back_to),
+    }
+}
+
 /// The address a request came from, when the listener recorded it.
 pub(crate) fn source_address(request_extensions: &axum::http::Extensions) -> Option<SocketAddr> {
     request_extensions

@@ -36,6 +36,7 @@ pub mod serve;
 mod state;
 pub mod tls;
 mod traced;
+mod web;
 
 pub use access::Access;
 pub use config::{Config, ConfigError};

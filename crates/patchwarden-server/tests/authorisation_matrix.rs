@@ -242,6 +242,15 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         "/api/v1/audit/verify",
         Expect::Roles(&["admin", "auditor"]),
     ),
+    // The web UI's own pages.
+    ("GET", "/login", Expect::Open),
+    ("POST", "/login", Expect::Open),
+    ("GET", "/assets/{file}", Expect::Open),
+    ("GET", "/account", Expect::OwnAccount),
+    ("POST", "/account/password", Expect::OwnAccount),
+    ("GET", "/", Expect::Roles(ALL)),
+    // Each operator logs out of a session of its own (made for the cell).
+    ("POST", "/logout", Expect::OwnAccount),
     ("DELETE", "/api/v1/session", Expect::OwnAccount),
 ];
 
@@ -406,6 +415,7 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
         // No such change or entry: an admitted caller is answered 404, a refused one 403.
         .replace("/changes/{number}", "/changes/PCR-2026-0999")
         .replace("/calendar/{name}", &format!("/calendar/matrix-{n}"))
+        .replace("/assets/{file}", "/assets/app.css")
         .replace("{file}", "patchwarden.deb");
     let r = Req::new(method, &concrete);
     let body = match (method, path) {
@@ -450,6 +460,18 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
             r.body = osv_record("osv-schema-linter-testdata/GO-2020-0001.json");
             return r;
         }
+        ("POST", "/login") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = format!("username=nobody-{n}&password=wrong&next=%2F").into_bytes();
+            return r;
+        }
+        ("POST", "/account/password") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = b"current_password=not+the+password&new_password=a+long+enough+one\
+                       &repeat_password=a+long+enough+one"
+                .to_vec();
+            return r;
+        }
         (_, p) if p.starts_with("/api/v1/agent/") => serde_json::json!({}),
         _ => return r,
     };
@@ -474,7 +496,10 @@ async fn call(
                 .unwrap();
             Answer {
                 status: raw.status,
-                headers: Vec::new(),
+                headers: raw
+                    .problem_code
+                    .map(|c| vec![("x-problem-code".to_owned(), c)])
+                    .unwrap_or_default(),
                 body: raw.body,
             }
         }
@@ -630,6 +655,19 @@ async fn every_route_admits_exactly_the_callers_it_declares() {
     for (method, path, expect) in EXPECTED {
         for caller in &callers {
             n += 1;
+            // Logging out ends the session: each operator does it with a session of its own,
+            // so the routes after it still have theirs.
+            let fresh;
+            let caller = match caller {
+                Caller::Operator(role, _) if *path == "/logout" => {
+                    fresh = Caller::Operator(
+                        *role,
+                        Box::new(server.login(role.as_str(), PASSWORD).await),
+                    );
+                    &fresh
+                }
+                other => other,
+            };
             let answer = call(
                 &server,
                 &agent,

@@ -158,6 +158,9 @@ pub(crate) fn declared(
         .operators(EXCEPTION_REVOKERS, routes!(exceptions::revoke))
         .operators(ADMIN_AUDITOR, routes!(audit::list))
         .operators(ADMIN_AUDITOR, routes!(audit::verify))
+        // Pages for people (HTML, CSV, PDF, iCalendar): declared the same way, kept out of
+        // the OpenAPI document.
+        .with(crate::web::declare)
         .finish()
 }
 
