@@ -13,5 +13,6 @@ pub mod finding;
 pub mod install_script;
 pub mod inventory;
 pub mod policy;
+pub mod report;
 pub mod rollout;
 pub mod triage;
