@@ -36,6 +36,7 @@ pub mod serve;
 mod state;
 pub mod tls;
 mod traced;
+pub mod reports;
 mod web;
 
 pub use access::Access;

@@ -249,6 +249,11 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/account", Expect::OwnAccount),
     ("POST", "/account/password", Expect::OwnAccount),
     ("GET", "/", Expect::Roles(ALL)),
+    // Reports: every operator role reads them (a provider its own groups' part).
+    ("GET", "/reports", Expect::Roles(ALL)),
+    ("GET", "/reports/monthly/{month}", Expect::Roles(ALL)),
+    ("GET", "/changes/{number}/form", Expect::Roles(ALL)),
+    ("GET", "/changes/{number}/form.pdf", Expect::Roles(ALL)),
     // Each operator logs out of a session of its own (made for the cell).
     ("POST", "/logout", Expect::OwnAccount),
     ("DELETE", "/api/v1/session", Expect::OwnAccount),
@@ -416,6 +421,7 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
         .replace("/changes/{number}", "/changes/PCR-2026-0999")
         .replace("/calendar/{name}", &format!("/calendar/matrix-{n}"))
         .replace("/assets/{file}", "/assets/app.css")
+        .replace("{month}", "2026-10.csv")
         .replace("{file}", "patchwarden.deb");
     let r = Req::new(method, &concrete);
     let body = match (method, path) {

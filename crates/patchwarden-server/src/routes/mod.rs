@@ -161,6 +161,7 @@ pub(crate) fn declared(
         // Pages for people (HTML, CSV, PDF, iCalendar): declared the same way, kept out of
         // the OpenAPI document.
         .with(crate::web::declare)
+        .with(crate::reports::declare)
         .finish()
 }
 
