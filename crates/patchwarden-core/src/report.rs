@@ -953,8 +953,10 @@ fn row(c: &ChangeRecord, findings: &[FindingRecord]) -> ComplianceRow {
     if let Some(h) = &c.halted {
         exceptions.push(format!("rollout halted: {h}"));
     }
+    // The reason a failed change records is usually the halt's own words: said once.
     if matches!(ch.state, ChangeState::Failed | ChangeState::RolledBack)
         && let Some(r) = &ch.outcome_reason
+        && c.halted.as_ref() != Some(r)
     {
         exceptions.push(format!("{}: {r}", ch.state.as_str().replace('_', " ")));
     }
@@ -1014,7 +1016,15 @@ fn process(c: &ChangeRecord) -> (bool, Vec<String>) {
     let broad = c.first_broad_start();
     match (&ch.testing, &ch.tested) {
         (Testing::NotRequired { reason }, _) => how.push(format!("testing not required: {reason}")),
-        (Testing::Required, None) => why_not.push("no testing recorded".into()),
+        (Testing::Required, None) => match broad {
+            Some(_) if emergency => why_not.push("no testing recorded".into()),
+            Some(_) => why_not.push("broad rings started without passed tests".into()),
+            // Tests failed (or never ran) and nothing went further: the process held.
+            None if matches!(ch.state, ChangeState::Failed | ChangeState::RolledBack) => {
+                how.push("tests failed in the test ring; nothing was released broadly".into())
+            }
+            None => why_not.push("no testing recorded".into()),
+        },
         (Testing::Required, Some(t)) => {
             let test_ring = c.rings.iter().find(|r| r.test && !r.installs.is_empty());
             let tested_at = test_ring.and_then(|r| r.verified_at).unwrap_or(t.at);

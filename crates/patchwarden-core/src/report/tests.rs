@@ -220,12 +220,36 @@ fn failures_rollbacks_and_resubmissions_are_counted() {
     assert!(noted.contains("install failed on web-1, web-2"), "{noted}");
     assert!(noted.contains("rolled back on web-1"), "{noted}");
     assert!(noted.contains("rolled back: openssl broke nginx"), "{noted}");
+    // Its broad ring failed after tests passed: the process itself was followed.
+    assert!(row.process_followed, "{:?}", row.process_notes);
     assert_eq!(r.kpis.installs_failed, 2);
     // The failed change's test host, and the retry's test host and web-1.
     assert_eq!(r.kpis.installs_succeeded, 1 + 2);
     assert_eq!(r.kpis.failed_resubmitted, 1);
     assert_eq!(r.kpis.failed_not_resubmitted, ["PCR-2026-0005 on web-2"]);
     assert_eq!(r.kpis.install_success_rate(), "60.0%");
+}
+
+#[test]
+fn a_test_ring_that_failed_and_stopped_the_rollout_followed_the_process() {
+    let mut c = change("PCR-2026-0007", "2026-10-01T10:00:00Z", "2026-10-12T10:00:00Z");
+    c.change.state = ChangeState::RolledBack;
+    c.change.closed = None;
+    c.change.tested = None;
+    c.rings[0].installs[0].outcome = InstallOutcome::Failed;
+    c.rings[0].verified_at = None;
+    c.rings[1].started_at = None;
+    c.rings[1].verified_at = None;
+    c.rings[1].installs.clear();
+    let r = monthly(oct(), &MonthRecords { changes: vec![c.clone()], ..Default::default() }, now());
+    assert_eq!(
+        r.rows[0].followed_text(),
+        "Yes: tests failed in the test ring; nothing was released broadly"
+    );
+    // Had the broad ring started anyway, it would not have.
+    c.rings[1].started_at = Some(t("2026-10-11T01:00:00Z"));
+    let r = monthly(oct(), &MonthRecords { changes: vec![c], ..Default::default() }, now());
+    assert_eq!(r.rows[0].followed_text(), "No: broad rings started without passed tests");
 }
 
 #[test]
