@@ -15,6 +15,7 @@ mod login_cmd;
 mod ops_cmd;
 mod output;
 mod policy_cmd;
+mod report_cmd;
 mod scan_cmd;
 mod serve_cmd;
 mod version_cmd;
@@ -67,6 +68,9 @@ enum Command {
     Changes(changes_cmd::ChangesArgs),
     /// The calendar: maintenance windows and change freezes.
     Calendar(changes_cmd::CalendarArgs),
+    /// Reports: the monthly compliance report and a change's patch control form, as HTML,
+    /// CSV or PDF (docs/reports.md).
+    Report(report_cmd::ReportArgs),
     /// The whole product on this machine, offline: a server with bundled real advisories, this
     /// machine's agent, a simulated fleet, and an admin login. Ctrl-C stops it.
     Demo(demo_cmd::DemoArgs),
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Command::Ops(cmd) => ops_cmd::run(cmd),
         Command::Changes(args) => changes_cmd::run_changes(args),
         Command::Calendar(args) => changes_cmd::run_calendar(args),
+        Command::Report(args) => report_cmd::run(args),
         Command::Demo(args) => demo_cmd::run(args),
     };
     match result {

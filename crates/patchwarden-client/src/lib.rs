@@ -16,6 +16,7 @@ mod changes;
 mod error;
 mod operator;
 mod pin;
+mod reports;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use changes::ChangeAction;
 pub use error::ClientError;
 pub use operator::OperatorClient;
 pub use pin::{Fingerprint, FingerprintError};
+pub use reports::ReportFormat;
 
 use patchwarden_api::v1::agent::{CA_PATH, ENROLL_PATH, EnrollRequest, EnrollResponse};
 

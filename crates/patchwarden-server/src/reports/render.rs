@@ -307,10 +307,7 @@ pub(crate) fn monthly_pdf(r: &MonthlyReport, prepared_by: &str) -> Vec<u8> {
     );
     for t in &v.tables {
         doc.heading(&t.title, 12.0);
-        if t.rows.is_empty() && !t.empty.is_empty() {
-            doc.text(t.empty, 9.0, false);
-            continue;
-        }
+        // The header is drawn even over no rows: the printed form shows its columns.
         doc.table(
             &Columns {
                 headers: &t.headers,
@@ -319,6 +316,9 @@ pub(crate) fn monthly_pdf(r: &MonthlyReport, prepared_by: &str) -> Vec<u8> {
             },
             &t.rows,
         );
+        if t.rows.is_empty() && !t.empty.is_empty() {
+            doc.text(t.empty, 9.0, false);
+        }
     }
     doc.heading("Sign-off", 12.0);
     doc.signature_lines(&SIGNATURES);
