@@ -477,6 +477,75 @@ mod tests {
         assert_eq!(s, b"caf\xe9 \x96 na\xefve ? ??");
     }
 
+    /// The texts drawn on each page.
+    fn texts(doc: &Doc) -> Vec<Vec<String>> {
+        doc.pages
+            .iter()
+            .map(|ops| {
+                ops.iter()
+                    .filter_map(|op| match op {
+                        Op::Text { text, .. } => Some(String::from_utf8_lossy(text).into_owned()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_table_repeats_its_header_on_every_page() {
+        let mut doc = Doc::new("t", A4_LANDSCAPE);
+        let rows: Vec<Vec<String>> = (0..200)
+            .map(|i| vec![format!("PCR-2026-{i:04}"), "a cell".into()])
+            .collect();
+        doc.table(
+            &Columns {
+                headers: &["Patch Request Number", "Details"],
+                shares: &[1.0, 3.0],
+                size: 8.0,
+            },
+            &rows,
+        );
+        let pages = texts(&doc);
+        assert!(pages.len() >= 5, "{} pages", pages.len());
+        for (i, page) in pages.iter().enumerate() {
+            assert_eq!(page[0], "Patch Request Number", "page {i} starts without the header");
+        }
+        // Every row once, in order.
+        let numbers: Vec<&String> = pages
+            .iter()
+            .flatten()
+            .filter(|t| t.starts_with("PCR-"))
+            .collect();
+        assert_eq!(numbers.len(), 200);
+        assert_eq!(numbers[199], "PCR-2026-0199");
+        let pdf = doc.finish();
+        assert!(pdf.starts_with(b"%PDF-"));
+        assert!(pdf.windows(5).any(|w| w == b"%%EOF"));
+    }
+
+    #[test]
+    fn a_row_taller_than_a_page_continues_on_the_next() {
+        let mut doc = Doc::new("t", A4);
+        let tall: String = (0..300).map(|i| format!("line{i}\n")).collect();
+        doc.table(
+            &Columns {
+                headers: &["Field", "Value"],
+                shares: &[1.0, 1.0],
+                size: 9.0,
+            },
+            &[vec!["rollback".into(), tall]],
+        );
+        let pages = texts(&doc);
+        assert!(pages.len() >= 4, "{} pages", pages.len());
+        let lines: Vec<&String> = pages.iter().flatten().filter(|t| t.starts_with("line")).collect();
+        assert_eq!(lines.len(), 300);
+        assert_eq!(lines[299], "line299");
+        for page in &pages {
+            assert_eq!(page[0], "Field");
+        }
+    }
+
     #[test]
     fn wrapping_keeps_every_character_and_fits() {
         let text = "a fairly long sentence with a verylongwordthatcannotfitanywhereatall in it";

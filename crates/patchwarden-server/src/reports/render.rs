@@ -368,7 +368,8 @@ pub(crate) fn form_pdf(form: &ControlForm, now: Timestamp) -> Vec<u8> {
     let rows: Vec<Vec<String>> = form
         .signatures
         .iter()
-        .map(|s| vec![s.role.clone(), s.name.clone(), s.date.clone(), String::new()])
+        // Two blank lines in the signature cell: room for a hand.
+        .map(|s| vec![s.role.clone(), s.name.clone(), s.date.clone(), "\n\n".into()])
         .collect();
     doc.table(
         &Columns {
