@@ -28,7 +28,7 @@ mod form;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use jiff::civil::Date;
@@ -601,10 +601,36 @@ pub fn monthly(month: Month, records: &MonthRecords, now: Timestamp) -> MonthlyR
         .collect();
     changes.sort_by(|a, b| a.number.cmp(&b.number));
 
-    let rows: Vec<ComplianceRow> = changes
-        .iter()
-        .map(|c| row(c, &records.findings))
-        .collect();
+    // Findings under an exception, by host and package: what a row looks up (few of all).
+    let mut excepted: HashMap<(&str, &str), Vec<&FindingRecord>> = HashMap::new();
+    for f in records.findings.iter().filter(|f| !f.exceptions.is_empty()) {
+        excepted
+            .entry((f.host.as_str(), f.package.as_str()))
+            .or_default()
+            .push(f);
+    }
+    let rows: Vec<ComplianceRow> = changes.iter().map(|c| row(c, &excepted)).collect();
+
+    // Installs that may retry a failed one, by host: (ring start, change, install).
+    let mut retries: HashMap<&str, Vec<(Timestamp, &str, &InstallRecord)>> = HashMap::new();
+    for c in &records.changes {
+        for r in &c.rings {
+            let Some(started) = r.started_at else {
+                continue;
+            };
+            for j in &r.installs {
+                if matches!(
+                    j.outcome,
+                    InstallOutcome::Succeeded | InstallOutcome::Pending | InstallOutcome::NothingToDo
+                ) {
+                    retries
+                        .entry(j.host.as_str())
+                        .or_default()
+                        .push((started, c.number.as_str(), j));
+                }
+            }
+        }
+    }
 
     // Installs and their resubmission.
     let (mut ok, mut failed, mut resubmitted) = (0, 0, 0);
@@ -617,7 +643,7 @@ pub fn monthly(month: Month, records: &MonthRecords, now: Timestamp) -> MonthlyR
                     InstallOutcome::Failed | InstallOutcome::Refused => {
                         failed += 1;
                         let at = i.at.or(ring.started_at).unwrap_or(c.updated_at);
-                        if retried(records, c, i, at) {
+                        if retried(&retries, c, i, at) {
                             resubmitted += 1;
                         } else {
                             not_resubmitted.push(format!("{} on {}", c.number, i.host));
@@ -678,10 +704,14 @@ pub fn monthly(month: Month, records: &MonthRecords, now: Timestamp) -> MonthlyR
         let Some(outcome) = sla_outcome(f, closed_in_month, cutoff) else {
             continue;
         };
-        if let Some(line) = by_class
-            .iter_mut()
-            .find(|l| l.key == class_name(f.class))
-        {
+        let line = match f.class {
+            Some(Class::Emergency) => Some(0),
+            Some(Class::High) => Some(1),
+            Some(Class::Medium) => Some(2),
+            Some(Class::Low) => Some(3),
+            _ => None,
+        };
+        if let Some(line) = line.and_then(|i| by_class.get_mut(i)) {
             line.count(outcome);
         }
         let rule_key = format!(
@@ -781,27 +811,21 @@ fn sla_outcome(f: &FindingRecord, closed_in_month: bool, cutoff: Timestamp) -> O
 }
 
 /// Whether a later change installed (or is installing) the failed packages on the same host.
-fn retried(records: &MonthRecords, failed: &ChangeRecord, i: &InstallRecord, at: Timestamp) -> bool {
-    records.changes.iter().any(|c| {
-        c.number != failed.number
-            && c.rings.iter().any(|r| {
-                r.started_at.is_some_and(|s| s > at)
-                    && r.installs.iter().any(|j| {
-                        j.host == i.host
-                            && matches!(
-                                j.outcome,
-                                InstallOutcome::Succeeded
-                                    | InstallOutcome::Pending
-                                    | InstallOutcome::NothingToDo
-                            )
-                            && i.packages.iter().all(|p| {
-                                let name = p.split(' ').next().unwrap_or(p);
-                                j.packages
-                                    .iter()
-                                    .any(|q| q.split(' ').next().unwrap_or(q) == name)
-                            })
-                    })
-            })
+fn retried(
+    retries: &HashMap<&str, Vec<(Timestamp, &str, &InstallRecord)>>,
+    failed: &ChangeRecord,
+    i: &InstallRecord,
+    at: Timestamp,
+) -> bool {
+    let name = |p: &str| p.split(' ').next().unwrap_or_default().to_owned();
+    retries.get(i.host.as_str()).is_some_and(|later| {
+        later.iter().any(|(started, number, j)| {
+            *started > at
+                && *number != failed.number
+                && i.packages
+                    .iter()
+                    .all(|p| j.packages.iter().any(|q| name(q) == name(p)))
+        })
     })
 }
 
@@ -846,7 +870,7 @@ fn kind_name(k: ChangeKind) -> &'static str {
 }
 
 /// The Appendix B row of one change.
-fn row(c: &ChangeRecord, findings: &[FindingRecord]) -> ComplianceRow {
+fn row(c: &ChangeRecord, excepted: &HashMap<(&str, &str), Vec<&FindingRecord>>) -> ComplianceRow {
     let ch = &c.change;
     let details = format!(
         "{} ({} change, {} risk, priority {}). Patches: {}. Systems: {}. Outcome: {}.",
@@ -918,10 +942,13 @@ fn row(c: &ChangeRecord, findings: &[FindingRecord]) -> ComplianceRow {
     let begin = ch.submitted.as_ref().map_or(c.created_at, |s| s.at);
     let finish = c.implemented_at().unwrap_or(c.updated_at);
     let mut seen = BTreeSet::new();
+    let findings = hosts.iter().flat_map(|h| {
+        c.patch_packages
+            .iter()
+            .filter_map(move |p| excepted.get(&(*h, p.as_str())))
+            .flatten()
+    });
     for f in findings {
-        if !hosts.contains(f.host.as_str()) || !c.patch_packages.contains(&f.package) {
-            continue;
-        }
         for s in &f.exceptions {
             if s.overlaps(begin, finish.max(begin)) && seen.insert((s.number.clone(), &f.host)) {
                 exceptions.push(format!(

@@ -100,6 +100,17 @@ pub(crate) async fn build_monthly(
     Ok(report::monthly(month, &records, crate::clock::now()))
 }
 
+/// The monthly report as its printable page (also for the benchmark, `benches/reports.rs`).
+pub fn monthly_html(report: &MonthlyReport, prepared_by: &str) -> Result<String, askama::Error> {
+    use askama::Template;
+    render::MonthlyPage::new(report, prepared_by).render()
+}
+
+/// The monthly report as a PDF (also for the benchmark).
+pub fn monthly_pdf(report: &MonthlyReport, prepared_by: &str) -> Vec<u8> {
+    render::monthly_pdf(report, prepared_by)
+}
+
 async fn index(caller: Caller) -> PageResult {
     let current = Month::of(crate::clock::now());
     let mut months = Vec::with_capacity(12);

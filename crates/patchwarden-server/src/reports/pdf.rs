@@ -4,7 +4,9 @@
 //! break across pages with their header row repeated. A row too tall for a page continues on
 //! the next one. A character WinAnsi cannot show is printed as `?`, visibly, never dropped.
 
-use pdf_writer::{Content, Name, Pdf, Rect, Ref, Str, TextStr};
+use std::io::Write;
+
+use pdf_writer::{Content, Filter, Name, Pdf, Rect, Ref, Str, TextStr};
 
 /// A4 in points, portrait.
 pub(crate) const A4: (f32, f32) = (595.0, 842.0);
@@ -461,10 +463,27 @@ impl Doc {
             content.show(Str(&footer));
             content.end_text();
             let data = content.finish();
-            pdf.stream(*content_id, &data);
+            // Page text compresses about tenfold; a month of a large fleet stays small.
+            let packed = deflate(&data);
+            match &packed {
+                Some(z) => {
+                    pdf.stream(*content_id, z).filter(Filter::FlateDecode);
+                }
+                None => {
+                    pdf.stream(*content_id, &data);
+                }
+            }
         }
         pdf.finish()
     }
+}
+
+/// `data` zlib-compressed (PDF's FlateDecode), `None` should the encoder fail (then the stream
+/// is stored as it is).
+fn deflate(data: &[u8]) -> Option<Vec<u8>> {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(data).ok()?;
+    z.finish().ok()
 }
 
 #[cfg(test)]
