@@ -88,9 +88,10 @@ fn report(args: ReportArgs) -> Result<(), Failure> {
             output,
         } => {
             // Checked here too, so a typo is explained without a round trip.
-            let month = Month::parse(&month).map_err(|e| Failure::new(EXIT_ERROR, e.to_string()))?;
-            let bytes = runtime
-                .block_on(client.monthly_report(&month.to_string(), format.into()))?;
+            let month =
+                Month::parse(&month).map_err(|e| Failure::new(EXIT_ERROR, e.to_string()))?;
+            let bytes =
+                runtime.block_on(client.monthly_report(&month.to_string(), format.into()))?;
             write(&output, &bytes)
         }
         ReportCommand::Form {
@@ -114,7 +115,10 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     let fail = |e: std::io::Error| Failure::new(EXIT_ERROR, format!("{}: {e}", path.display()));
     if path == Path::new("-") {
         let mut out = std::io::stdout().lock();
-        return out.write_all(bytes).and_then(|()| out.flush()).map_err(fail);
+        return out
+            .write_all(bytes)
+            .and_then(|()| out.flush())
+            .map_err(fail);
     }
     let name = path
         .file_name()
@@ -126,6 +130,10 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         std::fs::remove_file(&tmp).ok();
         fail(e)
     })?;
-    eprintln!("patchwarden: wrote {} ({} bytes)", path.display(), bytes.len());
+    eprintln!(
+        "patchwarden: wrote {} ({} bytes)",
+        path.display(),
+        bytes.len()
+    );
     Ok(())
 }

@@ -83,7 +83,15 @@ async fn reports_through_the_cli() {
 
     // The form, as a PDF and as HTML.
     let pdf = dir.path().join("form.pdf");
-    olive.ok(&["report", "form", &number, "--format", "pdf", "--output", pdf.to_str().unwrap()]);
+    olive.ok(&[
+        "report",
+        "form",
+        &number,
+        "--format",
+        "pdf",
+        "--output",
+        pdf.to_str().unwrap(),
+    ]);
     let text = pdftotext(&pdf);
     for t in [
         number.as_str(),
@@ -100,14 +108,34 @@ async fn reports_through_the_cli() {
         assert!(text.contains(t), "no {t} in the form:\n{text}");
     }
     let html = dir.path().join("form.html");
-    olive.ok(&["report", "form", &number, "--format", "html", "--output", html.to_str().unwrap()]);
+    olive.ok(&[
+        "report",
+        "form",
+        &number,
+        "--format",
+        "html",
+        "--output",
+        html.to_str().unwrap(),
+    ]);
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("<!doctype html>") && page.contains(&number), "{page}");
+    assert!(
+        page.contains("<!doctype html>") && page.contains(&number),
+        "{page}"
+    );
 
     // This month's report: nothing implemented yet, in every format.
     let month = Month::of(jiff::Timestamp::now()).to_string();
     let csv = dir.path().join("report.csv");
-    olive.ok(&["report", "monthly", "--month", &month, "--format", "csv", "--output", csv.to_str().unwrap()]);
+    olive.ok(&[
+        "report",
+        "monthly",
+        "--month",
+        &month,
+        "--format",
+        "csv",
+        "--output",
+        csv.to_str().unwrap(),
+    ]);
     let out = Command::new("python3")
         .args(["-c", "import csv, json, sys\nprint(json.dumps(list(csv.reader(open(sys.argv[1], newline='')))))"])
         .arg(&csv)
@@ -117,21 +145,57 @@ async fn reports_through_the_cli() {
     let rows: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows, [APPENDIX_B_COLUMNS.map(String::from).to_vec()]);
     let pdf = dir.path().join("report.pdf");
-    olive.ok(&["report", "monthly", "--month", &month, "--format", "pdf", "--output", pdf.to_str().unwrap()]);
+    olive.ok(&[
+        "report",
+        "monthly",
+        "--month",
+        &month,
+        "--format",
+        "pdf",
+        "--output",
+        pdf.to_str().unwrap(),
+    ]);
     let text = pdftotext(&pdf);
-    for t in APPENDIX_B_COLUMNS.iter().chain(&["Prepared by:", "Reviewed by:"]) {
+    for t in APPENDIX_B_COLUMNS
+        .iter()
+        .chain(&["Prepared by:", "Reviewed by:"])
+    {
         assert!(text.contains(t), "no {t} in the report:\n{text}");
     }
-    let stdout = olive.ok(&["report", "monthly", "--month", &month, "--format", "html", "--output", "-"]);
-    assert!(stdout.contains("Monthly patch management compliance report"), "{stdout}");
+    let stdout = olive.ok(&[
+        "report", "monthly", "--month", &month, "--format", "html", "--output", "-",
+    ]);
+    assert!(
+        stdout.contains("Monthly patch management compliance report"),
+        "{stdout}"
+    );
 
     // Refusals: a malformed month before any request, an unknown change from the server.
     let bad = dir.path().join("bad.pdf");
-    let out = olive.run(&["report", "monthly", "--month", "2026-13", "--output", bad.to_str().unwrap()]);
+    let out = olive.run(&[
+        "report",
+        "monthly",
+        "--month",
+        "2026-13",
+        "--output",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the month is outside 01 to 12"), "{out:?}");
-    let out = olive.run(&["report", "form", "PCR-1999-0042", "--output", bad.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the month is outside 01 to 12"),
+        "{out:?}"
+    );
+    let out = olive.run(&[
+        "report",
+        "form",
+        "PCR-1999-0042",
+        "--output",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(4), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not-found"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not-found"),
+        "{out:?}"
+    );
     assert!(!bad.exists());
 }

@@ -58,7 +58,11 @@ fn page_detail(body: &[u8]) -> String {
         .collect();
     paragraphs
         .last()
-        .map(|p| p.replace("&quot;", "\"").replace("&#34;", "\"").replace("&amp;", "&"))
+        .map(|p| {
+            p.replace("&quot;", "\"")
+                .replace("&#34;", "\"")
+                .replace("&amp;", "&")
+        })
         .unwrap_or_default()
         .chars()
         .take(500)
@@ -74,7 +78,10 @@ impl OperatorClient {
         format: ReportFormat,
     ) -> Result<Vec<u8>, ClientError> {
         let path = format!("/reports/monthly/{}{}", segment(month), format.suffix());
-        file(self.send::<()>(Method::GET, &path, None, Body::None).await?)
+        file(
+            self.send::<()>(Method::GET, &path, None, Body::None)
+                .await?,
+        )
     }
 
     /// `GET /changes/{number}/form[.pdf]`: the patch control form (HTML or PDF; a form has
@@ -89,7 +96,10 @@ impl OperatorClient {
             ReportFormat::Html | ReportFormat::Csv => "",
         };
         let path = format!("/changes/{}/form{suffix}", segment(number));
-        file(self.send::<()>(Method::GET, &path, None, Body::None).await?)
+        file(
+            self.send::<()>(Method::GET, &path, None, Body::None)
+                .await?,
+        )
     }
 }
 

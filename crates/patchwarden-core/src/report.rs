@@ -175,10 +175,7 @@ impl Month {
             "November",
             "December",
         ];
-        let name = NAMES
-            .get((self.month - 1) as usize)
-            .copied()
-            .unwrap_or("?");
+        let name = NAMES.get((self.month - 1) as usize).copied().unwrap_or("?");
         format!("{name} {}", self.year)
     }
 }
@@ -621,12 +618,15 @@ pub fn monthly(month: Month, records: &MonthRecords, now: Timestamp) -> MonthlyR
             for j in &r.installs {
                 if matches!(
                     j.outcome,
-                    InstallOutcome::Succeeded | InstallOutcome::Pending | InstallOutcome::NothingToDo
+                    InstallOutcome::Succeeded
+                        | InstallOutcome::Pending
+                        | InstallOutcome::NothingToDo
                 ) {
-                    retries
-                        .entry(j.host.as_str())
-                        .or_default()
-                        .push((started, c.number.as_str(), j));
+                    retries.entry(j.host.as_str()).or_default().push((
+                        started,
+                        c.number.as_str(),
+                        j,
+                    ));
                 }
             }
         }
@@ -886,7 +886,10 @@ fn row(c: &ChangeRecord, excepted: &HashMap<(&str, &str), Vec<&FindingRecord>>) 
     let mut doc = Vec::new();
     doc.push("business justification".to_owned());
     doc.push("rollback plan".to_owned());
-    for (what, s) in [("approval", &ch.approved), ("authorisation", &ch.authorised)] {
+    for (what, s) in [
+        ("approval", &ch.approved),
+        ("authorisation", &ch.authorised),
+    ] {
         if let Some(s) = s {
             doc.push(format!("{what} by {} on {}", s.by, day(s.at)));
         }

@@ -28,7 +28,12 @@ fn at(month: Month, hours: i64) -> Timestamp {
 
 fn records(month: Month) -> MonthRecords {
     let host = |i: usize| format!("host-{i:04}");
-    let signed = |by: &str, t: Timestamp| Some(Signed { by: by.into(), at: t });
+    let signed = |by: &str, t: Timestamp| {
+        Some(Signed {
+            by: by.into(),
+            at: t,
+        })
+    };
     let mut changes = Vec::new();
     for c in 0..200usize {
         let start = at(month, (c as i64 * 3) % 600);
@@ -44,7 +49,11 @@ fn records(month: Month) -> MonthRecords {
         let install = |h: usize, n: usize| InstallRecord {
             host: host(h),
             packages: vec![format!("pkg{c} 1.{c}")],
-            outcome: if n % 50 == 49 { InstallOutcome::Failed } else { InstallOutcome::Succeeded },
+            outcome: if n % 50 == 49 {
+                InstallOutcome::Failed
+            } else {
+                InstallOutcome::Succeeded
+            },
             at: Some(start + SignedDuration::from_hours(6)),
             rolled_back: false,
         };
@@ -61,7 +70,10 @@ fn records(month: Month) -> MonthRecords {
             health_checks: 1,
             reboot_allowed: false,
             change,
-            window: Some((start + SignedDuration::from_hours(3), start + SignedDuration::from_hours(27))),
+            window: Some((
+                start + SignedDuration::from_hours(3),
+                start + SignedDuration::from_hours(27),
+            )),
             rings: vec![
                 RingRecord {
                     name: "test".into(),
@@ -96,7 +108,11 @@ fn records(month: Month) -> MonthRecords {
             .map(|t| t.min(month.end() - SignedDuration::from_hours(1)));
             FindingRecord {
                 host: host(i % 1000),
-                group: if i % 2 == 0 { "web".into() } else { "db".into() },
+                group: if i % 2 == 0 {
+                    "web".into()
+                } else {
+                    "db".into()
+                },
                 vulnerability: format!("CVE-2026-{:05}", i % 3000),
                 package: format!("pkg{}", i % 200),
                 class: Some(classes[i % 4]),
@@ -147,7 +163,11 @@ fn records(month: Month) -> MonthRecords {
     let hosts = (0..1000)
         .map(|i| HostRecord {
             hostname: host(i),
-            group: if i % 2 == 0 { "web".into() } else { "db".into() },
+            group: if i % 2 == 0 {
+                "web".into()
+            } else {
+                "db".into()
+            },
             last_seen: Some(month.end() - SignedDuration::from_hours(1)),
             scans: 30 + (i % 5) as u32,
         })

@@ -30,13 +30,13 @@ mod login_limit;
 mod matcher;
 pub mod metrics;
 pub mod operators;
+pub mod reports;
 mod routes;
 pub mod secrets;
 pub mod serve;
 mod state;
 pub mod tls;
 mod traced;
-pub mod reports;
 mod web;
 
 pub use access::Access;

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use operator_support::{Answer, PASSWORD, Req, Server, Session};
-use patchwarden_api::v1::agent::{CheckInRequest, EnrollRequest, EnrollmentSecret, InventoryUpload};
+use patchwarden_api::v1::agent::{
+    CheckInRequest, EnrollRequest, EnrollmentSecret, InventoryUpload,
+};
 use patchwarden_api::v1::changes::ChangeView;
 use patchwarden_api::v1::jobs::{Job, JobKind, JobOutcome, JobResult, PackageChange};
 use patchwarden_client::{AgentClient, AgentKey, Client, Trust};
@@ -250,7 +252,10 @@ impl World {
 
     async fn show(&self, number: &str) -> ChangeView {
         let a = self
-            .send(&self.officer, Req::get(&format!("/api/v1/changes/{number}")))
+            .send(
+                &self.officer,
+                Req::get(&format!("/api/v1/changes/{number}")),
+            )
             .await;
         assert_eq!(a.status, 200, "{}", a.text());
         a.json()
@@ -264,7 +269,10 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{number} never reached {state}: {:#?}", self.show(number).await);
+        panic!(
+            "{number} never reached {state}: {:#?}",
+            self.show(number).await
+        );
     }
 
     /// Creates, submits, approves, authorises and schedules a change of `group`.
@@ -297,7 +305,15 @@ impl World {
     /// Gives `host` findings on `package`, seen since `seen`, of `class`, due at `due`, as the
     /// matcher and the policy would have (no advisory feed is loaded here, so the sync that
     /// follows an install closes them, with the version installed).
-    async fn findings(&self, host: &Host, package: &str, cve: &str, class: Class, seen: Timestamp, due: Timestamp) {
+    async fn findings(
+        &self,
+        host: &Host,
+        package: &str,
+        cve: &str,
+        class: Class,
+        seen: Timestamp,
+        due: Timestamp,
+    ) {
         let finding = Finding {
             vulnerability: cve.into(),
             aliases: vec![],
@@ -329,7 +345,12 @@ impl World {
                 }],
                 &inventory(&host.facts, &host.openssl).packages,
                 seen,
-                AuditEntry::new(seen, Actor::System("test".into()), "findings.sync", format!("host:{}", host.id())),
+                AuditEntry::new(
+                    seen,
+                    Actor::System("test".into()),
+                    "findings.sync",
+                    format!("host:{}", host.id()),
+                ),
             )
             .await
             .unwrap();
@@ -356,7 +377,11 @@ fn poppler(pdf: &[u8], name: &str) -> String {
         .arg(&png)
         .output()
         .expect("pdftoppm (poppler-utils) is installed");
-    assert!(out.status.success(), "pdftoppm: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pdftoppm: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(dir.join(format!("{name}-page1.png")).exists());
     let out = Command::new("pdftotext")
         .args(["-layout"])
@@ -364,8 +389,16 @@ fn poppler(pdf: &[u8], name: &str) -> String {
         .arg("-")
         .output()
         .expect("pdftotext (poppler-utils) is installed");
-    assert!(out.status.success(), "pdftotext: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "poppler complained: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "poppler complained: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -384,7 +417,11 @@ fn parse_csv(csv: &[u8]) -> Vec<Vec<String>> {
         .output()
         .expect("python3 is installed");
     std::fs::remove_file(&path).ok();
-    assert!(out.status.success(), "python csv: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python csv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -416,9 +453,33 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
     // yesterday (fixed late). web-test-1's bash: High, due two days ago, never fixed (past
     // due). Seen within this month when the month is old enough, else at its start.
     let seen = |d: i64| (now - days(d)).max(month.start());
-    w.findings(&web1, "openssl", "CVE-2024-5535", Class::High, seen(5), now + days(10)).await;
-    w.findings(&web2, "openssl", "CVE-2024-5535", Class::Emergency, seen(3), seen(3) + SignedDuration::from_secs(60)).await;
-    w.findings(&test, "bash", "CVE-2099-0001", Class::High, seen(4), seen(4) + SignedDuration::from_secs(60)).await;
+    w.findings(
+        &web1,
+        "openssl",
+        "CVE-2024-5535",
+        Class::High,
+        seen(5),
+        now + days(10),
+    )
+    .await;
+    w.findings(
+        &web2,
+        "openssl",
+        "CVE-2024-5535",
+        Class::Emergency,
+        seen(3),
+        seen(3) + SignedDuration::from_secs(60),
+    )
+    .await;
+    w.findings(
+        &test,
+        "bash",
+        "CVE-2099-0001",
+        Class::High,
+        seen(4),
+        seen(4) + SignedDuration::from_secs(60),
+    )
+    .await;
 
     // An exception for web-1, requested by the officer and approved by the approver.
     let a = w
@@ -445,7 +506,9 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
     assert_eq!(a.status, 200, "{}", a.text());
 
     // Change 1: the test ring fails, the rollout halts and rolls back.
-    let failed = w.scheduled("normal", "OpenSSL update, first try", "web").await;
+    let failed = w
+        .scheduled("normal", "OpenSSL update, first try", "web")
+        .await;
     w.until(&failed, ChangeState::Testing).await;
     test.install(JobOutcome::Failed).await;
     w.until(&failed, ChangeState::Failed).await;
@@ -486,11 +549,22 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
     for n in [&failed, &closed, &emergency] {
         assert!(html.contains(n.as_str()), "no {n} in the page");
     }
-    for text in ["Prepared by:", "Reviewed by:", "Date:", "@media print", &exc, "amos"] {
+    for text in [
+        "Prepared by:",
+        "Reviewed by:",
+        "Date:",
+        "@media print",
+        &exc,
+        "amos",
+    ] {
         assert!(html.contains(text), "no {text} in the page");
     }
     // The formula is escaped in HTML, not executed.
-    assert!(html.contains("=HYPERLINK(&quot;http://evil.example&quot;)") || html.contains("=HYPERLINK(&#34;"), "{html}");
+    assert!(
+        html.contains("=HYPERLINK(&quot;http://evil.example&quot;)")
+            || html.contains("=HYPERLINK(&#34;"),
+        "{html}"
+    );
 
     // The CSV, read back by a real CSV parser.
     let a = w
@@ -501,29 +575,53 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
     let rows = parse_csv(&a.body);
     assert_eq!(rows[0], APPENDIX_B_COLUMNS);
     let numbers: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
-    assert_eq!(numbers, [failed.as_str(), closed.as_str(), emergency.as_str()]);
+    assert_eq!(
+        numbers,
+        [failed.as_str(), closed.as_str(), emergency.as_str()]
+    );
     let row = |n: &str| rows.iter().find(|r| r[0] == n).unwrap().clone();
 
     // The failed change: its tests failed and nothing went broad, so the process held; the
     // failure and the rollback are noted.
     let r = row(&failed);
-    assert_eq!(r[3], "Yes: tests failed in the test ring; nothing was released broadly");
+    assert_eq!(
+        r[3],
+        "Yes: tests failed in the test ring; nothing was released broadly"
+    );
     assert!(r[4].contains("install failed on web-test-1"), "{}", r[4]);
     assert!(r[4].contains("rolled back on web-test-1"), "{}", r[4]);
     assert!(r[4].contains("rollout halted"), "{}", r[4]);
     // The closed change: four eyes, tested first, in the window; the exception on web-1.
     let r = row(&closed);
     assert_eq!(r[3], "Yes");
-    assert!(r[1].starts_with("OpenSSL update (Normal change"), "{}", r[1]);
+    assert!(
+        r[1].starts_with("OpenSSL update (Normal change"),
+        "{}",
+        r[1]
+    );
     assert!(r[2].contains("approval by amos"), "{}", r[2]);
     assert!(r[2].contains("authorisation by dora"), "{}", r[2]);
     assert!(r[2].contains("testing evidence in ring test"), "{}", r[2]);
-    assert!(r[2].contains("3 hosts in 2 rings, 3 succeeded, 0 failed"), "{}", r[2]);
+    assert!(
+        r[2].contains("3 hosts in 2 rings, 3 succeeded, 0 failed"),
+        "{}",
+        r[2]
+    );
     assert!(r[2].contains("closure by olive"), "{}", r[2]);
-    assert_eq!(r[4], format!("exception {exc} in force for openssl on web-1 (until {})", (now + days(60)).strftime("%Y-%m-%d")));
+    assert_eq!(
+        r[4],
+        format!(
+            "exception {exc} in force for openssl on web-1 (until {})",
+            (now + days(60)).strftime("%Y-%m-%d")
+        )
+    );
     // The emergency: the formula neutralised.
     let r = row(&emergency);
-    assert!(r[1].starts_with(&format!("'{HYPERLINK} (Emergency change")), "{}", r[1]);
+    assert!(
+        r[1].starts_with(&format!("'{HYPERLINK} (Emergency change")),
+        "{}",
+        r[1]
+    );
     assert!(r[3].starts_with("Yes: "), "{}", r[3]);
     assert!(r[3].contains("emergency change"), "{}", r[3]);
 
@@ -546,13 +644,17 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
         assert!(html.contains(text), "no {text} in the page:\n{html}");
     }
     // Mean time to patch: web-1 seen 5 days back, web-2 3 days back, both fixed now.
-    let expected = (now.duration_since(seen(5)) + now.duration_since(seen(3))).as_secs_f64() / 2.0 / 86_400.0;
+    let expected =
+        (now.duration_since(seen(5)) + now.duration_since(seen(3))).as_secs_f64() / 2.0 / 86_400.0;
     assert!(
         html.contains(&format!("(detection to install)</th><td>{expected:.1} d")),
         "mean time to patch {expected:.1} d not in the page"
     );
     // Every host reported its inventory at least at enrollment, web-1 again after its install.
-    assert!(html.contains("<td>web-1</td><td>web</td><td>2</td>"), "{html}");
+    assert!(
+        html.contains("<td>web-1</td><td>web</td><td>2</td>"),
+        "{html}"
+    );
 
     // The PDF, through poppler.
     let a = w
@@ -567,7 +669,13 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
     for n in [&failed, &closed, &emergency] {
         assert!(text.contains(n.as_str()), "no {n} in the PDF");
     }
-    for t in ["Prepared by:", "Reviewed by:", "Date:", "SLA attainment by class", "Past due at the end of"] {
+    for t in [
+        "Prepared by:",
+        "Reviewed by:",
+        "Date:",
+        "SLA attainment by class",
+        "Past due at the end of",
+    ] {
         assert!(text.contains(t), "no {t} in the PDF:\n{text}");
     }
 
@@ -577,7 +685,16 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
         .await;
     assert_eq!(a.status, 200, "{}", a.text());
     let page = a.text();
-    for t in ["System Affected", "Patch Request No", "Approved by", "Authorised by", "amos", "dora", "Rollback plan", "Signature"] {
+    for t in [
+        "System Affected",
+        "Patch Request No",
+        "Approved by",
+        "Authorised by",
+        "amos",
+        "dora",
+        "Rollback plan",
+        "Signature",
+    ] {
         assert!(page.contains(t), "no {t} in the form page");
     }
     let a = w
@@ -607,7 +724,10 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
 
     // The provider sees its own group only: the emergency, db-1, nothing of web.
     let a = w
-        .send(&provider, Req::get(&format!("/reports/monthly/{month}.csv")))
+        .send(
+            &provider,
+            Req::get(&format!("/reports/monthly/{month}.csv")),
+        )
         .await;
     assert_eq!(a.status, 200, "{}", a.text());
     let rows = parse_csv(&a.body);
@@ -632,7 +752,10 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
 
     // Another month holds none of it.
     let a = w
-        .send(&auditor, Req::get(&format!("/reports/monthly/{}.csv", month.previous())))
+        .send(
+            &auditor,
+            Req::get(&format!("/reports/monthly/{}.csv", month.previous())),
+        )
         .await;
     assert_eq!(parse_csv(&a.body).len(), 1);
 }
@@ -654,7 +777,11 @@ async fn malformed_months_and_formats_are_refused_with_a_page() {
             .send(&w.officer, Req::get(&format!("/reports/monthly/{bad}")))
             .await;
         assert_eq!(a.status, 400, "{bad}: {}", a.text());
-        assert_eq!(a.header("x-problem-code"), Some("invalid-parameter"), "{bad}");
+        assert_eq!(
+            a.header("x-problem-code"),
+            Some("invalid-parameter"),
+            "{bad}"
+        );
         assert!(a.text().contains("<!doctype html>"), "{bad}: not a page");
     }
     let a = w
@@ -662,22 +789,37 @@ async fn malformed_months_and_formats_are_refused_with_a_page() {
         .await;
     assert_eq!(a.status, 404);
     // Without a session: the login page.
-    let a = w.server.send(Req::get("/reports/monthly/2026-10.pdf")).await;
+    let a = w
+        .server
+        .send(Req::get("/reports/monthly/2026-10.pdf"))
+        .await;
     assert_eq!(a.status, 401);
     // The list of months links every format.
     let a = w.send(&w.officer, Req::get("/reports")).await;
     assert_eq!(a.status, 200, "{}", a.text());
     let month = Month::of(patchwarden_server::clock::now());
     for suffix in ["", ".pdf", ".csv"] {
-        assert!(a.text().contains(&format!("/reports/monthly/{month}{suffix}\"")));
+        assert!(
+            a.text()
+                .contains(&format!("/reports/monthly/{month}{suffix}\""))
+        );
     }
-    assert!(a.text().contains(&format!("/reports/monthly/{}.csv", month.previous().previous())));
+    assert!(a.text().contains(&format!(
+        "/reports/monthly/{}.csv",
+        month.previous().previous()
+    )));
     // An empty month still makes a PDF with the columns and the signature lines.
     let a = w
-        .send(&w.officer, Req::get(&format!("/reports/monthly/{month}.pdf")))
+        .send(
+            &w.officer,
+            Req::get(&format!("/reports/monthly/{month}.pdf")),
+        )
         .await;
     assert_eq!(a.status, 200);
     let text = poppler(&a.body, "report-empty");
-    assert!(text.contains("No change was implemented in this month."), "{text}");
+    assert!(
+        text.contains("No change was implemented in this month."),
+        "{text}"
+    );
     assert!(text.contains("Prepared by:"), "{text}");
 }

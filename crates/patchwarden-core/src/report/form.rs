@@ -34,10 +34,7 @@ pub struct ControlForm {
 fn section(heading: &str, fields: Vec<(&str, String)>) -> FormSection {
     FormSection {
         heading: heading.to_owned(),
-        fields: fields
-            .into_iter()
-            .map(|(l, v)| (l.to_owned(), v))
-            .collect(),
+        fields: fields.into_iter().map(|(l, v)| (l.to_owned(), v)).collect(),
     }
 }
 
@@ -157,16 +154,10 @@ pub fn control_form(c: &ChangeRecord) -> ControlForm {
                     },
                 ),
                 ("Restart order", list_or(&c.restart_order, "none")),
-                (
-                    "Reboot allowed",
-                    yes(c.reboot_allowed).to_owned(),
-                ),
+                ("Reboot allowed", yes(c.reboot_allowed).to_owned()),
                 ("Rollout", list_or(&installs, "not started")),
                 ("State", ch.state.as_str().replace('_', " ")),
-                (
-                    "Outcome",
-                    ch.outcome_reason.clone().unwrap_or_default(),
-                ),
+                ("Outcome", ch.outcome_reason.clone().unwrap_or_default()),
             ],
         ),
         section(

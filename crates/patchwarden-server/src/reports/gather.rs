@@ -42,7 +42,10 @@ const IMPLEMENTING: [&str; 8] = [
 ];
 
 /// Every host the caller may see, by id.
-pub(crate) async fn hosts(state: &AppState, scope: &Scope) -> Result<HashMap<Uuid, Host>, ApiError> {
+pub(crate) async fn hosts(
+    state: &AppState,
+    scope: &Scope,
+) -> Result<HashMap<Uuid, Host>, ApiError> {
     let mut out = HashMap::new();
     let mut after = None;
     loop {

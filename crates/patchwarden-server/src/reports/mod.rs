@@ -32,12 +32,7 @@ const MAX_SEGMENT: usize = 64;
 /// Declares the report pages.
 pub(crate) fn declare(routes: Routes) -> Routes {
     routes
-        .page(
-            Access::Roles(EVERYONE),
-            Method::GET,
-            "/reports",
-            get(index),
-        )
+        .page(Access::Roles(EVERYONE), Method::GET, "/reports", get(index))
         .page(
             Access::Roles(EVERYONE),
             Method::GET,
@@ -202,11 +197,22 @@ mod tests {
 
     #[test]
     fn the_last_segment_names_month_and_format() {
-        let ok = |s: &str| month_and_format(s).map(|(m, f)| (m.to_string(), f)).unwrap();
+        let ok = |s: &str| {
+            month_and_format(s)
+                .map(|(m, f)| (m.to_string(), f))
+                .unwrap()
+        };
         assert_eq!(ok("2026-10"), ("2026-10".into(), Format::Html));
         assert_eq!(ok("2026-10.csv"), ("2026-10".into(), Format::Csv));
         assert_eq!(ok("2026-10.pdf"), ("2026-10".into(), Format::Pdf));
-        for bad in ["2026-13", "2026-10.xlsx", "2026-10.", "october", "2026-10.pdf.csv", ""] {
+        for bad in [
+            "2026-13",
+            "2026-10.xlsx",
+            "2026-10.",
+            "october",
+            "2026-10.pdf.csv",
+            "",
+        ] {
             assert!(
                 matches!(month_and_format(bad), Err(ApiError::InvalidParameter(_))),
                 "{bad}"

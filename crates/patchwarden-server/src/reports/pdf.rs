@@ -326,8 +326,7 @@ impl Doc {
         };
         let header_cells: Vec<String> = columns.headers.iter().map(|h| (*h).to_owned()).collect();
         let header = wrap_row(&header_cells, true);
-        let header_h =
-            header.iter().map(Vec::len).max().unwrap_or(1) as f32 * leading + 2.0 * PAD;
+        let header_h = header.iter().map(Vec::len).max().unwrap_or(1) as f32 * leading + 2.0 * PAD;
         // The header and one line of the first row stay together.
         self.need(header_h + leading + 2.0 * PAD);
         self.draw_row(&header, &widths, size, true);
@@ -528,7 +527,10 @@ mod tests {
         let pages = texts(&doc);
         assert!(pages.len() >= 5, "{} pages", pages.len());
         for (i, page) in pages.iter().enumerate() {
-            assert_eq!(page[0], "Patch Request Number", "page {i} starts without the header");
+            assert_eq!(
+                page[0], "Patch Request Number",
+                "page {i} starts without the header"
+            );
         }
         // Every row once, in order.
         let numbers: Vec<&String> = pages
@@ -557,7 +559,11 @@ mod tests {
         );
         let pages = texts(&doc);
         assert!(pages.len() >= 4, "{} pages", pages.len());
-        let lines: Vec<&String> = pages.iter().flatten().filter(|t| t.starts_with("line")).collect();
+        let lines: Vec<&String> = pages
+            .iter()
+            .flatten()
+            .filter(|t| t.starts_with("line"))
+            .collect();
         assert_eq!(lines.len(), 300);
         assert_eq!(lines[299], "line299");
         for page in &pages {
@@ -571,7 +577,11 @@ mod tests {
         let lines = wrap(text, 10.0, false, 80.0);
         assert!(lines.len() > 3, "{lines:?}");
         for l in &lines {
-            assert!(width(l, 10.0, false) <= 80.0 + 0.01, "{:?}", String::from_utf8_lossy(l));
+            assert!(
+                width(l, 10.0, false) <= 80.0 + 0.01,
+                "{:?}",
+                String::from_utf8_lossy(l)
+            );
         }
         let joined: String = lines
             .iter()

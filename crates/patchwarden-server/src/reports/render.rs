@@ -66,15 +66,15 @@ pub(crate) fn monthly_view(r: &MonthlyReport, prepared_by: &str) -> MonthlyView 
                 if k.failed_not_resubmitted.is_empty() {
                     String::new()
                 } else {
-                    format!(" (still to resubmit: {})", k.failed_not_resubmitted.join(", "))
+                    format!(
+                        " (still to resubmit: {})",
+                        k.failed_not_resubmitted.join(", ")
+                    )
                 }
             ),
         ),
         ("SLA breaches".to_owned(), k.breaches.to_string()),
-        (
-            "Findings closed".to_owned(),
-            k.findings_closed.to_string(),
-        ),
+        ("Findings closed".to_owned(), k.findings_closed.to_string()),
         (
             "Mean time to patch (detection to install)".to_owned(),
             days(k.mean_time_to_patch),
@@ -234,7 +234,12 @@ pub(crate) fn monthly_view(r: &MonthlyReport, prepared_by: &str) -> MonthlyView 
         },
         Table {
             title: "Inventory scans per host".into(),
-            headers: vec!["Host", "Group", "Inventories received in the month", "Last check-in"],
+            headers: vec![
+                "Host",
+                "Group",
+                "Inventories received in the month",
+                "Last check-in",
+            ],
             rows: r
                 .hosts
                 .iter()
@@ -252,7 +257,10 @@ pub(crate) fn monthly_view(r: &MonthlyReport, prepared_by: &str) -> MonthlyView 
         },
     ];
     MonthlyView {
-        title: format!("Monthly patch management compliance report: {}", r.month.title()),
+        title: format!(
+            "Monthly patch management compliance report: {}",
+            r.month.title()
+        ),
         month: r.month.to_string(),
         generated: when(r.generated_at),
         prepared_by: prepared_by.to_owned(),
@@ -369,7 +377,14 @@ pub(crate) fn form_pdf(form: &ControlForm, now: Timestamp) -> Vec<u8> {
         .signatures
         .iter()
         // Two blank lines in the signature cell: room for a hand.
-        .map(|s| vec![s.role.clone(), s.name.clone(), s.date.clone(), "\n\n".into()])
+        .map(|s| {
+            vec![
+                s.role.clone(),
+                s.name.clone(),
+                s.date.clone(),
+                "\n\n".into(),
+            ]
+        })
         .collect();
     doc.table(
         &Columns {
