@@ -124,7 +124,7 @@ async fn reports_through_the_cli() {
     );
 
     // This month's report: nothing implemented yet, in every format.
-    let month = Month::of(jiff::Timestamp::now()).to_string();
+    let month = Month::of(patchwarden_server::clock::now()).to_string();
     let csv = dir.path().join("report.csv");
     olive.ok(&[
         "report",

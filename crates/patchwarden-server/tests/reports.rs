@@ -758,6 +758,21 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
         )
         .await;
     assert_eq!(parse_csv(&a.body).len(), 1);
+    // Nor does the next: no row, and no inventory scanned in it (the audit chain is searched
+    // from the month's start, which lies after every event).
+    let a = w
+        .send(
+            &auditor,
+            Req::get(&format!("/reports/monthly/{}", month.next())),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let html = a.text();
+    assert!(html.contains("No change was implemented in this month."));
+    assert!(
+        html.contains("<td>web-1</td><td>web</td><td>0</td>"),
+        "{html}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -215,6 +215,31 @@ pub(crate) async fn one_change(
     Ok(change_record(&stored, &doc, &jobs, &hosts))
 }
 
+/// How far apart in time two consecutive events of the audit chain may be out of order (servers
+/// sharing a database append with their own clocks): the scan reads this much beyond the month
+/// on both sides and filters by time.
+const SCAN_SLACK: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
+/// The sequence number after which the audit chain's events are at or after `t` (events are
+/// appended in time order, up to [`SCAN_SLACK`]): a binary search of a few reads of one event
+/// each, rather than reading the chain from its start.
+async fn first_event_before(state: &AppState, t: Timestamp) -> Result<i64, ApiError> {
+    let Some(head) = state.store.audit_head().await? else {
+        return Ok(0);
+    };
+    // Invariant: the event after `lo` may be at or after `t`; the event `hi` is.
+    let (mut lo, mut hi) = (0_i64, head.seq + 1);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        // The event `mid` is the first after `mid - 1`.
+        match state.store.audit_events(mid - 1, 1).await?.first() {
+            Some(e) if e.entry.at < t => lo = mid,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
 /// What the scope of an exception says in words, with hostnames.
 fn scope_words(e: &StoredException, hosts: &HashMap<Uuid, Host>) -> String {
     let name = |id: &Uuid| {
@@ -329,15 +354,19 @@ pub(crate) async fn month_records(
         changes.push(change_record(&stored, &doc, &jobs, &hosts));
     }
 
-    // Inventory scans received in the month, from the audit chain.
+    // Inventory scans received in the month, from the audit chain: read from the month's
+    // first event to its last, not the whole chain.
     let mut scans: HashMap<String, u32> = HashMap::new();
-    let mut after_seq = 0;
-    loop {
+    let mut after_seq = first_event_before(state, start - SCAN_SLACK).await?;
+    'chain: loop {
         let events = state.store.audit_events(after_seq, PAGE).await?;
         let full = events.len() as u32 == PAGE;
         after_seq = events.last().map_or(after_seq, |e| e.seq);
         for e in events {
             let t: Timestamp = e.entry.at;
+            if t >= end + SCAN_SLACK {
+                break 'chain;
+            }
             if e.entry.action == "inventory.replace" && t >= start && t < end {
                 *scans.entry(e.entry.object).or_default() += 1;
             }
