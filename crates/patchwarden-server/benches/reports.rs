@@ -215,5 +215,201 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A real server (SQLite in a temporary directory, plain HTTP on loopback) holding 1,000 hosts
+/// with 10 findings each (10,000 findings: 9,000 closed this month, on time or late, 1,000 open
+/// and past due) and 4 inventory scans each in the audit chain; the report fetched over HTTP
+/// as an auditor would, so the store's reads are in the time. No change is in this store (a
+/// change that touched hosts needs the rollout and agents): the changes' reads are not.
+fn served(c: &mut Criterion) {
+    use std::collections::BTreeSet;
+
+    use patchwarden_client::{Client, ReportFormat, Trust};
+    use patchwarden_core::audit::{Actor, AuditEntry};
+    use patchwarden_core::finding::Finding;
+    use patchwarden_core::inventory::{HostFacts, Manager, OsInfo};
+    use patchwarden_server::admin::{self, TokenRequest};
+    use patchwarden_store::{Classification, CurrentFinding, NewHost, NewUser, Role, SecretHash};
+    use uuid::Uuid;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = patchwarden_server::Config {
+        data_dir: dir.path().to_owned(),
+        ..patchwarden_server::Config::default()
+    };
+    config.listen.api = "127.0.0.1:0".into();
+    config.listen.metrics = String::new();
+    config.tls.mode = patchwarden_server::config::TlsMode::PlainHttp;
+    let running = rt.block_on(patchwarden_server::start(&config)).unwrap();
+    let store = running.state.store.clone();
+    let now = patchwarden_server::clock::now();
+    let month = Month::of(now);
+    let password = "a bench password that is long";
+    let client = rt.block_on(async {
+        let audit = |action: &str, object: String| {
+            AuditEntry::new(now, Actor::System("bench".into()), action, object)
+        };
+        store
+            .create_user(
+                NewUser {
+                    id: Uuid::new_v4(),
+                    username: "audrey".into(),
+                    password_hash: patchwarden_server::secrets::hash_password(password).unwrap(),
+                    roles: [Role::Auditor].into_iter().collect(),
+                    groups: BTreeSet::new(),
+                    must_change_password: false,
+                    created_by: "bench".into(),
+                },
+                now,
+                audit("user.create", "audrey".into()),
+            )
+            .await
+            .unwrap();
+        let (_, secret) = admin::create_enrollment_token(
+            store.as_ref(),
+            TokenRequest {
+                group: "web".into(),
+                valid_for: SignedDuration::from_hours(1),
+                max_uses: 1000,
+                note: None,
+            },
+            Actor::System("bench".into()),
+            now,
+        )
+        .await
+        .unwrap();
+        // Times inside this month, before now.
+        let span = now.duration_since(month.start()).as_secs().max(3600);
+        let within = |k: i64| month.start() + SignedDuration::from_secs(k.rem_euclid(span));
+        for h in 0..1000i64 {
+            let id = Uuid::new_v4();
+            let facts = HostFacts {
+                hostname: format!("host-{h:04}"),
+                os: OsInfo {
+                    id: "debian".into(),
+                    version_id: Some("12".into()),
+                    codename: Some("bookworm".into()),
+                    pretty_name: None,
+                    id_like: Vec::new(),
+                    ecosystem: Some("Debian:12".into()),
+                },
+                ..HostFacts::default()
+            };
+            store
+                .enroll_host(
+                    SecretHash::of(secret.as_bytes()),
+                    NewHost {
+                        id,
+                        public_key: format!("{:064x}", id.as_u128()),
+                        facts,
+                    },
+                    now,
+                    audit("host.enroll", format!("host:{id}")),
+                )
+                .await
+                .unwrap();
+            let finding = |j: i64| {
+                let seen = within(h * 7 + j * 3600);
+                CurrentFinding {
+                    finding: Finding {
+                        vulnerability: format!("CVE-2026-{:05}", (h * 10 + j) % 3000),
+                        aliases: vec![],
+                        advisories: vec![],
+                        manager: Manager::Dpkg,
+                        package: format!("pkg{j}"),
+                        arch: Some("amd64".into()),
+                        source_package: None,
+                        installed: "1.0".into(),
+                        fixed: Some("1.1".into()),
+                        ecosystem: "Debian:12".into(),
+                        available_at: Some(seen),
+                        published_at: Some(seen),
+                        explanation: "bench".into(),
+                    },
+                    classification: Classification {
+                        class: Some(
+                            [Class::Emergency, Class::High, Class::Medium, Class::Low]
+                                [(j % 4) as usize],
+                        ),
+                        due_at: Some(
+                            seen + SignedDuration::from_hours(if h % 10 == 0 {
+                                1
+                            } else {
+                                24 * 30
+                            }),
+                        ),
+                        policy: Some("seed-000".into()),
+                        rule: Some(format!("rule-{}", j % 4)),
+                    },
+                }
+            };
+            let all: Vec<CurrentFinding> = (0..10).map(finding).collect();
+            let seen = within(h * 7);
+            store
+                .sync_findings(
+                    id,
+                    &all,
+                    &[],
+                    seen,
+                    audit("findings.sync", format!("host:{id}")),
+                )
+                .await
+                .unwrap();
+            // Nine of ten fixed a few hours later; the tenth stays open.
+            let fixed_at = (seen + SignedDuration::from_hours(5)).min(now);
+            store
+                .sync_findings(
+                    id,
+                    &all[9..],
+                    &[],
+                    fixed_at,
+                    audit("findings.sync", format!("host:{id}")),
+                )
+                .await
+                .unwrap();
+            for k in 0..4 {
+                store
+                    .append_audit(
+                        now,
+                        AuditEntry::new(
+                            within(h + k * 100_000),
+                            Actor::System("bench".into()),
+                            "inventory.replace",
+                            format!("host:{id}"),
+                        ),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        let client = Client::new(&running.url(), &Trust::PlainHttp).unwrap();
+        client.login("audrey", password).await.unwrap().0
+    });
+    let html = rt
+        .block_on(client.monthly_report(&month.to_string(), ReportFormat::Html))
+        .unwrap();
+    let pdf = rt
+        .block_on(client.monthly_report(&month.to_string(), ReportFormat::Pdf))
+        .unwrap();
+    eprintln!(
+        "served report of {month}: HTML {} KiB, PDF {} KiB",
+        html.len() / 1024,
+        pdf.len() / 1024
+    );
+    let mut g = c.benchmark_group("monthly report served (1,000 hosts, 10,000 findings, SQLite)");
+    g.sample_size(10);
+    for (name, format) in [("HTML", ReportFormat::Html), ("PDF", ReportFormat::Pdf)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                black_box(
+                    rt.block_on(client.monthly_report(&month.to_string(), format))
+                        .unwrap(),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, served);
 criterion_main!(benches);
