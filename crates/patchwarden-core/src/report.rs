@@ -79,7 +79,7 @@ impl Month {
             return Err(err("not of the form YYYY-MM"));
         }
         let digits = |r: std::ops::Range<usize>| -> Option<i32> {
-            let part = &s[r];
+            let part = s.get(r)?;
             part.bytes()
                 .all(|c| c.is_ascii_digit())
                 .then(|| part.parse().ok())

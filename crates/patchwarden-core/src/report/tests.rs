@@ -132,6 +132,8 @@ fn months_parse_and_bound() {
         "2026-10x",
         "1969-12",
         "+026-10",
+        "éé-ab",
+        "2026-１",
     ] {
         assert!(Month::parse(bad).is_err(), "{bad}");
     }
