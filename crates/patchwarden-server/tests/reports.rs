@@ -674,7 +674,7 @@ async fn the_monthly_report_counts_what_happened_in_every_format() {
         "Reviewed by:",
         "Date:",
         "SLA attainment by class",
-        "Past due at the end of",
+        "Past due as of",
     ] {
         assert!(text.contains(t), "no {t} in the PDF:\n{text}");
     }

@@ -168,7 +168,12 @@ pub(crate) fn monthly_view(r: &MonthlyReport, prepared_by: &str) -> MonthlyView 
             shares: vec![1.6, 1.6, 1.0, 0.6, 1.0, 1.0, 1.0, 0.8],
         },
         Table {
-            title: format!("Past due at the end of {}", r.month.title()),
+            // A month not yet over is judged as of the moment the report is made.
+            title: if r.generated_at < r.month.end() {
+                format!("Past due as of {}", when(r.generated_at))
+            } else {
+                format!("Past due at the end of {}", r.month.title())
+            },
             headers: vec![
                 "Host",
                 "Group",
