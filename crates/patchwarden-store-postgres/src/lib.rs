@@ -41,6 +41,7 @@ mod hosts;
 mod inventory;
 mod jobs;
 pub mod migrate;
+mod notifications;
 mod tokens;
 mod users;
 

@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_finding_bodies",
         include_str!("../migrations/0007_finding_bodies.sql"),
     ),
+    (
+        "0008_notifications",
+        include_str!("../migrations/0008_notifications.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

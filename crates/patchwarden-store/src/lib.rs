@@ -40,6 +40,7 @@ pub mod finding;
 pub mod host;
 pub mod job;
 pub mod limits;
+pub mod notification;
 pub mod operator;
 mod operator_store;
 pub mod token;
@@ -57,6 +58,7 @@ pub use finding::{
 };
 pub use host::{Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost};
 pub use job::{Job, JobFilter, JobReport, JobState, NewJob};
+pub use notification::NotificationStore;
 pub use operator::{
     ApiToken, LockoutPolicy, NewApiToken, NewSession, NewUser, Role, Session, User, UserChange,
 };
@@ -87,7 +89,14 @@ pub struct AdvisoryUpsert {
 /// The store. Object safe: the server holds it as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    FeedStore + OperatorStore + ChangeStore + ExceptionStore + Send + Sync + fmt::Debug
+    FeedStore
+    + OperatorStore
+    + ChangeStore
+    + ExceptionStore
+    + NotificationStore
+    + Send
+    + Sync
+    + fmt::Debug
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -32,6 +32,7 @@ mod host_state;
 mod hosts;
 mod inventory;
 mod jobs;
+mod notifications;
 mod operators;
 mod tokens;
 
@@ -44,6 +45,7 @@ pub use host_state::*;
 pub use hosts::*;
 pub use inventory::*;
 pub use jobs::*;
+pub use notifications::*;
 pub use operators::*;
 pub use tokens::*;
 
@@ -140,6 +142,8 @@ macro_rules! conformance_tests {
             exceptions_are_numbered_listed_and_changed_with_one_audit_event_each,
             an_exception_naming_nothing_is_refused_before_anything_is_written,
             two_approvals_racing_for_one_exception_one_wins,
+            notifications_are_queued_once_per_key_and_destination_with_the_cursor,
+            notification_claims_go_to_one_sender_and_retries_wait_their_time,
         );
     };
     (@each $setup:path; $($name:ident),+ $(,)?) => {
