@@ -37,6 +37,7 @@ pub struct Config {
     pub feeds: crate::feeds::config::FeedsConfig,
     pub operators: Operators,
     pub changes: crate::changes::standard::ChangesConfig,
+    pub notifications: crate::notify::NotificationsConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -59,6 +60,7 @@ impl std::fmt::Debug for Config {
             .field("feeds", &self.feeds)
             .field("operators", &self.operators)
             .field("changes", &self.changes)
+            .field("notifications", &self.notifications)
             .finish()
     }
 }
@@ -183,6 +185,7 @@ impl Default for Config {
             downloads: Downloads::default(),
             feeds: crate::feeds::config::FeedsConfig::default(),
             changes: crate::changes::standard::ChangesConfig::default(),
+            notifications: crate::notify::NotificationsConfig::default(),
         }
     }
 }
@@ -517,6 +520,9 @@ impl Config {
             .check()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.changes.rules().map_err(ConfigError::Invalid)?;
+        self.notifications
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let o = &self.operators;
         if [
             o.session_ttl_secs,

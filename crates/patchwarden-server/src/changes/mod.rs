@@ -784,6 +784,11 @@ pub(crate) struct LoadedCalendar {
 }
 
 impl LoadedCalendar {
+    /// Every stored window with the groups it applies to (the notifier warns before each opens).
+    pub(crate) fn windows(&self) -> &[(Window, Vec<String>)] {
+        &self.windows
+    }
+
     /// The calendar of hosts in `groups`: the windows that apply to any of them, every freeze.
     pub(crate) fn for_groups(&self, groups: &BTreeSet<String>) -> Calendar {
         Calendar {
