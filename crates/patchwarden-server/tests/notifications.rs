@@ -4,7 +4,8 @@
 //! scenario (a change submitted and approved, a rollout the engine halts, findings past due,
 //! due soon and Emergency, a window about to open, an exception about to end) and is queued
 //! once across further sweeps; mail goes through a real SMTP server (Python's aiosmtpd, storing
-//! into a maildir) and is read back with Python's own mail parser; and a malformed
+//! into a maildir) and is read back with Python's own mail parser; a relay that is down is
+//! retried and given up with its error; no secret appears in any log line; and a malformed
 //! `[notifications]` section is a clear configuration error.
 
 mod operator_support;
@@ -21,7 +22,9 @@ use axum::http::{HeaderMap, StatusCode};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use operator_support::{PASSWORD, Req, Server, Session};
-use patchwarden_api::v1::agent::{CheckInRequest, EnrollRequest, EnrollmentSecret, InventoryUpload};
+use patchwarden_api::v1::agent::{
+    CheckInRequest, EnrollRequest, EnrollmentSecret, InventoryUpload,
+};
 use patchwarden_api::v1::changes::ChangeView;
 use patchwarden_client::{AgentKey, Client, Trust};
 use patchwarden_core::audit::{Actor, AuditEntry};
@@ -41,6 +44,49 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 const SECRET: &str = "a webhook secret for the tests";
+const SMTP_PASSWORD: &str = "the relay's password, never logged";
+
+/// Everything the process logs at every level, captured for the tests that look for secrets in
+/// it. One subscriber per process, so every test installs it through this.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = Captured(buffer.clone());
+        tracing_subscriber::fmt()
+            .with_writer(writer)
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .init();
+        buffer
+    })
+}
+
+fn logged() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+#[derive(Clone)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
 const PUBLIC: &str = "https://patchwarden.example.org";
 
 // ---------------------------------------------------------------------------------------------
@@ -141,6 +187,7 @@ fn notifications(tweak: impl FnOnce(&mut NotificationsConfig)) -> NotificationsC
 }
 
 async fn world(n: NotificationsConfig) -> World {
+    logs();
     let server = Server::start(|c| {
         c.public_url = PUBLIC.into();
         c.notifications = n;
@@ -280,12 +327,12 @@ impl World {
     }
 
     async fn act(&self, who: &Session, number: &str, action: &str) -> ChangeView {
-        let a = self
-            .server
-            .send(who.apply(
-                Req::post(&format!("/api/v1/changes/{number}/{action}")).json(&json!({})),
-            ))
-            .await;
+        let a =
+            self.server
+                .send(who.apply(
+                    Req::post(&format!("/api/v1/changes/{number}/{action}")).json(&json!({})),
+                ))
+                .await;
         assert_eq!(a.status, 200, "{action} {number}: {}", a.text());
         a.json()
     }
@@ -304,18 +351,21 @@ impl World {
     async fn create(&self, title: &str, testing: Value) -> String {
         let a = self
             .server
-            .send(self.officer.apply(Req::post("/api/v1/changes").json(&json!({
-                "kind": "normal",
-                "title": title,
-                "justification": "CVE-2024-5535 on the web tier",
-                "risk": "medium",
-                "priority": "high",
-                "testing": testing,
-                "rollback_plan": "reinstall the previous openssl from the agent's cache",
-                "targets": {"groups": ["web"]},
-                "patches": [{"package": "openssl", "version": "3.0.15-1~deb12u1",
-                             "ecosystem": "Debian:12"}],
-            }))))
+            .send(
+                self.officer
+                    .apply(Req::post("/api/v1/changes").json(&json!({
+                        "kind": "normal",
+                        "title": title,
+                        "justification": "CVE-2024-5535 on the web tier",
+                        "risk": "medium",
+                        "priority": "high",
+                        "testing": testing,
+                        "rollback_plan": "reinstall the previous openssl from the agent's cache",
+                        "targets": {"groups": ["web"]},
+                        "patches": [{"package": "openssl", "version": "3.0.15-1~deb12u1",
+                                     "ecosystem": "Debian:12"}],
+                    }))),
+            )
             .await;
         assert_eq!(a.status, 201, "{}", a.text());
         a.json::<ChangeView>().number
@@ -336,9 +386,24 @@ impl World {
             },
         };
         let current = [
-            f(&p[0], "CVE-2026-1001", Class::High, SignedDuration::from_hours(-24)),
-            f(&p[1], "CVE-2026-1002", Class::Medium, SignedDuration::from_hours(24)),
-            f(&p[2], "CVE-2026-1003", Class::Emergency, SignedDuration::from_hours(48)),
+            f(
+                &p[0],
+                "CVE-2026-1001",
+                Class::High,
+                SignedDuration::from_hours(-24),
+            ),
+            f(
+                &p[1],
+                "CVE-2026-1002",
+                Class::Medium,
+                SignedDuration::from_hours(24),
+            ),
+            f(
+                &p[2],
+                "CVE-2026-1003",
+                Class::Emergency,
+                SignedDuration::from_hours(48),
+            ),
         ];
         self.store()
             .sync_findings(
@@ -408,7 +473,12 @@ impl World {
                     exception: request.check(DEFAULT_MAX_TERM).unwrap(),
                 },
                 now,
-                AuditEntry::new(now, Actor::Operator("olive".into()), "exception.request", ""),
+                AuditEntry::new(
+                    now,
+                    Actor::Operator("olive".into()),
+                    "exception.request",
+                    "",
+                ),
             )
             .await
             .unwrap();
@@ -426,7 +496,12 @@ impl World {
     }
 
     fn sweeps(&self) -> u64 {
-        self.server.running().state.metrics.notification_sweeps.get()
+        self.server
+            .running()
+            .state
+            .metrics
+            .notification_sweeps
+            .get()
     }
 
     async fn outbox(&self) -> Vec<Notification> {
@@ -464,9 +539,10 @@ fn window_in(minutes: i64) -> (Value, Timestamp) {
 }
 
 fn header<'a>(r: &'a Received, name: &str) -> &'a str {
-    r.headers
-        .get(name)
-        .map_or_else(|| panic!("no {name} header in {:?}", r.headers), String::as_str)
+    r.headers.get(name).map_or_else(
+        || panic!("no {name} header in {:?}", r.headers),
+        String::as_str,
+    )
 }
 
 fn event_of(v: &Value) -> &str {
@@ -504,13 +580,20 @@ async fn every_event_reaches_a_signed_webhook_once_and_a_refused_delivery_is_ret
     w.window("soon", soon_spec).await;
 
     // Approval needed: submitted (approvers), then approved (authorisers).
-    let approval = w.create("OpenSSL security update", json!({"required": "required"})).await;
+    let approval = w
+        .create("OpenSSL security update", json!({"required": "required"}))
+        .await;
     w.act(&w.officer, &approval, "submit").await;
     w.act(&w.approver, &approval, "approve").await;
 
     // Rollout halted: a change that must test first, on hosts none of which is in the test
     // ring — the real rollout engine halts it when its window opens.
-    let halted = w.create("Halts for want of a test ring", json!({"required": "required"})).await;
+    let halted = w
+        .create(
+            "Halts for want of a test ring",
+            json!({"required": "required"}),
+        )
+        .await;
     w.act(&w.officer, &halted, "submit").await;
     w.act(&w.approver, &halted, "approve").await;
     w.act(&w.authoriser, &halted, "authorise").await;
@@ -547,8 +630,10 @@ async fn every_event_reaches_a_signed_webhook_once_and_a_refused_delivery_is_ret
 
     // Exactly once across further sweeps: let two more sweeps (and polls) run.
     let sweeps = w.sweeps();
-    w.until("two more sweeps", || (w.sweeps() >= sweeps + 2).then_some(()))
-        .await;
+    w.until("two more sweeps", || {
+        (w.sweeps() >= sweeps + 2).then_some(())
+    })
+    .await;
     // And let anything those sweeps might have queued be delivered.
     w.until("an empty queue", || {
         let outbox = futures_now(w.outbox());
@@ -575,7 +660,12 @@ async fn every_event_reaches_a_signed_webhook_once_and_a_refused_delivery_is_ret
     assert_eq!(needs, BTreeSet::from(["approver", "authoriser"]));
     for a in &approvals {
         assert_eq!(a["link"], json!(format!("{PUBLIC}/changes/{approval}")));
-        assert!(a["summary"].as_str().unwrap().contains("OpenSSL security update"));
+        assert!(
+            a["summary"]
+                .as_str()
+                .unwrap()
+                .contains("OpenSSL security update")
+        );
     }
     let halts = matching(&got, "rollout_halted", "change", &json!(halted));
     assert_eq!(halts.len(), 1, "{halts:#?}");
@@ -603,9 +693,23 @@ async fn every_event_reaches_a_signed_webhook_once_and_a_refused_delivery_is_ret
         );
     }
     // The breached one is not also due soon; the Emergency one (due in two days) is.
-    assert!(matching(&got, "finding_due_soon", "finding", &json!(findings["breached"])).is_empty());
+    assert!(
+        matching(
+            &got,
+            "finding_due_soon",
+            "finding",
+            &json!(findings["breached"])
+        )
+        .is_empty()
+    );
     assert_eq!(
-        matching(&got, "finding_due_soon", "finding", &json!(findings["emergency"])).len(),
+        matching(
+            &got,
+            "finding_due_soon",
+            "finding",
+            &json!(findings["emergency"])
+        )
+        .len(),
         1
     );
     let windows = matching(&got, "window_starting", "window", &json!("soon"));
@@ -625,7 +729,11 @@ async fn every_event_reaches_a_signed_webhook_once_and_a_refused_delivery_is_ret
 
     // Signatures: every request verifies with the secret; a changed byte does not.
     let all = receiver.all();
-    assert_eq!(all.len(), got_after.len() + 1, "one refused request, the rest delivered once");
+    assert_eq!(
+        all.len(),
+        got_after.len() + 1,
+        "one refused request, the rest delivered once"
+    );
     for r in &all {
         let ts: i64 = header(r, "x-patchwarden-timestamp").parse().unwrap();
         let sig = header(r, "x-patchwarden-signature");
@@ -637,8 +745,18 @@ async fn every_event_reaches_a_signed_webhook_once_and_a_refused_delivery_is_ret
         let mut tampered = r.body.clone();
         let last = tampered.len() - 2;
         tampered[last] ^= 1;
-        assert!(!patchwarden_server::notify::verify(SECRET.as_bytes(), ts, &tampered, sig));
-        assert!(!patchwarden_server::notify::verify(b"not the secret!!", ts, &r.body, sig));
+        assert!(!patchwarden_server::notify::verify(
+            SECRET.as_bytes(),
+            ts,
+            &tampered,
+            sig
+        ));
+        assert!(!patchwarden_server::notify::verify(
+            b"not the secret!!",
+            ts,
+            &r.body,
+            sig
+        ));
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(header(r, "x-patchwarden-event"), event_of(&body));
         assert_eq!(header(r, "content-type"), "application/json");
@@ -671,6 +789,11 @@ async fn every_event_reaches_a_signed_webhook_once_and_a_refused_delivery_is_ret
         .collect();
     let unique: BTreeSet<&str> = ids.iter().copied().collect();
     assert_eq!(ids.len(), unique.len(), "a delivery arrived twice");
+
+    // The secret signed every request and appears in no log line.
+    let log = logged();
+    assert!(log.contains("notification delivered"), "the capture works");
+    assert!(!log.contains(SECRET));
 
     // The same check written in Python, as docs/notifications.md shows a receiver doing it.
     python_verifies(first);
@@ -863,12 +986,18 @@ async fn mail_reaches_the_right_people_through_a_real_smtp_server() {
                 &["approval_needed"],
                 &["approver"],
             ),
-            route(&["directors@example.org"], &["approval_needed"], &["authoriser"]),
+            route(
+                &["directors@example.org"],
+                &["approval_needed"],
+                &["authoriser"],
+            ),
             route(&["security@example.org"], &["finding_breached"], &[]),
         ];
     }))
     .await;
-    let number = w.create("OpenSSL security update", json!({"required": "required"})).await;
+    let number = w
+        .create("OpenSSL security update", json!({"required": "required"}))
+        .await;
     w.act(&w.officer, &number, "submit").await;
     w.act(&w.approver, &number, "approve").await;
     let findings = w.findings().await;
@@ -880,8 +1009,10 @@ async fn mail_reaches_the_right_people_through_a_real_smtp_server() {
         })
         .await;
     let sweeps = w.sweeps();
-    w.until("two more sweeps", || (w.sweeps() >= sweeps + 2).then_some(()))
-        .await;
+    w.until("two more sweeps", || {
+        (w.sweeps() >= sweeps + 2).then_some(())
+    })
+    .await;
     let later = smtp.messages();
     assert_eq!(later.len(), 3, "{later:#?}");
     let to = |addr: &str| -> Vec<&Value> {
@@ -897,10 +1028,15 @@ async fn mail_reaches_the_right_people_through_a_real_smtp_server() {
         cab[0]["to"],
         json!(["cab@example.org", "change-board@example.org"])
     );
-    assert_eq!(cab[0]["from"], json!("Patchwarden <patchwarden@example.org>"));
+    assert_eq!(
+        cab[0]["from"],
+        json!("Patchwarden <patchwarden@example.org>")
+    );
     assert_eq!(
         cab[0]["subject"],
-        json!(format!("[Patchwarden] Approval needed: {number} OpenSSL security update"))
+        json!(format!(
+            "[Patchwarden] Approval needed: {number} OpenSSL security update"
+        ))
     );
     let body = cab[0]["body"].as_str().unwrap();
     for needle in [
@@ -915,7 +1051,9 @@ async fn mail_reaches_the_right_people_through_a_real_smtp_server() {
     assert_eq!(directors.len(), 1, "{mails:#?}");
     assert_eq!(
         directors[0]["subject"],
-        json!(format!("[Patchwarden] Authorisation needed: {number} OpenSSL security update"))
+        json!(format!(
+            "[Patchwarden] Authorisation needed: {number} OpenSSL security update"
+        ))
     );
     assert!(
         directors[0]["body"]
@@ -934,7 +1072,10 @@ async fn mail_reaches_the_right_people_through_a_real_smtp_server() {
     for needle in [
         "CVE-2026-1001 in openssl 3.0.11-1~deb12u2 on host web-1 (group web)",
         "Class: high. Due: ",
-        &format!("{PUBLIC}/findings?host={}&vulnerability=CVE-2026-1001", w.host),
+        &format!(
+            "{PUBLIC}/findings?host={}&vulnerability=CVE-2026-1001",
+            w.host
+        ),
         &format!("finding: {}", findings["breached"]),
     ] {
         assert!(body.contains(needle), "{needle:?} not in:\n{body}");
@@ -962,6 +1103,8 @@ async fn a_mail_relay_that_is_down_is_retried_then_given_up_with_its_error() {
         n.smtp.port = port;
         n.smtp.tls = SmtpTls::None;
         n.smtp.from = "patchwarden@example.org".into();
+        n.smtp.username = "patchwarden".into();
+        n.smtp.password = SMTP_PASSWORD.into();
         n.email = vec![EmailRoute {
             name: "board".into(),
             to: vec!["cab@example.org".into()],
@@ -970,7 +1113,9 @@ async fn a_mail_relay_that_is_down_is_retried_then_given_up_with_its_error() {
         }];
     }))
     .await;
-    let number = w.create("Goes nowhere", json!({"required": "required"})).await;
+    let number = w
+        .create("Goes nowhere", json!({"required": "required"}))
+        .await;
     w.act(&w.officer, &number, "submit").await;
     let failed = w
         .until("the delivery given up", || {
@@ -984,6 +1129,10 @@ async fn a_mail_relay_that_is_down_is_retried_then_given_up_with_its_error() {
     assert_eq!(failed.attempts, 2);
     let error = failed.last_error.unwrap();
     assert!(error.starts_with("after 2 attempts: SMTP"), "{error}");
+    let log = logged();
+    assert!(log.contains("notification given up"), "the capture works");
+    assert!(!log.contains(SMTP_PASSWORD));
+    assert!(!error.contains(SMTP_PASSWORD));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1041,12 +1190,21 @@ fn malformed_notification_settings_are_clear_configuration_errors() {
             "[notifications.smtp]\nhost = \"mail\"\ntls = \"ssl\"\n".to_owned(),
             "unknown variant `ssl`",
         ),
-        ("[notifications]\nsweep_every = 5\n".to_owned(), "unknown field `sweep_every`"),
-        ("[notifications]\npoll_secs = 0\n".to_owned(), "poll_secs must be at least 1"),
+        (
+            "[notifications]\nsweep_every = 5\n".to_owned(),
+            "unknown field `sweep_every`",
+        ),
+        (
+            "[notifications]\npoll_secs = 0\n".to_owned(),
+            "poll_secs must be at least 1",
+        ),
     ];
     for (toml, expected) in cases {
         let err = load(&toml).expect_err(&toml);
-        assert!(err.contains(expected), "{toml}\n→ {err}\n(wanted {expected:?})");
+        assert!(
+            err.contains(expected),
+            "{toml}\n→ {err}\n(wanted {expected:?})"
+        );
     }
 
     // A good section loads, and its secrets stay out of the Debug form.

@@ -100,7 +100,10 @@ fn claim(
         ))
         .map_err(db("claim notifications"))?;
     let rows = stmt
-        .query_map(params![lease.to_string(), until, now, i64::from(limit)], raw)
+        .query_map(
+            params![lease.to_string(), until, now, i64::from(limit)],
+            raw,
+        )
         .map_err(db("claim notifications"))?;
     let mut out = Vec::new();
     for r in rows {
@@ -246,4 +249,3 @@ impl NotificationStore for SqliteStore {
             .await
     }
 }
-

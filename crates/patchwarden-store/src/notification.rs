@@ -112,9 +112,14 @@ pub struct Notification {
 pub enum DeliveryOutcome {
     Delivered,
     /// Try again at `at`.
-    Retry { at: Timestamp, error: String },
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
     /// No more attempts.
-    GiveUp { error: String },
+    GiveUp {
+        error: String,
+    },
 }
 
 /// What a queueing call did.

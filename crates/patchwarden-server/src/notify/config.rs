@@ -292,8 +292,12 @@ impl NotificationsConfig {
             reqwest::Url::parse(&w.url)
                 .ok()
                 .and_then(|u| {
-                    u.host_str()
-                        .map(|h| format!("{h}{}", u.port().map(|p| format!(":{p}")).unwrap_or_default()))
+                    u.host_str().map(|h| {
+                        format!(
+                            "{h}{}",
+                            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+                        )
+                    })
                 })
                 .unwrap_or_default()
         } else {

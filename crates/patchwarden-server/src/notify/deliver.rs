@@ -252,8 +252,7 @@ async fn send(settings: &Settings, sender: &Sender, n: &Notification) -> Result<
     let Some(transport) = &sender.smtp else {
         return Err(Failure::Permanent("no SMTP relay is configured".into()));
     };
-    let message =
-        mail::message(c, &c.email[i], n.id, &n.payload).map_err(Failure::Permanent)?;
+    let message = mail::message(c, &c.email[i], n.id, &n.payload).map_err(Failure::Permanent)?;
     mail::send(transport, message)
         .await
         .map_err(Failure::Transient)

@@ -78,9 +78,7 @@ pub(super) fn message(
         .from(from)
         .subject(subject)
         .header(ContentType::TEXT_PLAIN)
-        .message_id(Some(format!(
-            "<{delivery}@patchwarden.notifications>"
-        )));
+        .message_id(Some(format!("<{delivery}@patchwarden.notifications>")));
     for mailbox in to {
         builder = builder.to(mailbox);
     }

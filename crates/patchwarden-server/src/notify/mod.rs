@@ -225,7 +225,10 @@ pub async fn queue(
 }
 
 pub(crate) fn counter_labels(channel: &str, what: &str) -> Vec<(&'static str, String)> {
-    vec![("channel", channel.to_owned()), ("outcome", what.to_owned())]
+    vec![
+        ("channel", channel.to_owned()),
+        ("outcome", what.to_owned()),
+    ]
 }
 
 /// The notifier's task handle: cancel it and await it to stop after the delivery in flight.
@@ -283,14 +286,7 @@ async fn run(
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
             last_sweep = Some(Instant::now());
-            match sources::sweep(
-                &state,
-                &settings,
-                Some(&state.metrics),
-                clock::now(),
-            )
-            .await
-            {
+            match sources::sweep(&state, &settings, Some(&state.metrics), clock::now()).await {
                 Ok(_) => {
                     state.metrics.notification_sweeps.inc();
                 }

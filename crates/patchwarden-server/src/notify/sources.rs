@@ -94,12 +94,22 @@ async fn from_event(store: &dyn Store, event: &AuditEvent) -> Result<Vec<Notice>
         .and_then(Value::as_str);
     let number = e.object.strip_prefix("change:");
     match (e.action.as_str(), number) {
-        ("change.submit", Some(number)) => {
-            Ok(change_notice(store, number, event, EventKind::ApprovalNeeded, Some("approver")).await?)
-        }
-        ("change.approve", Some(number)) if after_state == Some("approved") => {
-            Ok(change_notice(store, number, event, EventKind::ApprovalNeeded, Some("authoriser")).await?)
-        }
+        ("change.submit", Some(number)) => Ok(change_notice(
+            store,
+            number,
+            event,
+            EventKind::ApprovalNeeded,
+            Some("approver"),
+        )
+        .await?),
+        ("change.approve", Some(number)) if after_state == Some("approved") => Ok(change_notice(
+            store,
+            number,
+            event,
+            EventKind::ApprovalNeeded,
+            Some("authoriser"),
+        )
+        .await?),
         ("change.rollout_halted", Some(number)) => {
             Ok(change_notice(store, number, event, EventKind::RolloutHalted, None).await?)
         }
@@ -157,7 +167,12 @@ async fn change_notice(
     let groups: Vec<String> = body
         .pointer("/targets/groups")
         .and_then(Value::as_array)
-        .map(|g| g.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|g| {
+            g.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let mut targets = Vec::new();
     if hosts > 0 {
@@ -188,7 +203,10 @@ async fn change_notice(
             let why = body
                 .get("halted")
                 .and_then(Value::as_str)
-                .or_else(|| body.pointer("/change/outcome_reason").and_then(Value::as_str))
+                .or_else(|| {
+                    body.pointer("/change/outcome_reason")
+                        .and_then(Value::as_str)
+                })
                 .unwrap_or("a ring failed");
             (
                 format!("change:{number}:halted:{}", event.seq),
@@ -290,7 +308,10 @@ fn finding_notice(host: &Host, f: &StoredFinding, kind: EventKind, at: Timestamp
         .classification
         .due_at
         .map_or_else(|| "none".to_owned(), |d| d.to_string());
-    let fix = x.fixed.as_deref().unwrap_or("no fixed version released yet");
+    let fix = x
+        .fixed
+        .as_deref()
+        .unwrap_or("no fixed version released yet");
     let (what, suffix) = match kind {
         EventKind::EmergencyFinding => ("New Emergency finding", "emergency".to_owned()),
         EventKind::FindingBreached => ("Finding past its due date", "breached".to_owned()),
@@ -487,7 +508,9 @@ pub async fn sweep(
 
     // Exceptions.
     let lead_end = now
-        .checked_add(SignedDuration::from_hours(24 * i64::from(c.exception_lead_days)))
+        .checked_add(SignedDuration::from_hours(
+            24 * i64::from(c.exception_lead_days),
+        ))
         .unwrap_or(Timestamp::MAX);
     for e in &exceptions {
         let expires = e.exception.request.expires_at;

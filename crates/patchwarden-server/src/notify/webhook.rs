@@ -154,11 +154,36 @@ mod tests {
         let sig = sign(b"0123456789abcdef", 1_764_000_000, b"{\"a\":1}");
         assert!(sig.starts_with("sha256="));
         assert_eq!(sig.len(), 7 + 64);
-        assert!(verify(b"0123456789abcdef", 1_764_000_000, b"{\"a\":1}", &sig));
-        assert!(!verify(b"0123456789abcdef", 1_764_000_000, b"{\"a\":2}", &sig));
-        assert!(!verify(b"0123456789abcdef", 1_764_000_001, b"{\"a\":1}", &sig));
-        assert!(!verify(b"another secret!!", 1_764_000_000, b"{\"a\":1}", &sig));
-        assert!(!verify(b"0123456789abcdef", 1_764_000_000, b"{\"a\":1}", "sha256=zz"));
+        assert!(verify(
+            b"0123456789abcdef",
+            1_764_000_000,
+            b"{\"a\":1}",
+            &sig
+        ));
+        assert!(!verify(
+            b"0123456789abcdef",
+            1_764_000_000,
+            b"{\"a\":2}",
+            &sig
+        ));
+        assert!(!verify(
+            b"0123456789abcdef",
+            1_764_000_001,
+            b"{\"a\":1}",
+            &sig
+        ));
+        assert!(!verify(
+            b"another secret!!",
+            1_764_000_000,
+            b"{\"a\":1}",
+            &sig
+        ));
+        assert!(!verify(
+            b"0123456789abcdef",
+            1_764_000_000,
+            b"{\"a\":1}",
+            "sha256=zz"
+        ));
     }
 
     #[test]

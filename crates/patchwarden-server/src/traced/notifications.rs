@@ -5,8 +5,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use patchwarden_store::Result;
 use patchwarden_store::notification::{
-    DeliveryOutcome, Enqueued, NewNotification, Notification, NotificationFilter,
-    NotificationStore,
+    DeliveryOutcome, Enqueued, NewNotification, Notification, NotificationFilter, NotificationStore,
 };
 use tracing::Instrument;
 use uuid::Uuid;

@@ -37,7 +37,10 @@ pub async fn notifications_are_queued_once_per_key_and_destination_with_the_curs
 ) {
     let store = open(&db).await;
     assert_eq!(store.notification_cursor().await.unwrap(), None);
-    let first = [note("finding:1:breached", "webhook:a"), note("finding:1:breached", "email:b")];
+    let first = [
+        note("finding:1:breached", "webhook:a"),
+        note("finding:1:breached", "email:b"),
+    ];
     let done = store
         .enqueue_notifications(&first, Some(5), at(0))
         .await
