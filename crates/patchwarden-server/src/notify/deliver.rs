@@ -133,15 +133,36 @@ pub(super) async fn deliver_due(
             }
         };
         let full = claimed.len() == CLAIM as usize;
-        for n in claimed {
+        let mut rows = claimed.into_iter();
+        while let Some(n) = rows.next() {
             if cancel.is_cancelled() {
-                // Left claimed: the lease runs out and the row is sent later.
+                release(state, lease, std::iter::once(n).chain(rows)).await;
                 return;
             }
             deliver_one(state, settings, sender, lease, n).await;
         }
         if !full {
             return;
+        }
+    }
+}
+
+/// Hands back rows claimed but not sent because the server is stopping: due again at once (for
+/// this server after a restart, or another sharing the database), rather than after the lease.
+/// Their claim still counted as an attempt, which bounds a server that keeps being stopped.
+async fn release(state: &AppState, lease: Uuid, rows: impl Iterator<Item = Notification>) {
+    let now = clock::now();
+    let outcome = DeliveryOutcome::Retry {
+        at: now,
+        error: "the server stopped before sending it".into(),
+    };
+    for n in rows {
+        if let Err(e) = state
+            .store
+            .finish_notification(n.id, lease, &outcome, now)
+            .await
+        {
+            tracing::warn!(delivery = %n.id, error = %e, "handing back a notification failed");
         }
     }
 }
