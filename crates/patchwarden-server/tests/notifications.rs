@@ -811,6 +811,67 @@ async fn every_event_reaches_a_signed_webhook_once_and_a_refused_delivery_is_ret
         m.contains("patchwarden_notifications_total{channel=\"webhook\",outcome=\"retried\"} 1"),
         "{m}"
     );
+
+    // A second server on the same database, with the same settings: it follows the same audit
+    // chain and sweeps the same findings (with nothing remembered in memory), and both claim
+    // deliveries. What was notified is not queued again; a new event goes out once.
+    let mut config = patchwarden_server::Config {
+        data_dir: w.server.dir.path().to_owned(),
+        public_url: PUBLIC.into(),
+        ..patchwarden_server::Config::default()
+    };
+    config.listen.api = "127.0.0.1:0".into();
+    config.listen.metrics = String::new();
+    config.tls.mode = patchwarden_server::config::TlsMode::PlainHttp;
+    config.notifications = notifications(|n| {
+        n.webhooks = vec![WebhookConfig {
+            name: "receiver".into(),
+            url: format!("http://{addr}/hook"),
+            secret: SECRET.into(),
+            events: Vec::new(),
+        }];
+    });
+    let second = patchwarden_server::start(&config).await.unwrap();
+    let rows_before = w.outbox().await.len();
+    let delivered_before = receiver.delivered().len();
+    let third = w
+        .create("Both servers see this", json!({"required": "required"}))
+        .await;
+    w.act(&w.officer, &third, "submit").await;
+    let second_sweeps = || second.state.metrics.notification_sweeps.get();
+    let sweeps = second_sweeps();
+    w.until(
+        "two sweeps by the second server and the new change delivered",
+        || {
+            let new = receiver.delivered();
+            (second_sweeps() >= sweeps + 2
+                && !matching(&new, "approval_needed", "change", &json!(third)).is_empty()
+                && futures_now(w.outbox())
+                    .iter()
+                    .all(|n| n.state != DeliveryState::Queued))
+            .then_some(())
+        },
+    )
+    .await;
+    // One more poll of each, for anything late.
+    let polls = w.sweeps();
+    w.until("another sweep", || (w.sweeps() > polls).then_some(()))
+        .await;
+    let outbox = w.outbox().await;
+    assert_eq!(outbox.len(), rows_before + 1, "{outbox:#?}");
+    let after = receiver.delivered();
+    assert_eq!(
+        after.len(),
+        delivered_before + 1,
+        "{:#?}",
+        &after[delivered_before..]
+    );
+    assert_eq!(
+        matching(&after, "approval_needed", "change", &json!(third)).len(),
+        1
+    );
+    // The second server stops gracefully, its notifier with it.
+    second.shutdown(Duration::from_secs(5)).await;
 }
 
 /// Polls a store future to completion from a synchronous closure (the waiting loop's checks

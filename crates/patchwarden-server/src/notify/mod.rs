@@ -271,6 +271,7 @@ async fn run(
     let poll = Duration::from_secs(u64::from(settings.config.poll_secs));
     let sweep_every = Duration::from_secs(u64::from(settings.config.sweep_secs));
     let mut last_sweep: Option<Instant> = None;
+    let mut seen = sources::Seen::default();
     let lease_owner = Uuid::new_v4();
     tracing::info!(
         webhooks = settings.config.webhooks.len(),
@@ -286,7 +287,15 @@ async fn run(
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
             last_sweep = Some(Instant::now());
-            match sources::sweep(&state, &settings, Some(&state.metrics), clock::now()).await {
+            let swept = sources::sweep(
+                &state,
+                &settings,
+                Some(&state.metrics),
+                &mut seen,
+                clock::now(),
+            )
+            .await;
+            match swept {
                 Ok(_) => {
                     state.metrics.notification_sweeps.inc();
                 }

@@ -7,7 +7,7 @@
 //! (`window:NAME:START`), an audited event happens once (`…:SEQ`). The store keeps a key once
 //! per destination, so sweeping again — or a second server sweeping — queues nothing new.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 use patchwarden_core::audit::AuditEvent;
@@ -370,6 +370,32 @@ fn query_escape(s: &str) -> String {
     out
 }
 
+/// The dedup keys this server has already queued (or found queued) since it started: a breached
+/// finding stays breached until it is patched, and every sweep finds it again. The store would
+/// refuse it as a duplicate anyway; remembering the keys here saves the write per finding and
+/// sweep. Bounded: past [`Seen::MAX`] keys it starts over (and the store's uniqueness still
+/// holds).
+#[derive(Debug, Default)]
+pub struct Seen(HashSet<String>);
+
+impl Seen {
+    const MAX: usize = 1_000_000;
+
+    fn retain_new(&self, notices: Vec<Notice>) -> Vec<Notice> {
+        notices
+            .into_iter()
+            .filter(|n| !self.0.contains(&n.dedup_key))
+            .collect()
+    }
+
+    fn remember(&mut self, notices: &[Notice]) {
+        if self.0.len() + notices.len() > Self::MAX {
+            self.0.clear();
+        }
+        self.0.extend(notices.iter().map(|n| n.dedup_key.clone()));
+    }
+}
+
 /// One sweep for deadlines: open findings due within `due_soon_days` or past due (unless an
 /// exception in force covers them), windows opening within `window_lead_minutes`, approved
 /// exceptions ending within `exception_lead_days`. Returns what was queued.
@@ -377,6 +403,7 @@ pub async fn sweep(
     state: &AppState,
     settings: &Settings,
     metrics: Option<&Metrics>,
+    seen: &mut Seen,
     now: Timestamp,
 ) -> Result<Enqueued, SourceError> {
     let store = state.store.as_ref();
@@ -519,7 +546,9 @@ pub async fn sweep(
         }
     }
 
+    let notices = seen.retain_new(notices);
     let done = queue(store, settings, metrics, &notices, None, now).await?;
+    seen.remember(&notices);
     Ok(done)
 }
 
