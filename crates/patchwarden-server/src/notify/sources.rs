@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
-use patchwarden_core::audit::AuditEvent;
+use patchwarden_core::audit::{Actor, AuditEvent};
 use patchwarden_core::policy::Class;
 use patchwarden_store::change::ChangeFilter;
 use patchwarden_store::exception::{ExceptionFilter, StoredException};
@@ -93,7 +93,11 @@ async fn from_event(store: &dyn Store, event: &AuditEvent) -> Result<Vec<Notice>
         .and_then(|a| a.get("state"))
         .and_then(Value::as_str);
     let number = e.object.strip_prefix("change:");
+    // A standard change's rule submits, approves and authorises it itself at once (seed 000
+    // §6.8: pre-approved): nobody is waiting to decide.
+    let by_rule = matches!(e.actor, Actor::System(_));
     match (e.action.as_str(), number) {
+        ("change.submit" | "change.approve", Some(_)) if by_rule => Ok(Vec::new()),
         ("change.submit", Some(number)) => Ok(change_notice(
             store,
             number,
