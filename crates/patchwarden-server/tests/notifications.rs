@@ -187,10 +187,18 @@ fn notifications(tweak: impl FnOnce(&mut NotificationsConfig)) -> NotificationsC
 }
 
 async fn world(n: NotificationsConfig) -> World {
+    world_with(n, |_| {}).await
+}
+
+async fn world_with(
+    n: NotificationsConfig,
+    tweak: impl FnOnce(&mut patchwarden_server::Config),
+) -> World {
     logs();
     let server = Server::start(|c| {
         c.public_url = PUBLIC.into();
         c.notifications = n;
+        tweak(c);
     })
     .await;
     server.user("olive", &[Role::Officer], &[]).await;
@@ -1281,4 +1289,106 @@ fn malformed_notification_settings_are_clear_configuration_errors() {
     assert!(!debug.contains("0123456789abcdef0123"), "{debug}");
     assert!(!debug.contains("smtp-password-xyz"), "{debug}");
     assert!(debug.contains("<hidden>"), "{debug}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_change_raised_by_its_rule_asks_nobody_for_approval() {
+    let (receiver, addr) = Receiver::start().await;
+    let w = world_with(
+        notifications(|n| {
+            n.webhooks = vec![WebhookConfig {
+                name: String::new(),
+                url: format!("http://{addr}/hook"),
+                secret: SECRET.into(),
+                events: vec!["approval_needed".into()],
+            }];
+        }),
+        |c| {
+            c.changes.standard_every_secs = 1;
+            c.changes.standard = vec![patchwarden_server::changes::standard::StandardRule {
+                name: "web-curl".into(),
+                groups: vec!["web".into()],
+                packages: vec!["curl".into()],
+                max_criticality: "high".into(),
+                testing: false,
+            }];
+        },
+    )
+    .await;
+    w.window(
+        "always",
+        json!({"kind": "window", "rrule": "FREQ=DAILY", "start": "2026-01-01T00:00",
+               "time_zone": "UTC", "duration_minutes": 1440}),
+    )
+    .await;
+    // A finding of curl with a fixed version: the rule raises, submits, approves, authorises
+    // and schedules a change for it.
+    let now = clock::now();
+    let p = installed();
+    let fixed = package("curl", "7.88.1-10+deb12u8");
+    w.store()
+        .sync_findings(
+            w.host,
+            &[CurrentFinding {
+                finding: patchwarden_store::conformance::fixtures::finding(
+                    &p[2],
+                    "CVE-2026-2001",
+                    Some(&fixed),
+                ),
+                classification: Classification {
+                    class: Some(Class::Medium),
+                    due_at: Some(
+                        now.checked_add(SignedDuration::from_hours(24 * 30))
+                            .unwrap(),
+                    ),
+                    policy: Some("seed-default".into()),
+                    rule: Some("test".into()),
+                },
+            }],
+            &p,
+            now,
+            AuditEntry::new(
+                now,
+                Actor::System("matcher".into()),
+                "findings.sync",
+                format!("host:{}", w.host),
+            ),
+        )
+        .await
+        .unwrap();
+    let store = w.store();
+    let by_rule = w
+        .until("the rule's change, authorised", || {
+            futures_now(store.list_changes(&Default::default()))
+                .unwrap()
+                .into_iter()
+                .find(|c| {
+                    c.requester == "rule:web-curl"
+                        && !matches!(c.state.as_str(), "draft" | "submitted" | "approved")
+                })
+        })
+        .await;
+    // A person's change after it, as the control: its notice comes after the rule's events in
+    // the audit chain, so once it arrives the rule's events were read.
+    let number = w
+        .create("A person's change", json!({"required": "required"}))
+        .await;
+    w.act(&w.officer, &number, "submit").await;
+    let got = w
+        .until("the person's change notified", || {
+            let got = receiver.delivered();
+            (!matching(&got, "approval_needed", "change", &json!(number)).is_empty()).then_some(got)
+        })
+        .await;
+    assert!(
+        matching(&got, "approval_needed", "change", &json!(by_rule.number)).is_empty(),
+        "{got:#?}"
+    );
+    let outbox = w.outbox().await;
+    assert!(
+        outbox.iter().all(|n| !n
+            .dedup_key
+            .starts_with(&format!("change:{}:", by_rule.number))),
+        "{outbox:#?}"
+    );
 }
