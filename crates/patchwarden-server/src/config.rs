@@ -344,6 +344,20 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
         Kind::Number,
     ),
     ("DOWNLOADS_DIR", "downloads", "dir", Kind::Text),
+    // The relay's credentials, so they can live in the service's environment file rather than
+    // the configuration file.
+    (
+        "NOTIFICATIONS_SMTP_USERNAME",
+        "notifications.smtp",
+        "username",
+        Kind::Text,
+    ),
+    (
+        "NOTIFICATIONS_SMTP_PASSWORD",
+        "notifications.smtp",
+        "password",
+        Kind::Text,
+    ),
     (
         "OPERATORS_SESSION_TTL_SECS",
         "operators",
@@ -445,13 +459,13 @@ impl Config {
                         .collect(),
                 ),
             };
-            let target = if section.is_empty() {
-                &mut table
-            } else {
-                let entry = table
-                    .entry(section.to_owned())
+            // A section may be nested (`notifications.smtp`): each part is a table.
+            let mut target = &mut table;
+            for part in section.split('.').filter(|p| !p.is_empty()) {
+                let entry = target
+                    .entry(part.to_owned())
                     .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                match entry {
+                target = match entry {
                     toml::Value::Table(t) => t,
                     _ => {
                         return Err(ConfigError::Env {
@@ -459,8 +473,8 @@ impl Config {
                             reason: format!("[{section}] in the file is not a table"),
                         });
                     }
-                }
-            };
+                };
+            }
             target.insert(key.to_owned(), parsed);
         }
         let config: Config =

@@ -1285,6 +1285,27 @@ fn malformed_notification_settings_are_clear_configuration_errors() {
     );
     let config = load(&good).unwrap();
     assert_eq!(config.notifications.webhooks.len(), 1);
+    // The relay's credentials may come from the environment instead.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        good.replace("password = \"smtp-password-xyz\"\n", ""),
+    )
+    .unwrap();
+    let (from_env, _) = patchwarden_server::Config::load(
+        Some(&path),
+        vec![(
+            "PATCHWARDEN_NOTIFICATIONS_SMTP_PASSWORD".to_owned(),
+            "smtp-password-from-env".to_owned(),
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        from_env.notifications.smtp.password,
+        "smtp-password-from-env"
+    );
+    assert!(!format!("{from_env:?}").contains("smtp-password-from-env"));
     let debug = format!("{config:?}");
     assert!(!debug.contains("0123456789abcdef0123"), "{debug}");
     assert!(!debug.contains("smtp-password-xyz"), "{debug}");
