@@ -3,7 +3,9 @@
 //! refused with a 500 and then retried once — not duplicated; each event kind comes from a real
 //! scenario (a change submitted and approved, a rollout the engine halts, findings past due,
 //! due soon and Emergency, a window about to open, an exception about to end) and is queued
-//! once across further sweeps; mail goes through a real SMTP server (Python's aiosmtpd, storing
+//! once across further sweeps, and again once when a second server shares the database (SQLite
+//! always, PostgreSQL when `PATCHWARDEN_TEST_POSTGRES` names one); a standard change's rule
+//! asks nobody for approval; mail goes through a real SMTP server (Python's aiosmtpd, storing
 //! into a maildir) and is read back with Python's own mail parser; a relay that is down is
 //! retried and given up with its error; no secret appears in any log line; and a malformed
 //! `[notifications]` section is a clear configuration error.
@@ -566,16 +568,66 @@ fn matching<'a>(got: &'a [Value], event: &str, key: &str, value: &Value) -> Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_reaches_a_signed_webhook_once_and_a_refused_delivery_is_retried_once() {
-    let (receiver, addr) = Receiver::start().await;
-    let w = world(notifications(|n| {
-        n.webhooks = vec![WebhookConfig {
-            name: "receiver".into(),
-            url: format!("http://{addr}/hook"),
-            secret: SECRET.into(),
-            events: Vec::new(),
-        }];
-    }))
+    // SQLite in the server's data directory.
+    webhook_story(String::new()).await;
+}
+
+/// The same story on PostgreSQL (two servers sharing one database is its usual set-up), on a
+/// fresh schema, whenever `PATCHWARDEN_TEST_POSTGRES` names a database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_every_event_reaches_a_signed_webhook_once() {
+    const VAR: &str = "PATCHWARDEN_TEST_POSTGRES";
+    let Ok(url) = std::env::var(VAR) else {
+        eprintln!(
+            "skipped: notifications on PostgreSQL need {VAR} set to a database URL; CI sets \
+             postgres://postgres@127.0.0.1:5432/test"
+        );
+        return;
+    };
+    let schema = format!("pw_notify_{}", Uuid::new_v4().simple());
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{VAR} is set but PostgreSQL cannot be reached: {e}"));
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let outcome = tokio::spawn(webhook_story(format!(
+        "{url}{sep}options=-c%20search_path%3D{schema}"
+    )))
     .await;
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn webhook_story(database_url: String) {
+    let (receiver, addr) = Receiver::start().await;
+    let db = database_url.clone();
+    let w = world_with(
+        notifications(|n| {
+            n.webhooks = vec![WebhookConfig {
+                name: "receiver".into(),
+                url: format!("http://{addr}/hook"),
+                secret: SECRET.into(),
+                events: Vec::new(),
+            }];
+        }),
+        |c| c.database_url = db,
+    )
+    .await;
+    let backend = if database_url.is_empty() {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    assert_eq!(w.store().backend(), backend);
 
     // A window open all day (for the rollout below) and one opening in 30 minutes.
     w.window(
@@ -825,6 +877,7 @@ async fn every_event_reaches_a_signed_webhook_once_and_a_refused_delivery_is_ret
     // deliveries. What was notified is not queued again; a new event goes out once.
     let mut config = patchwarden_server::Config {
         data_dir: w.server.dir.path().to_owned(),
+        database_url,
         public_url: PUBLIC.into(),
         ..patchwarden_server::Config::default()
     };
