@@ -142,7 +142,10 @@ mod tests {
     #[test]
     fn texts_are_escaped_as_rfc_5545_says() {
         assert_eq!(escape_text("a,b;c\\d"), "a\\,b\\;c\\\\d");
-        assert_eq!(escape_text("one\r\ntwo\nthree\rfour"), "one\\ntwo\\nthree\\nfour");
+        assert_eq!(
+            escape_text("one\r\ntwo\nthree\rfour"),
+            "one\\ntwo\\nthree\\nfour"
+        );
         assert_eq!(escape_text("bell\u{7}tab\t"), "belltab");
         assert_eq!(escape_text("Zürich"), "Zürich");
     }
