@@ -362,7 +362,7 @@ pub(crate) async fn compute(state: &AppState, now: Timestamp) -> Result<Publishe
                 })
             })
             .collect();
-    patched.sort_by(|a, b| b.ended.cmp(&a.ended));
+    patched.sort_by_key(|p| std::cmp::Reverse(p.ended));
     Ok(Published {
         computed_at: now,
         services,
