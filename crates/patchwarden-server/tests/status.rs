@@ -444,7 +444,7 @@ async fn the_status_page_publishes_windows_and_patches_in_plain_words_and_a_repo
         .host("pay-db-1", "db", &[("application", "payroll")])
         .await;
 
-    // The calendar: web hosts are always in a window; db hosts on three Wednesdays' evenings
+    // The calendar: web hosts are always in a window; db hosts on three weekly evenings
     // in Berlin, the first two days from now; a freeze three weeks ahead.
     w.put_calendar(
         "web-always",
@@ -493,6 +493,11 @@ async fn the_status_page_publishes_windows_and_patches_in_plain_words_and_a_repo
     assert_eq!(a.status, 200, "{}", a.text());
     assert!(a.header("content-type").unwrap().starts_with("text/html"));
     let page = a.text();
+    // Kept as an artefact to look at.
+    let _ = std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.html"),
+        &page,
+    );
     assert!(!page.contains("<script"), "the status page needs no script");
     for shown in [
         "shop",
