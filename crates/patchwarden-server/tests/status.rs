@@ -577,10 +577,7 @@ async fn the_status_page_publishes_windows_and_patches_in_plain_words_and_a_repo
         .await;
     assert_eq!(a.status, 200, "{}", a.text());
     let html = a.text();
-    assert!(
-        escaped(&html, "<script>alert(1)</script>"),
-        "{html}"
-    );
+    assert!(escaped(&html, "<script>alert(1)</script>"), "{html}");
     assert!(!html.contains("<script>alert"), "{html}");
     assert!(
         html.contains(&format!("href=\"/changes/{done}\"")),
@@ -615,7 +612,11 @@ async fn the_status_page_publishes_windows_and_patches_in_plain_words_and_a_repo
     // Refusals: each says why, and none stores anything.
     let refusals: Vec<(Req, u16, &str)> = vec![
         (
-            report_from("https://evil.example", "cross-site", "service=shop&description=x"),
+            report_from(
+                "https://evil.example",
+                "cross-site",
+                "service=shop&description=x",
+            ),
             403,
             "another web site",
         ),

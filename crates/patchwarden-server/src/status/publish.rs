@@ -383,3 +383,24 @@ pub(crate) async fn published(
     state.status.keep(p.clone());
     Ok(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_is_described_by_its_kind_and_size_only() {
+        assert_eq!(
+            plain_words(ChangeKind::Normal, 1),
+            "Planned security update of 1 software package"
+        );
+        assert_eq!(
+            plain_words(ChangeKind::Emergency, 3),
+            "Urgent security fix of 3 software packages"
+        );
+        assert_eq!(
+            plain_words(ChangeKind::Standard, 0),
+            "Routine security update of 0 software packages"
+        );
+    }
+}

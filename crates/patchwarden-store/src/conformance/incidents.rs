@@ -226,3 +226,58 @@ pub async fn an_incident_with_a_missing_or_overlong_text_is_refused_before_anyth
         IncidentState::Open
     );
 }
+
+pub async fn two_resolutions_racing_for_one_incident_one_wins_and_reports_get_distinct_numbers(
+    db: Arc<dyn TestDatabase>,
+) {
+    let store = open(&db).await;
+    // Reports arriving at once are numbered one after another, none twice.
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .create_incident(report("shop", None), t0(), public(t0()))
+                .await
+        }));
+    }
+    let mut numbers = std::collections::BTreeSet::new();
+    let mut first = None;
+    for t in tasks {
+        let i = t.await.unwrap().unwrap();
+        first.get_or_insert(i.id);
+        numbers.insert(i.number);
+    }
+    assert_eq!(numbers.len(), 6);
+    assert!(numbers.contains("INC-2026-0001") && numbers.contains("INC-2026-0006"));
+    let id = first.unwrap();
+    let mut tasks = Vec::new();
+    for who in ["olive", "omar", "otto", "opal"] {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .resolve_incident(
+                    id,
+                    who,
+                    "fixed",
+                    at(60),
+                    entry(at(60), "incident.resolve", ""),
+                )
+                .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::Invalid { reason, .. }) => {
+                assert!(reason.ends_with("is already resolved"), "{reason}")
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let all = events(&store).await;
+    assert_eq!(all.len(), 7);
+    assert!(verify(&all).is_ok());
+}

@@ -144,6 +144,7 @@ macro_rules! conformance_tests {
             two_approvals_racing_for_one_exception_one_wins,
             incidents_are_numbered_listed_and_resolved_once_with_their_events,
             an_incident_with_a_missing_or_overlong_text_is_refused_before_anything_is_written,
+            two_resolutions_racing_for_one_incident_one_wins_and_reports_get_distinct_numbers,
         );
     };
     (@each $setup:path; $($name:ident),+ $(,)?) => {
