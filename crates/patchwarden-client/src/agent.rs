@@ -92,6 +92,9 @@ pub struct RawResponse {
     pub status: u16,
     pub content_type: Option<String>,
     pub retry_after: Option<u64>,
+    /// The problem code a page's refusal names in `X-Problem-Code` (pages answer with HTML,
+    /// not a problem document).
+    pub problem_code: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -106,6 +109,7 @@ impl RawResponse {
         };
         let content_type = header("content-type");
         let retry_after = header("retry-after").and_then(|v| v.trim().parse().ok());
+        let problem_code = header("x-problem-code");
         let status = response.status().as_u16();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(ClientError::transport)? {
@@ -120,6 +124,7 @@ impl RawResponse {
             status,
             content_type,
             retry_after,
+            problem_code,
             body,
         })
     }

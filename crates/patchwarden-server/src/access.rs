@@ -113,6 +113,22 @@ pub(crate) const EXCEPTION_OWNERS: &[Role] = &[
 pub(crate) const EXCEPTION_REVOKERS: &[Role] =
     &[Role::Admin, Role::Officer, Role::Approver, Role::Security];
 
+/// Reading incidents (problems reported on the public status page after maintenance): every
+/// role but the provider. An incident names a service and the change that touched it, which
+/// for a provider, scoped to its own groups (P20), is knowledge of other groups' services.
+pub(crate) const INCIDENT_READERS: &[Role] = &[
+    Role::Admin,
+    Role::Officer,
+    Role::Approver,
+    Role::Authoriser,
+    Role::Security,
+    Role::Auditor,
+];
+/// Resolving an incident: the officer who runs the changes that cause them, and the admin.
+/// Approvers, authorisers and auditors judge or read the process; the security team does
+/// not run maintenance.
+pub(crate) const INCIDENT_RESOLVERS: &[Role] = &[Role::Admin, Role::Officer];
+
 /// Who may call a route. Declared once per route, where the route is added
 /// (`routes::declare`); the OpenAPI document shows it as the operation's security.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,6 +442,27 @@ async fn admit(state: &AppState, access: Access, request: Request) -> Result<Req
     tracing::Span::current().record("operator", tracing::field::display(&caller.user.username));
     request.extensions_mut().insert(caller);
     Ok(request)
+}
+
+/// The middleware of every operator page (`Routes::page`): the same checks as [`authorize`],
+/// with refusals a person can act on. Without a valid session the answer is the login form
+/// (401), which comes back to this page; a one-time password still to change leads to the
+/// form that changes it; any other refusal is explained on a page with its status. Each
+/// refusal names its problem code in `X-Problem-Code`, as a problem document would.
+pub(crate) async fn authorize_page(
+    State((state, access)): State<(Arc<AppState>, Access)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let back_to = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    match admit(&state, access, request).await {
+        Ok(request) => next.run(request).await,
+        Err(e) => crate::web::refusal(&state, e, &method, &back_to),
+    }
 }
 
 /// The address a request came from, when the listener recorded it.

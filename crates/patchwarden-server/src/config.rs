@@ -38,6 +38,8 @@ pub struct Config {
     pub operators: Operators,
     pub changes: crate::changes::standard::ChangesConfig,
     pub notifications: crate::notify::NotificationsConfig,
+    /// The public status page, its report form and the calendar feed (docs/status-page.md).
+    pub status: crate::status::StatusConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for Config {
             .field("operators", &self.operators)
             .field("changes", &self.changes)
             .field("notifications", &self.notifications)
+            .field("status", &self.status)
             .finish()
     }
 }
@@ -186,6 +189,7 @@ impl Default for Config {
             feeds: crate::feeds::config::FeedsConfig::default(),
             changes: crate::changes::standard::ChangesConfig::default(),
             notifications: crate::notify::NotificationsConfig::default(),
+            status: crate::status::StatusConfig::default(),
         }
     }
 }

@@ -35,8 +35,10 @@ mod routes;
 pub mod secrets;
 pub mod serve;
 mod state;
+pub mod status;
 pub mod tls;
 mod traced;
+mod web;
 
 pub use access::Access;
 pub use config::{Config, ConfigError};

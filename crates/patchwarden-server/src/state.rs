@@ -66,6 +66,11 @@ pub struct AppState {
     pub rollout_wake: tokio::sync::Notify,
     /// The `[changes]` settings: standard-change rules, how often they look, announcements.
     pub(crate) changes: crate::changes::standard::Settings,
+    /// The URL people and hosts reach this server at (`public_url`), without a trailing
+    /// slash; empty when not configured. Links in notifications and documents start with it.
+    pub public_url: String,
+    /// The public status page's settings, report limiters and cached figures.
+    pub(crate) status: crate::status::StatusRuntime,
 }
 
 impl AppState {
@@ -101,6 +106,8 @@ impl AppState {
             rollout_wake: tokio::sync::Notify::new(),
             changes: crate::changes::standard::Settings::default(),
             routes: OnceLock::new(),
+            public_url: String::new(),
+            status: crate::status::StatusRuntime::default(),
         }
     }
 

@@ -21,6 +21,7 @@ use uuid::Uuid;
 mod changes;
 mod exceptions;
 mod feeds;
+mod incidents;
 mod notifications;
 mod operator;
 

@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_notifications",
         include_str!("../migrations/0008_notifications.sql"),
     ),
+    (
+        "0009_incidents",
+        include_str!("../migrations/0009_incidents.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

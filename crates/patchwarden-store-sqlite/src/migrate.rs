@@ -44,6 +44,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_notifications",
         include_str!("../migrations/0008_notifications.sql"),
     ),
+    (
+        "0009_incidents",
+        include_str!("../migrations/0009_incidents.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

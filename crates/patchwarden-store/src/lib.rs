@@ -38,6 +38,8 @@ pub mod feed;
 mod feed_store;
 pub mod finding;
 pub mod host;
+pub mod incident;
+mod incident_store;
 pub mod job;
 pub mod limits;
 pub mod notification;
@@ -57,6 +59,7 @@ pub use finding::{
     StoredFinding,
 };
 pub use host::{Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost};
+pub use incident_store::IncidentStore;
 pub use job::{Job, JobFilter, JobReport, JobState, NewJob};
 pub use notification::NotificationStore;
 pub use operator::{
@@ -93,6 +96,7 @@ pub trait Store:
     + OperatorStore
     + ChangeStore
     + ExceptionStore
+    + IncidentStore
     + NotificationStore
     + Send
     + Sync

@@ -23,12 +23,13 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa_axum::router::UtoipaMethodRouter;
 
-use crate::access::{Access, authorize};
+use crate::access::{Access, authorize, authorize_page};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -38,6 +39,8 @@ pub struct Declared {
     pub method: Method,
     pub path: String,
     pub access: Access,
+    /// In the OpenAPI document (the JSON API), or a page for people (`Routes::page`).
+    pub documented: bool,
 }
 
 /// The routes declared so far, the router they make, and their OpenAPI document.
@@ -111,6 +114,7 @@ impl Routes {
                     method,
                     path: path.clone(),
                     access,
+                    documented: true,
                 });
             }
             self.router = self.router.route(&path, method_router.clone());
@@ -147,7 +151,46 @@ pub(crate) fn guarded(router: Router<Arc<AppState>>, table: &[Declared]) -> Rout
     router.layer(middleware::from_fn_with_state(declared, guard))
 }
 
-impl Routes {}
+impl Routes {
+    /// A page or document for people rather than programs — HTML, CSV, PDF, iCalendar —
+    /// declared like every other route (it joins the router and the table the authorisation
+    /// matrix walks) but kept out of the OpenAPI document, which describes the JSON API.
+    /// An operator page answers a refusal as a page, not a problem document: the login form
+    /// for a caller without a session, an explanation for one without the role
+    /// (`access::authorize_page`).
+    pub(crate) fn page(
+        mut self,
+        access: Access,
+        method: Method,
+        path: &str,
+        route: MethodRouter<Arc<AppState>>,
+    ) -> Routes {
+        let route = match access {
+            Access::Open(_) => route,
+            Access::Agent => route.route_layer(middleware::from_fn_with_state(
+                self.state.clone(),
+                super::back_pressure,
+            )),
+            Access::Roles(_) | Access::OwnAccount => route.route_layer(
+                middleware::from_fn_with_state((self.state.clone(), access), authorize_page),
+            ),
+        };
+        self.table.push(Declared {
+            method,
+            path: path.to_owned(),
+            access,
+            documented: false,
+        });
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    /// Applies `declare` to these routes: how a module adds its pages
+    /// (`routes.with(web::declare)`).
+    pub(crate) fn with(self, declare: impl FnOnce(Routes) -> Routes) -> Routes {
+        declare(self)
+    }
+}
 
 /// Every operation of a path item, with its method.
 fn operations(item: &mut PathItem) -> Vec<(Method, &mut Operation)> {

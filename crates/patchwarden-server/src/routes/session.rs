@@ -35,7 +35,7 @@ use crate::secrets::{self, SecretError};
 use crate::state::AppState;
 
 /// The session cookie that sets `secret` for `ttl` seconds.
-fn set_cookie(secret: &str, ttl: u32) -> HeaderValue {
+pub(crate) fn set_cookie(secret: &str, ttl: u32) -> HeaderValue {
     let value = format!(
         "{SESSION_COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={ttl}"
     );
@@ -43,7 +43,7 @@ fn set_cookie(secret: &str, ttl: u32) -> HeaderValue {
 }
 
 /// The cookie that removes the session cookie from the browser.
-fn clear_cookie() -> HeaderValue {
+pub(crate) fn clear_cookie() -> HeaderValue {
     HeaderValue::from_static(
         "__Host-pw_session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
     )
@@ -128,6 +128,24 @@ pub(crate) async fn login(
     let login: LoginRequest = serde_json::from_slice(&raw).map_err(|_| {
         ApiError::MalformedBody("a login is {\"username\": …, \"password\": …}".into())
     })?;
+    let (caller, secret) = password_login(&state, login, address, now).await?;
+    let mut response = Json(view(&caller)).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(&secret, state.operators.session_ttl_secs),
+    );
+    Ok(response)
+}
+
+/// Checks a user name and password (the rules in the module documentation) and makes a
+/// session: the caller it authenticates and the session's secret, which only the cookie
+/// carries. The JSON login and the web UI's login form share it.
+pub(crate) async fn password_login(
+    state: &AppState,
+    login: LoginRequest,
+    address: Option<std::net::IpAddr>,
+    now: Timestamp,
+) -> Result<(Caller, String), ApiError> {
     let unix = now.as_second();
     if let Some(ip) = address
         && let Err(retry_after) = state.login_limiter.check(&Key::Address(ip), unix)
@@ -165,20 +183,20 @@ pub(crate) async fn login(
             return Err(ApiError::LoginLocked { retry_after });
         }
         if plausible {
-            verify(&state, login.password, secrets::decoy_hash().to_owned()).await?;
+            verify(state, login.password, secrets::decoy_hash().to_owned()).await?;
         }
-        fail(&state, name);
+        fail(state, name);
         return Err(ApiError::InvalidCredentials);
     };
     if let Some(until) = user.locked_at(now) {
-        fail(&state, None);
+        fail(state, None);
         let secs = until.as_second().saturating_sub(unix).max(1);
         return Err(ApiError::LoginLocked {
             retry_after: u64::try_from(secs).unwrap_or(1),
         });
     }
-    if !verify(&state, login.password, user.password_hash.clone()).await? {
-        fail(&state, None);
+    if !verify(state, login.password, user.password_hash.clone()).await? {
+        fail(state, None);
         let policy = LockoutPolicy {
             max_failures: state.operators.max_failed_logins,
             lock_for: SignedDuration::from_secs(i64::from(state.operators.lockout_secs)),
@@ -231,20 +249,18 @@ pub(crate) async fn login(
         )
         .await?;
     tracing::info!(user = %user.username, "operator logged in");
-    let caller = Caller {
-        roles: user.roles.clone(),
-        user,
-        credential: Credential::Session {
-            id_hash,
-            csrf_token: secrets::csrf_token(&secret),
-            expires_at,
+    Ok((
+        Caller {
+            roles: user.roles.clone(),
+            user,
+            credential: Credential::Session {
+                id_hash,
+                csrf_token: secrets::csrf_token(&secret),
+                expires_at,
+            },
         },
-    };
-    let mut response = Json(view(&caller)).into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, set_cookie(&secret, ttl));
-    Ok(response)
+        secret,
+    ))
 }
 
 /// The caller's session (or API token): who, with which roles, until when, and for a
@@ -270,6 +286,16 @@ pub(crate) async fn logout(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
+    end_session(&state, &caller).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie());
+    Ok(response)
+}
+
+/// Ends the caller's session (an API token is revoked instead, not logged out).
+pub(crate) async fn end_session(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     let Credential::Session { id_hash, .. } = &caller.credential else {
         return Err(ApiError::Forbidden(
             "an API token is revoked, not logged out: DELETE /api/v1/api-tokens/{id}".into(),
@@ -283,11 +309,7 @@ pub(crate) async fn logout(
         format!("user:{}", caller.user.username),
     );
     state.store.delete_session(*id_hash, now, audit).await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, clear_cookie());
-    Ok(response)
+    Ok(())
 }
 
 /// Change the caller's own password (required after a one-time password). Every session of
@@ -316,6 +338,21 @@ pub(crate) async fn change_password(
             "a password change is {\"current_password\": …, \"new_password\": …}".into(),
         )
     })?;
+    change_own_password(&state, &caller, change).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie());
+    Ok(response)
+}
+
+/// Changes the caller's own password after checking the current one; every session of the
+/// user ends (the store removes them). The API and the web UI's form share it.
+pub(crate) async fn change_own_password(
+    state: &AppState,
+    caller: &Caller,
+    change: PasswordChange,
+) -> Result<(), ApiError> {
     secrets::check_new_password(&change.new_password).map_err(ApiError::MalformedBody)?;
     if change.new_password == change.current_password {
         return Err(ApiError::MalformedBody(
@@ -323,7 +360,7 @@ pub(crate) async fn change_password(
         ));
     }
     if !verify(
-        &state,
+        state,
         change.current_password,
         caller.user.password_hash.clone(),
     )
@@ -331,7 +368,7 @@ pub(crate) async fn change_password(
     {
         return Err(ApiError::InvalidCredentials);
     }
-    let password_hash = hash(&state, change.new_password).await?;
+    let password_hash = hash(state, change.new_password).await?;
     let now: Timestamp = clock::now();
     let audit = AuditEntry::new(
         now,
@@ -351,9 +388,5 @@ pub(crate) async fn change_password(
             audit,
         )
         .await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, clear_cookie());
-    Ok(response)
+    Ok(())
 }

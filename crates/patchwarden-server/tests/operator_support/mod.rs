@@ -211,11 +211,16 @@ impl Answer {
         })
     }
 
-    /// The problem document's code, for an error answer.
+    /// The problem document's code, for an error answer; for a page, the code its refusal
+    /// names in `X-Problem-Code`.
     pub(crate) fn code(&self) -> Option<ProblemCode> {
         serde_json::from_slice::<Problem>(&self.body)
             .ok()
             .map(|p| p.code)
+            .or_else(|| {
+                let code = self.header("x-problem-code")?;
+                serde_json::from_value(serde_json::Value::String(code.to_owned())).ok()
+            })
     }
 
     /// The session cookie's value, when the answer sets one.
