@@ -1,0 +1,163 @@
+//! The web UI in a real browser: headless Chromium over WebDriver (`browser_support`) against a
+//! real server over HTTPS. The change process with four eyes, as people do it: the requester
+//! logs in with the form, drafts a change from an open finding and submits it, and sees no
+//! Approve button on their own change although their roles include approving; an approver
+//! logs in and approves it with the button; an authoriser authorises it; the page shows each
+//! new state. Screenshots of each step are saved under `target/test-artifacts/browser/`.
+//!
+//! Skips (saying so) without Chromium and chromedriver, unless `PATCHWARDEN_REQUIRE_TOOLS` is
+//! set, when it fails naming the packages.
+
+mod browser_support;
+
+use browser_support::Browser;
+use patchwarden_api::v1::agent::{CheckInRequest, InventoryUpload};
+use patchwarden_core::inventory::{Inventory, Manager, Package, PackageStatus};
+use patchwarden_store::Role;
+use patchwarden_testkit::{TestServer, debian_facts};
+use serde_json::json;
+
+const PASSWORD: &str = "a browser test's password, long enough";
+
+fn pkg(name: &str, version: &str) -> Package {
+    Package {
+        manager: Manager::Dpkg,
+        name: name.into(),
+        version: version.into(),
+        arch: Some("amd64".into()),
+        source_name: Some(name.into()),
+        source_version: Some(version.into()),
+        epoch: None,
+        module: None,
+        status: PackageStatus::Installed,
+    }
+}
+
+/// A server with one host whose bash has a critical advisory with a fix: one open finding.
+async fn server_with_a_finding() -> (TestServer, tempfile::TempDir) {
+    let feeds = tempfile::tempdir().unwrap();
+    let record = json!({
+        "schema_version": "1.6.0", "id": "ADV-1", "upstream": ["CVE-2099-35"],
+        "published": "2025-06-01T00:00:00Z", "modified": "2025-06-01T00:00:00Z",
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+        "affected": [{"package": {"ecosystem": "Debian:12", "name": "bash"},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "5.2.15-3"}]}]}]
+    });
+    std::fs::write(feeds.path().join("ADV-1.json"), record.to_string()).unwrap();
+    let feed = feeds.path().to_str().unwrap().to_owned();
+    let policy =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/demo/demo-policy.toml");
+    let server = TestServer::start_with(|c| {
+        c.advisories.files = vec![format!("osv:{feed}")];
+        c.policy.policies = vec![policy.display().to_string()];
+    })
+    .await;
+    let facts = debian_facts("web-1", "5ca0a0a0a0a0a0a0a0a0a0a0a0a0a0a1");
+    let (agent, _) = server.enroll(facts.clone()).await;
+    let mut inv = Inventory {
+        host: facts.clone(),
+        packages: vec![pkg("bash", "5.2.15-2")],
+        ..Inventory::default()
+    };
+    inv.canonicalize();
+    agent
+        .check_in(&CheckInRequest {
+            seq: 1,
+            facts,
+            packages: inv.packages_digest(),
+            agent_version: "t".into(),
+        })
+        .await
+        .unwrap();
+    agent
+        .upload_inventory(&InventoryUpload::Full { inventory: inv })
+        .await
+        .unwrap();
+    (server, feeds)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_eyes_in_the_browser_request_approve_authorise() {
+    let (server, _feeds) = server_with_a_finding().await;
+    // The requester may approve changes too: only the four-eyes rule keeps the button away.
+    server
+        .user("rita", &[Role::Officer, Role::Approver], &[], PASSWORD, false)
+        .await;
+    server
+        .user("adam", &[Role::Approver], &[], PASSWORD, false)
+        .await;
+    server
+        .user("aura", &[Role::Authoriser], &[], PASSWORD, false)
+        .await;
+
+    eprintln!("the server is up at {}", server.url);
+    let Some(b) = Browser::start(&server.url, "four_eyes_in_the_browser").await else {
+        return;
+    };
+
+    eprintln!("the browser is up");
+    // The requester drafts a change from the open finding.
+    b.log_in("rita", PASSWORD).await;
+    b.goto("/changes/new").await;
+    let finding = b.find("input[name=finding][value='CVE-2099-35']").await;
+    finding.click().await.unwrap();
+    b.click("input[name=host]").await;
+    b.fill("#title", "bash on the web servers").await;
+    b.fill("#justification", "CVE-2099-35: remote code execution in bash")
+        .await;
+    b.fill("#rollback_plan", "reinstall bash 5.2.15-2 from the agent's cache")
+        .await;
+    b.screenshot("01-new-change-form").await;
+    b.click_and_wait("form[action='/changes'] button[type=submit]")
+        .await;
+    let path = b.path().await;
+    assert!(path.starts_with("/changes/PCR-"), "{path}");
+    let number = path.trim_start_matches("/changes/").to_owned();
+    assert_eq!(b.text("#change-state").await, "draft");
+    // The patch derived from the finding is on the form.
+    let page = b.client.source().await.unwrap();
+    assert!(page.contains("5.2.15-3"), "the derived patch is shown");
+
+    b.click_and_wait("#do-submit").await;
+    assert_eq!(b.text("#change-state").await, "submitted");
+    assert!(
+        !b.has("#do-approve").await,
+        "the requester sees no Approve button on their own change"
+    );
+    assert!(!b.has("#do-authorise").await);
+    b.screenshot("02-submitted-requester-sees-no-approve").await;
+    b.log_out().await;
+
+    // A second person approves it with the button.
+    b.log_in("adam", PASSWORD).await;
+    b.goto(&format!("/changes/{number}")).await;
+    assert!(
+        !b.has("#do-authorise").await,
+        "an approver has no authorise button"
+    );
+    b.screenshot("03-approver-sees-approve").await;
+    b.click_and_wait("#do-approve").await;
+    assert_eq!(b.text("#change-state").await, "approved");
+    assert!(!b.has("#do-approve").await);
+    b.screenshot("04-approved").await;
+    b.log_out().await;
+
+    // A third authorises it.
+    b.log_in("aura", PASSWORD).await;
+    b.goto(&format!("/changes/{number}")).await;
+    b.click_and_wait("#do-authorise").await;
+    assert_eq!(b.text("#change-state").await, "authorised");
+    let page = b.client.source().await.unwrap();
+    assert!(page.contains("adam,"), "the approver's signature is shown");
+    assert!(page.contains("aura,"), "the authoriser's signature is shown");
+    b.screenshot("05-authorised").await;
+
+    // The list shows it in its new state.
+    b.goto("/changes?state=authorised").await;
+    assert!(b.has(&format!("a[href='/changes/{number}']")).await);
+    b.screenshot("06-list").await;
+    b.close().await;
+
+    let stored = server.store().get_change(&number).await.unwrap().unwrap();
+    assert_eq!(stored.state, "authorised");
+}
