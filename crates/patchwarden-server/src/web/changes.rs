@@ -54,6 +54,8 @@ const CHANGE_FORM: u64 = 256 * 1024;
 const ACTION_FORM: u64 = 8 * 1024;
 /// The open findings the new-change form offers.
 const FINDINGS_OFFERED: u32 = 500;
+/// The hosts without findings the form offers besides (host groups target the rest).
+const HOSTS_OFFERED: u32 = 200;
 
 /// Declares the change pages.
 pub(crate) fn declare(routes: Routes) -> Routes {
@@ -286,6 +288,34 @@ fn list_url(q: &ListQuery, page: usize) -> String {
     }
 }
 
+/// Whether a change touches hosts of group `g`: it names the group, its rollout has hosts
+/// of it, or (before the rollout fixed its hosts) a host it names is in it.
+async fn touches_group(
+    state: &AppState,
+    doc: &changes::ChangeDoc,
+    g: &str,
+) -> Result<bool, ApiError> {
+    if doc.targets.groups.iter().any(|t| t == g)
+        || doc.rings.iter().any(|r| r.hosts.iter().any(|h| h.group == g))
+    {
+        return Ok(true);
+    }
+    if !doc.rings.is_empty() {
+        return Ok(false);
+    }
+    for id in &doc.targets.hosts {
+        if state
+            .store
+            .get_host(*id)
+            .await?
+            .is_some_and(|h| h.group == g)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -323,16 +353,18 @@ pub(crate) async fn list(
         },
     )
     .await?;
-    let matching: Vec<_> = found
-        .into_iter()
-        .filter(|(_, doc)| wanted_kind.is_none_or(|k| doc.change.kind == k))
-        .filter(|(_, doc)| {
-            q.group.as_ref().is_none_or(|g| {
-                doc.targets.groups.contains(g)
-                    || doc.rings.iter().any(|r| r.hosts.iter().any(|h| h.group == *g))
-            })
-        })
-        .collect();
+    let mut matching = Vec::new();
+    for (s, doc) in found {
+        if wanted_kind.is_some_and(|k| doc.change.kind != k) {
+            continue;
+        }
+        if let Some(g) = &q.group
+            && !touches_group(&state, &doc, g).await?
+        {
+            continue;
+        }
+        matching.push((s, doc));
+    }
     let total = matching.len();
     let pages = total.div_ceil(PAGE).max(1);
     let rows = matching
@@ -702,7 +734,23 @@ async fn offered(
             o.hosts.push(host);
         }
     }
-    let hosts = host_names
+    // Hosts without findings may be targeted too: the first of the fleet (groups reach the
+    // rest).
+    for h in state
+        .store
+        .list_hosts(&patchwarden_store::HostFilter {
+            limit: Some(HOSTS_OFFERED),
+            ..patchwarden_store::HostFilter::default()
+        })
+        .await?
+    {
+        if scope.admits_group(&h.group) {
+            host_names
+                .entry(h.id)
+                .or_insert_with(|| Some((h.facts.hostname.clone(), h.group.clone())));
+        }
+    }
+    let mut hosts: Vec<OfferedHost> = host_names
         .into_iter()
         .filter_map(|(id, h)| {
             h.map(|(name, group)| OfferedHost {
@@ -712,6 +760,7 @@ async fn offered(
             })
         })
         .collect();
+    hosts.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((by_vuln.into_values().collect(), hosts))
 }
 
