@@ -346,3 +346,192 @@ async fn a_rejection_needs_a_reason_and_a_cancellation_is_the_requesters() {
     let t = adam.get(&server, &page).await.text();
     assert!(t.contains("id=\"change-state\">cancelled<"), "{t}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calendar_page_shows_the_month_and_only_its_keepers_change_it() {
+    let server = Server::start(|_| {}).await;
+    let olga = person(&server, "olga", &[Role::Officer]).await;
+    let avery = person(&server, "avery", &[Role::Auditor]).await;
+
+    let t = olga.get(&server, "/calendar").await.text();
+    assert!(t.contains("href=\"/calendar.ics\""), "the feed is linked");
+    assert!(t.contains("action=\"/calendar\""), "a keeper has the forms");
+    let t = avery.get(&server, "/calendar").await.text();
+    assert!(!t.contains("action=\"/calendar\""), "an auditor has none");
+
+    let window = "kind=window&name=patch-tuesday&rrule=FREQ%3DMONTHLY%3BBYDAY%3D2TU\
+                  &start=2026-01-13T20%3A00&time_zone=UTC&duration_minutes=240&groups=";
+    // Without the token, or as an auditor: refused; nothing is kept.
+    let a = server.send(olga.cookie(form("/calendar", window))).await;
+    assert_eq!(a.code(), Some(ProblemCode::CsrfRejected));
+    let a = avery.post(&server, "/calendar", window).await;
+    assert_eq!(a.status, 403);
+    // Malformed: an unknown kind, an unknown field, a name with a space, a rule that is not
+    // one, a duration that is not a number.
+    for (bad, status) in [
+        (window.replace("kind=window", "kind=holiday"), 400),
+        (format!("{window}&colour=red"), 400),
+        (window.replace("name=patch-tuesday", "name=patch+tuesday"), 400),
+        (window.replace("FREQ%3DMONTHLY", "FREQ%3DSOMETIMES"), 400),
+        (window.replace("duration_minutes=240", "duration_minutes=long"), 400),
+    ] {
+        let a = olga.post(&server, "/calendar", &bad).await;
+        assert_eq!(a.status, status, "{bad}: {}", a.text());
+    }
+    let a = olga
+        .post(&server, "/calendar", &window.replace("FREQ%3DMONTHLY", "FREQ%3DSOMETIMES"))
+        .await;
+    assert!(!refusal(&a).is_empty(), "the rule's refusal is on the page");
+    assert!(server.store().calendar_entries().await.unwrap().is_empty());
+
+    let a = olga.post(&server, "/calendar", window).await;
+    assert_eq!(a.status, 303, "{}", a.text());
+    let a = olga
+        .post(
+            &server,
+            "/calendar",
+            "kind=freeze&name=year-end&start=2026-12-20T00%3A00&end=2027-01-03T00%3A00\
+             &reason=year+end+close",
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.text());
+
+    // December 2026: the window's second Tuesday (the 8th) and the freeze from the 20th.
+    let t = avery.get(&server, "/calendar?month=2026-12").await.text();
+    assert!(t.contains("December 2026"), "{t}");
+    assert!(t.contains("patch-tuesday 20:00–00:00"), "{t}");
+    assert_eq!(t.matches("year-end (freeze)").count(), 12, "20 to 31 December");
+    assert!(t.contains("year end close"));
+    // The API sees the same entries.
+    let a = server
+        .send(olga.session.apply(Req::get("/api/v1/calendar")))
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(a.text().contains("patch-tuesday") && a.text().contains("year-end"));
+
+    for bad in ["month=2026-13", "month=soon", "colour=red"] {
+        let a = avery.get(&server, &format!("/calendar?{bad}")).await;
+        assert_eq!(a.status, 400, "{bad}");
+    }
+    let a = avery.post(&server, "/calendar/year-end/delete", "").await;
+    assert_eq!(a.status, 403);
+    let a = olga.post(&server, "/calendar/year-end/delete", "").await;
+    assert_eq!(a.status, 303);
+    let a = olga.post(&server, "/calendar/year-end/delete", "").await;
+    assert_eq!(a.status, 404);
+    let names: Vec<String> = server
+        .store()
+        .calendar_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["patch-tuesday"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exception_is_requested_acknowledged_approved_and_revoked_on_its_pages() {
+    let server = Server::start(|_| {}).await;
+    let scada = host(&server, "scada-1").await;
+    // Security may request and decide: only the core's rule keeps sam from approving his own.
+    let sam = person(&server, "sam", &[Role::Security]).await;
+    let bob = person(&server, "bob", &[Role::Approver]).await;
+    let avery = person(&server, "avery", &[Role::Auditor]).await;
+
+    let a = sam.get(&server, "/exceptions/new").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(avery.get(&server, "/exceptions/new").await.status, 403);
+
+    let expires = (patchwarden_server::clock::now() + SignedDuration::from_hours(24 * 20))
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let fields = format!(
+        "justification=no_vendor_patch&explanation={}&control_kind_1=network_segmentation\
+         &control_text_1={}&control_kind_2=&control_text_2=&control_kind_3=&control_text_3=\
+         &protected_data=on&expires_on={expires}&host={scada}",
+        enc("the PLC vendor has no fix yet"),
+        enc("own VLAN, no inbound from the office LAN"),
+    );
+    // The core's rules on the request: a control is required; the page says so.
+    let no_control = fields.replace("control_kind_1=network_segmentation", "control_kind_1=")
+        .replace(&format!("control_text_1={}", enc("own VLAN, no inbound from the office LAN")), "control_text_1=");
+    let a = sam.post(&server, "/exceptions", &no_control).await;
+    assert_eq!(a.status, 422, "{}", a.text());
+    assert!(a.text().contains("no compensating control"), "{}", a.text());
+    for bad in [
+        format!("{fields}&colour=red"),
+        fields.replace(&format!("expires_on={expires}"), "expires_on=soon"),
+        fields.replace("justification=no_vendor_patch", "justification=lazy"),
+    ] {
+        let a = sam.post(&server, "/exceptions", &bad).await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.text());
+    }
+    let a = server.send(sam.cookie(form("/exceptions", &fields))).await;
+    assert_eq!(a.code(), Some(ProblemCode::CsrfRejected));
+
+    let a = sam.post(&server, "/exceptions", &fields).await;
+    assert_eq!(a.status, 303, "{}", a.text());
+    let page = location(&a);
+    assert!(page.starts_with("/exceptions/EXC-"), "{page}");
+
+    // Requested, with protected data: the requester sees no decision; the approver may
+    // acknowledge as data owner but not yet approve; the auditor sees no action.
+    let t = sam.get(&server, &page).await.text();
+    assert!(t.contains("scada-1"), "the host by name");
+    for id in ["do-approve", "do-acknowledge", "do-reject"] {
+        assert!(!t.contains(&format!("id=\"{id}\"")), "{id} for the requester");
+    }
+    let t = bob.get(&server, &page).await.text();
+    assert!(t.contains("id=\"do-acknowledge\"") && t.contains("id=\"do-reject\""));
+    assert!(!t.contains("id=\"do-approve\""), "not before the data owner");
+    let t = avery.get(&server, &page).await.text();
+    assert!(!t.contains("Actions</h2>"));
+
+    let a = sam.post(&server, &format!("{page}/approve"), "").await;
+    assert_eq!(a.status, 409);
+    assert_eq!(refusal(&a), "the requester cannot approve their own exception");
+    let a = bob.post(&server, &format!("{page}/approve"), "").await;
+    assert_eq!(a.status, 409);
+    assert!(refusal(&a).contains("its data owner acknowledges the exception first"));
+    let a = bob
+        .post(&server, &format!("{page}/acknowledge"), "colour=red")
+        .await;
+    assert_eq!(a.status, 400);
+
+    let a = bob.post(&server, &format!("{page}/acknowledge"), "").await;
+    assert_eq!(a.status, 303, "{}", a.text());
+    let t = bob.get(&server, &page).await.text();
+    assert!(t.contains("id=\"do-approve\""));
+    let a = bob.post(&server, &format!("{page}/approve"), "").await;
+    assert_eq!(a.status, 303, "{}", a.text());
+    let t = avery.get(&server, &page).await.text();
+    assert!(t.contains("id=\"exception-state\">in force<"), "{t}");
+    assert!(t.contains("approved by bob"));
+
+    let a = bob
+        .post(&server, &format!("{page}/revoke"), "reason=+")
+        .await;
+    assert_eq!(a.status, 409);
+    assert!(!refusal(&a).is_empty());
+    let a = bob
+        .post(&server, &format!("{page}/revoke"), "reason=the+vendor+shipped+a+fix")
+        .await;
+    assert_eq!(a.status, 303);
+
+    let number = page.trim_start_matches("/exceptions/");
+    let t = avery.get(&server, "/exceptions?state=revoked").await.text();
+    assert!(t.contains(&format!("href=\"/exceptions/{number}\"")), "{t}");
+    let t = avery.get(&server, "/exceptions?state=requested").await.text();
+    assert!(!t.contains(&format!("href=\"/exceptions/{number}\"")));
+    let t = avery
+        .get(&server, &format!("/exceptions?host={scada}"))
+        .await
+        .text();
+    assert!(t.contains(&format!("href=\"/exceptions/{number}\"")));
+    for bad in ["state=bogus", "host=not-a-host", "page=0", "colour=red"] {
+        let a = avery.get(&server, &format!("/exceptions?{bad}")).await;
+        assert_eq!(a.status, 400, "{bad}");
+    }
+    assert_eq!(avery.get(&server, "/exceptions/EXC-1999-0001").await.status, 404);
+}
