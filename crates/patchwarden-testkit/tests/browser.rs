@@ -161,3 +161,84 @@ async fn four_eyes_in_the_browser_request_approve_authorise() {
     let stored = server.store().get_change(&number).await.unwrap().unwrap();
     assert_eq!(stored.state, "authorised");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calendar_and_an_exception_through_their_forms_in_the_browser() {
+    let (server, _feeds) = server_with_a_finding().await;
+    server
+        .user("olga", &[Role::Officer], &[], PASSWORD, false)
+        .await;
+    server
+        .user("adam", &[Role::Approver], &[], PASSWORD, false)
+        .await;
+    let Some(b) = Browser::start(&server.url, "calendar_and_exception_in_the_browser").await
+    else {
+        return;
+    };
+    // A date-time field takes its value from a script (typing into one depends on the
+    // browser's locale).
+    let set = async |id: &str, value: &str| {
+        b.client
+            .execute(
+                "document.getElementById(arguments[0]).value = arguments[1];",
+                vec![json!(id), json!(value)],
+            )
+            .await
+            .unwrap();
+    };
+
+    b.log_in("olga", PASSWORD).await;
+    b.goto("/calendar").await;
+    b.fill("#w-name", "patch-tuesday").await;
+    b.fill("#w-rrule", "FREQ=MONTHLY;BYDAY=2TU").await;
+    set("w-start", "2026-01-13T20:00").await;
+    b.fill("#w-duration", "240").await;
+    b.click_and_wait("form[aria-label='A maintenance window'] button")
+        .await;
+    assert!(!b.has("#refusal").await, "{}", b.client.source().await.unwrap());
+    b.fill("#f-name", "year-end").await;
+    set("f-start", "2026-12-20T00:00").await;
+    set("f-end", "2027-01-03T00:00").await;
+    b.fill("#f-reason", "year-end close").await;
+    b.click_and_wait("form[aria-label='A change freeze'] button")
+        .await;
+    b.goto("/calendar?month=2026-12").await;
+    let page = b.client.source().await.unwrap();
+    assert!(page.contains("patch-tuesday 20:00–00:00"), "{page}");
+    assert!(page.contains("year-end (freeze)"));
+    b.screenshot("07-calendar-month").await;
+
+    // An exception for the finding, requested by the officer …
+    b.goto("/exceptions/new").await;
+    b.click("input[name=finding]").await;
+    b.fill("#explanation", "the vendor's fix breaks the login shell of our appliance")
+        .await;
+    b.find("#control_kind_1 option[value=network_segmentation]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.fill("input[name=control_text_1]", "own VLAN, no inbound from the office LAN")
+        .await;
+    let in_20_days = (patchwarden_testkit::now() + jiff::SignedDuration::from_hours(24 * 20))
+        .strftime("%Y-%m-%d")
+        .to_string();
+    set("expires_on", &in_20_days).await;
+    b.screenshot("08-exception-form").await;
+    b.click_and_wait("form[action='/exceptions'] button[type=submit]")
+        .await;
+    let path = b.path().await;
+    assert!(path.starts_with("/exceptions/EXC-"), "{path}");
+    assert!(!b.has("#do-approve").await, "not for the requester");
+    b.log_out().await;
+
+    // … approved by someone else with the button.
+    b.log_in("adam", PASSWORD).await;
+    b.goto(&path).await;
+    b.click_and_wait("#do-approve").await;
+    assert_eq!(b.text("#exception-state").await, "in force");
+    b.screenshot("09-exception-approved").await;
+    b.goto("/exceptions").await;
+    b.screenshot("10-exceptions-list").await;
+    b.close().await;
+}
