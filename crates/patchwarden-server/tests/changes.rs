@@ -616,6 +616,21 @@ async fn an_implementer_rolls_back_a_deploying_change_and_every_host_given_it_is
     assert_eq!(jobs.len(), 1, "the first broad ring runs");
     broad.run(&jobs[0], JobOutcome::Succeeded).await;
 
+    // The change's page shows the rollout per ring and host, and the Roll back button to an
+    // implementer only.
+    let page = w
+        .send(&w.officer, Req::get(&format!("/changes/{n}")))
+        .await
+        .text();
+    assert!(page.contains("Ring wave-1"), "{page}");
+    assert!(page.contains("<td>web-1</td>") && page.contains("<td>web-test-1</td>"));
+    assert!(page.contains("id=\"do-rollback\""), "{page}");
+    let page = w
+        .send(&w.approver, Req::get(&format!("/changes/{n}")))
+        .await
+        .text();
+    assert!(!page.contains("id=\"do-rollback\""));
+
     // Only an implementer rolls back (an approver's role is refused by the route), and only
     // with a reason (the core's words).
     let a = post(&w.approver, json!({"reason": "slow"})).await;
