@@ -256,23 +256,67 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/", Expect::Roles(ALL)),
     // The change, calendar and exception pages.
     ("GET", "/changes", Expect::Roles(ALL)),
-    ("POST", "/changes", Expect::Roles(&["admin", "officer", "security", "provider"])),
-    ("GET", "/changes/new", Expect::Roles(&["admin", "officer", "security", "provider"])),
+    (
+        "POST",
+        "/changes",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "GET",
+        "/changes/new",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
     ("GET", "/changes/{number}", Expect::Roles(ALL)),
-    ("POST", "/changes/{number}/submit", Expect::Roles(&["admin", "officer", "security", "provider"])),
-    ("POST", "/changes/{number}/approve", Expect::Roles(&["approver"])),
-    ("POST", "/changes/{number}/authorise", Expect::Roles(&["authoriser"])),
+    (
+        "POST",
+        "/changes/{number}/submit",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/approve",
+        Expect::Roles(&["approver"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/authorise",
+        Expect::Roles(&["authoriser"]),
+    ),
     (
         "POST",
         "/changes/{number}/reject",
         Expect::Roles(&["approver", "authoriser"]),
     ),
-    ("POST", "/changes/{number}/schedule", Expect::Roles(&["admin", "officer", "provider"])),
-    ("POST", "/changes/{number}/record-testing", Expect::Roles(&["admin", "officer", "provider"])),
-    ("POST", "/changes/{number}/promote", Expect::Roles(&["admin", "officer", "provider"])),
-    ("POST", "/changes/{number}/close", Expect::Roles(&["admin", "officer", "provider"])),
-    ("POST", "/changes/{number}/cancel", Expect::Roles(&["admin", "officer", "security", "provider"])),
-    ("POST", "/changes/{number}/rollback", Expect::Roles(&["admin", "officer", "provider"])),
+    (
+        "POST",
+        "/changes/{number}/schedule",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/record-testing",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/promote",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/close",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/cancel",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/rollback",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
     ("GET", "/calendar", Expect::Roles(ALL)),
     ("POST", "/calendar", Expect::Roles(&["admin", "officer"])),
     (
@@ -281,8 +325,16 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         Expect::Roles(&["admin", "officer"]),
     ),
     ("GET", "/exceptions", Expect::Roles(ALL)),
-    ("POST", "/exceptions", Expect::Roles(&["admin", "officer", "security", "provider"])),
-    ("GET", "/exceptions/new", Expect::Roles(&["admin", "officer", "security", "provider"])),
+    (
+        "POST",
+        "/exceptions",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "GET",
+        "/exceptions/new",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
     ("GET", "/exceptions/{id}", Expect::Roles(ALL)),
     (
         "POST",

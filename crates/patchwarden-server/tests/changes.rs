@@ -637,7 +637,11 @@ async fn an_implementer_rolls_back_a_deploying_change_and_every_host_given_it_is
     assert_eq!(a.status, 403, "{}", a.text());
     let a = post(&w.officer, json!({"reason": "  "})).await;
     assert_eq!(a.status, 409, "{}", a.text());
-    assert!(a.text().contains("a rollback needs a reason"), "{}", a.text());
+    assert!(
+        a.text().contains("a rollback needs a reason"),
+        "{}",
+        a.text()
+    );
     let a = post(&w.officer, json!({"reasons": "x"})).await;
     assert_eq!(a.status, 400, "{}", a.text());
 

@@ -158,14 +158,15 @@ async fn a_change_goes_through_its_pages_with_buttons_only_for_who_may_press_the
     assert_eq!(a.status, 403);
     let a = avery.get(&server, "/changes").await;
     assert_eq!(a.status, 200);
-    assert!(!a.text().contains("href=\"/changes/new\""), "no link for an auditor");
+    assert!(
+        !a.text().contains("href=\"/changes/new\""),
+        "no link for an auditor"
+    );
 
     // Without the CSRF token the form is refused; with a field the form does not have, or a
     // single field twice, it is malformed; nothing is made.
     let fields = change_fields("OpenSSL update", web);
-    let a = server
-        .send(rita.cookie(form("/changes", &fields)))
-        .await;
+    let a = server.send(rita.cookie(form("/changes", &fields))).await;
     assert_eq!(a.status, 403);
     assert_eq!(a.code(), Some(ProblemCode::CsrfRejected));
     let a = rita
@@ -188,7 +189,10 @@ async fn a_change_goes_through_its_pages_with_buttons_only_for_who_may_press_the
         .await;
     assert_eq!(a.status, 400, "{}", a.text());
     assert!(a.text().contains("patch line 1"), "{}", a.text());
-    assert!(a.text().contains("value=\"OpenSSL update\""), "the typed title is kept");
+    assert!(
+        a.text().contains("value=\"OpenSSL update\""),
+        "the typed title is kept"
+    );
     let a = rita
         .post(&server, "/changes", &change_fields("", web))
         .await;
@@ -219,7 +223,10 @@ async fn a_change_goes_through_its_pages_with_buttons_only_for_who_may_press_the
     assert!(t.contains("3.0.15-1~deb12u1"));
     for who in [&adam, &olga, &avery] {
         let t = who.get(&server, &page).await.text();
-        assert!(!t.contains("id=\"do-submit\""), "only the requester submits");
+        assert!(
+            !t.contains("id=\"do-submit\""),
+            "only the requester submits"
+        );
     }
     let a = rita.post(&server, &format!("{page}/submit"), "").await;
     assert_eq!(a.status, 303, "{}", a.text());
@@ -229,7 +236,10 @@ async fn a_change_goes_through_its_pages_with_buttons_only_for_who_may_press_the
     // other approver does; the auditor sees no action at all.
     let t = rita.get(&server, &page).await.text();
     assert!(!t.contains("id=\"do-approve\""), "{t}");
-    assert!(!t.contains("id=\"do-reject\""), "the requester does not reject their own");
+    assert!(
+        !t.contains("id=\"do-reject\""),
+        "the requester does not reject their own"
+    );
     let t = adam.get(&server, &page).await.text();
     assert!(t.contains("id=\"do-approve\"") && t.contains("id=\"do-reject\""));
     assert!(!t.contains("id=\"do-authorise\""));
@@ -259,9 +269,15 @@ async fn a_change_goes_through_its_pages_with_buttons_only_for_who_may_press_the
     assert_eq!(a.status, 303, "{}", a.text());
     let t = olga.get(&server, &page).await.text();
     assert!(t.contains("id=\"change-state\">authorised<"), "{t}");
-    assert!(t.contains("adam, ") && t.contains("aura, "), "the signatures");
+    assert!(
+        t.contains("adam, ") && t.contains("aura, "),
+        "the signatures"
+    );
     assert!(t.contains("id=\"do-schedule\""), "an implementer schedules");
-    assert!(!t.contains("id=\"do-rollback\""), "nothing to roll back yet");
+    assert!(
+        !t.contains("id=\"do-rollback\""),
+        "nothing to roll back yet"
+    );
 
     // Rolling back before anything was installed: the core's words.
     let a = olga
@@ -274,7 +290,11 @@ async fn a_change_goes_through_its_pages_with_buttons_only_for_who_may_press_the
     );
     // A schedule time that is not a time; then no window opens (there is none).
     let a = olga
-        .post(&server, &format!("{page}/schedule"), "not_before=tomorrow&template=")
+        .post(
+            &server,
+            &format!("{page}/schedule"),
+            "not_before=tomorrow&template=",
+        )
         .await;
     assert_eq!(a.status, 400);
     let a = olga
@@ -285,7 +305,11 @@ async fn a_change_goes_through_its_pages_with_buttons_only_for_who_may_press_the
         )
         .await;
     assert_eq!(a.status, 409);
-    assert!(refusal(&a).contains("no maintenance window"), "{}", a.text());
+    assert!(
+        refusal(&a).contains("no maintenance window"),
+        "{}",
+        a.text()
+    );
 
     // The list, with its filters in the URL.
     let t = avery
@@ -293,7 +317,12 @@ async fn a_change_goes_through_its_pages_with_buttons_only_for_who_may_press_the
         .await
         .text();
     assert!(t.contains(&format!("href=\"/changes/{number}\"")), "{t}");
-    for q in ["state=draft", "class=emergency", "group=db", "requester=adam"] {
+    for q in [
+        "state=draft",
+        "class=emergency",
+        "group=db",
+        "requester=adam",
+    ] {
         let t = avery.get(&server, &format!("/changes?{q}")).await.text();
         assert!(!t.contains(&format!("href=\"/changes/{number}\"")), "{q}");
     }
@@ -332,7 +361,10 @@ async fn a_rejection_needs_a_reason_and_a_cancellation_is_the_requesters() {
     let t = rita.get(&server, &page).await.text();
     assert!(t.contains("id=\"change-state\">rejected<"));
     assert!(t.contains("no test plan"));
-    assert!(!t.contains("Actions</h2>"), "a rejected change has no actions");
+    assert!(
+        !t.contains("Actions</h2>"),
+        "a rejected change has no actions"
+    );
 
     // A second change, cancelled by its requester with why.
     let a = rita
@@ -371,15 +403,25 @@ async fn the_calendar_page_shows_the_month_and_only_its_keepers_change_it() {
     for (bad, status) in [
         (window.replace("kind=window", "kind=holiday"), 400),
         (format!("{window}&colour=red"), 400),
-        (window.replace("name=patch-tuesday", "name=patch+tuesday"), 400),
+        (
+            window.replace("name=patch-tuesday", "name=patch+tuesday"),
+            400,
+        ),
         (window.replace("FREQ%3DMONTHLY", "FREQ%3DSOMETIMES"), 400),
-        (window.replace("duration_minutes=240", "duration_minutes=long"), 400),
+        (
+            window.replace("duration_minutes=240", "duration_minutes=long"),
+            400,
+        ),
     ] {
         let a = olga.post(&server, "/calendar", &bad).await;
         assert_eq!(a.status, status, "{bad}: {}", a.text());
     }
     let a = olga
-        .post(&server, "/calendar", &window.replace("FREQ%3DMONTHLY", "FREQ%3DSOMETIMES"))
+        .post(
+            &server,
+            "/calendar",
+            &window.replace("FREQ%3DMONTHLY", "FREQ%3DSOMETIMES"),
+        )
         .await;
     assert!(!refusal(&a).is_empty(), "the rule's refusal is on the page");
     assert!(server.store().calendar_entries().await.unwrap().is_empty());
@@ -400,7 +442,11 @@ async fn the_calendar_page_shows_the_month_and_only_its_keepers_change_it() {
     let t = avery.get(&server, "/calendar?month=2026-12").await.text();
     assert!(t.contains("December 2026"), "{t}");
     assert!(t.contains("patch-tuesday 20:00–00:00"), "{t}");
-    assert_eq!(t.matches("year-end (freeze)").count(), 12, "20 to 31 December");
+    assert_eq!(
+        t.matches("year-end (freeze)").count(),
+        12,
+        "20 to 31 December"
+    );
     assert!(t.contains("year end close"));
     // The API sees the same entries.
     let a = server
@@ -454,8 +500,15 @@ async fn an_exception_is_requested_acknowledged_approved_and_revoked_on_its_page
         enc("own VLAN, no inbound from the office LAN"),
     );
     // The core's rules on the request: a control is required; the page says so.
-    let no_control = fields.replace("control_kind_1=network_segmentation", "control_kind_1=")
-        .replace(&format!("control_text_1={}", enc("own VLAN, no inbound from the office LAN")), "control_text_1=");
+    let no_control = fields
+        .replace("control_kind_1=network_segmentation", "control_kind_1=")
+        .replace(
+            &format!(
+                "control_text_1={}",
+                enc("own VLAN, no inbound from the office LAN")
+            ),
+            "control_text_1=",
+        );
     let a = sam.post(&server, "/exceptions", &no_control).await;
     assert_eq!(a.status, 422, "{}", a.text());
     assert!(a.text().contains("no compensating control"), "{}", a.text());
@@ -480,17 +533,26 @@ async fn an_exception_is_requested_acknowledged_approved_and_revoked_on_its_page
     let t = sam.get(&server, &page).await.text();
     assert!(t.contains("scada-1"), "the host by name");
     for id in ["do-approve", "do-acknowledge", "do-reject"] {
-        assert!(!t.contains(&format!("id=\"{id}\"")), "{id} for the requester");
+        assert!(
+            !t.contains(&format!("id=\"{id}\"")),
+            "{id} for the requester"
+        );
     }
     let t = bob.get(&server, &page).await.text();
     assert!(t.contains("id=\"do-acknowledge\"") && t.contains("id=\"do-reject\""));
-    assert!(!t.contains("id=\"do-approve\""), "not before the data owner");
+    assert!(
+        !t.contains("id=\"do-approve\""),
+        "not before the data owner"
+    );
     let t = avery.get(&server, &page).await.text();
     assert!(!t.contains("Actions</h2>"));
 
     let a = sam.post(&server, &format!("{page}/approve"), "").await;
     assert_eq!(a.status, 409);
-    assert_eq!(refusal(&a), "the requester cannot approve their own exception");
+    assert_eq!(
+        refusal(&a),
+        "the requester cannot approve their own exception"
+    );
     let a = bob.post(&server, &format!("{page}/approve"), "").await;
     assert_eq!(a.status, 409);
     assert!(refusal(&a).contains("its data owner acknowledges the exception first"));
@@ -515,14 +577,21 @@ async fn an_exception_is_requested_acknowledged_approved_and_revoked_on_its_page
     assert_eq!(a.status, 409);
     assert!(!refusal(&a).is_empty());
     let a = bob
-        .post(&server, &format!("{page}/revoke"), "reason=the+vendor+shipped+a+fix")
+        .post(
+            &server,
+            &format!("{page}/revoke"),
+            "reason=the+vendor+shipped+a+fix",
+        )
         .await;
     assert_eq!(a.status, 303);
 
     let number = page.trim_start_matches("/exceptions/");
     let t = avery.get(&server, "/exceptions?state=revoked").await.text();
     assert!(t.contains(&format!("href=\"/exceptions/{number}\"")), "{t}");
-    let t = avery.get(&server, "/exceptions?state=requested").await.text();
+    let t = avery
+        .get(&server, "/exceptions?state=requested")
+        .await
+        .text();
     assert!(!t.contains(&format!("href=\"/exceptions/{number}\"")));
     let t = avery
         .get(&server, &format!("/exceptions?host={scada}"))
@@ -533,5 +602,8 @@ async fn an_exception_is_requested_acknowledged_approved_and_revoked_on_its_page
         let a = avery.get(&server, &format!("/exceptions?{bad}")).await;
         assert_eq!(a.status, 400, "{bad}");
     }
-    assert_eq!(avery.get(&server, "/exceptions/EXC-1999-0001").await.status, 404);
+    assert_eq!(
+        avery.get(&server, "/exceptions/EXC-1999-0001").await.status,
+        404
+    );
 }

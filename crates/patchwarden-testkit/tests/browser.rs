@@ -81,7 +81,13 @@ async fn four_eyes_in_the_browser_request_approve_authorise() {
     let (server, _feeds) = server_with_a_finding().await;
     // The requester may approve changes too: only the four-eyes rule keeps the button away.
     server
-        .user("rita", &[Role::Officer, Role::Approver], &[], PASSWORD, false)
+        .user(
+            "rita",
+            &[Role::Officer, Role::Approver],
+            &[],
+            PASSWORD,
+            false,
+        )
         .await;
     server
         .user("adam", &[Role::Approver], &[], PASSWORD, false)
@@ -103,10 +109,16 @@ async fn four_eyes_in_the_browser_request_approve_authorise() {
     finding.click().await.unwrap();
     b.click("input[name=host]").await;
     b.fill("#title", "bash on the web servers").await;
-    b.fill("#justification", "CVE-2099-35: remote code execution in bash")
-        .await;
-    b.fill("#rollback_plan", "reinstall bash 5.2.15-2 from the agent's cache")
-        .await;
+    b.fill(
+        "#justification",
+        "CVE-2099-35: remote code execution in bash",
+    )
+    .await;
+    b.fill(
+        "#rollback_plan",
+        "reinstall bash 5.2.15-2 from the agent's cache",
+    )
+    .await;
     b.screenshot("01-new-change-form").await;
     b.click_and_wait("form[action='/changes'] button[type=submit]")
         .await;
@@ -149,7 +161,10 @@ async fn four_eyes_in_the_browser_request_approve_authorise() {
     assert_eq!(b.text("#change-state").await, "authorised");
     let page = b.client.source().await.unwrap();
     assert!(page.contains("adam,"), "the approver's signature is shown");
-    assert!(page.contains("aura,"), "the authoriser's signature is shown");
+    assert!(
+        page.contains("aura,"),
+        "the authoriser's signature is shown"
+    );
     b.screenshot("05-authorised").await;
 
     // The list shows it in its new state.
@@ -171,8 +186,7 @@ async fn the_calendar_and_an_exception_through_their_forms_in_the_browser() {
     server
         .user("adam", &[Role::Approver], &[], PASSWORD, false)
         .await;
-    let Some(b) = Browser::start(&server.url, "calendar_and_exception_in_the_browser").await
-    else {
+    let Some(b) = Browser::start(&server.url, "calendar_and_exception_in_the_browser").await else {
         return;
     };
     // A date-time field takes its value from a script (typing into one depends on the
@@ -195,7 +209,11 @@ async fn the_calendar_and_an_exception_through_their_forms_in_the_browser() {
     b.fill("#w-duration", "240").await;
     b.click_and_wait("form[aria-label='A maintenance window'] button")
         .await;
-    assert!(!b.has("#refusal").await, "{}", b.client.source().await.unwrap());
+    assert!(
+        !b.has("#refusal").await,
+        "{}",
+        b.client.source().await.unwrap()
+    );
     b.fill("#f-name", "year-end").await;
     set("f-start", "2026-12-20T00:00").await;
     set("f-end", "2027-01-03T00:00").await;
@@ -211,15 +229,21 @@ async fn the_calendar_and_an_exception_through_their_forms_in_the_browser() {
     // An exception for the finding, requested by the officer …
     b.goto("/exceptions/new").await;
     b.click("input[name=finding]").await;
-    b.fill("#explanation", "the vendor's fix breaks the login shell of our appliance")
-        .await;
+    b.fill(
+        "#explanation",
+        "the vendor's fix breaks the login shell of our appliance",
+    )
+    .await;
     b.find("#control_kind_1 option[value=network_segmentation]")
         .await
         .click()
         .await
         .unwrap();
-    b.fill("input[name=control_text_1]", "own VLAN, no inbound from the office LAN")
-        .await;
+    b.fill(
+        "input[name=control_text_1]",
+        "own VLAN, no inbound from the office LAN",
+    )
+    .await;
     let in_20_days = (patchwarden_testkit::now() + jiff::SignedDuration::from_hours(24 * 20))
         .strftime("%Y-%m-%d")
         .to_string();

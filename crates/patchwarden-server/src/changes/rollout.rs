@@ -656,7 +656,12 @@ fn rollback_jobs(
 }
 
 /// A change an operator called back (`roll back`): its hosts' rollback jobs, made once.
-fn roll_back(stored: &StoredChange, mut doc: ChangeDoc, jobs: &HashMap<Uuid, Job>, now: Timestamp) -> Option<Step> {
+fn roll_back(
+    stored: &StoredChange,
+    mut doc: ChangeDoc,
+    jobs: &HashMap<Uuid, Job>,
+    now: Timestamp,
+) -> Option<Step> {
     let new_jobs = rollback_jobs(stored, &mut doc, jobs, now);
     if new_jobs.is_empty() {
         return None;

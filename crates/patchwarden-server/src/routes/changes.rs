@@ -340,8 +340,8 @@ pub(crate) async fn rollback(
     path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Json<ChangeView>, ApiError> {
-    with_reason(&state, &caller, path, body, |reason| ChangeEvent::RollBack {
-        reason,
+    with_reason(&state, &caller, path, body, |reason| {
+        ChangeEvent::RollBack { reason }
     })
     .await
 }

@@ -188,7 +188,11 @@ fn visible(e: &StoredException, hosts: &Option<HashSet<Uuid>>) -> bool {
 }
 
 /// The exception `key` (id or number) if the caller may see it; "not found" otherwise.
-pub(crate) async fn scoped(state: &AppState, caller: &Caller, key: &str) -> Result<StoredException, ApiError> {
+pub(crate) async fn scoped(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+) -> Result<StoredException, ApiError> {
     if key.len() > 64 {
         return Err(ApiError::NotFound);
     }

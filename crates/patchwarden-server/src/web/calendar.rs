@@ -35,12 +35,7 @@ const MAX_PER_MONTH: usize = 800;
 /// Declares the calendar pages.
 pub(crate) fn declare(routes: Routes) -> Routes {
     routes
-        .page(
-            Access::Roles(EVERYONE),
-            Method::GET,
-            "/calendar",
-            get(show),
-        )
+        .page(Access::Roles(EVERYONE), Method::GET, "/calendar", get(show))
         .page(
             Access::Roles(CALENDAR_KEEPERS),
             Method::POST,
@@ -129,9 +124,12 @@ fn month_grid(
 ) -> Result<Vec<Vec<Day>>, ApiError> {
     let days = first.days_in_month();
     let start = midnight(first)?;
-    let end = midnight(first.last_of_month().tomorrow().map_err(|e| {
-        ApiError::InvalidParameter(e.to_string())
-    })?)?;
+    let end = midnight(
+        first
+            .last_of_month()
+            .tomorrow()
+            .map_err(|e| ApiError::InvalidParameter(e.to_string()))?,
+    )?;
     let mut per_day: Vec<Vec<(&'static str, String)>> = vec![Vec::new(); days as usize];
     let day_of = |t: Timestamp| -> usize { (t.to_zoned(TimeZone::UTC).day() - 1) as usize };
     for (name, spec) in entries {
@@ -318,7 +316,15 @@ pub(crate) async fn show(
 ) -> PageResult {
     let q = crate::routes::fleet::query(q)?;
     let month = q.month.filter(|m| !m.trim().is_empty());
-    page(&state, &caller, month, StatusCode::OK, None, Typed::default()).await
+    page(
+        &state,
+        &caller,
+        month,
+        StatusCode::OK,
+        None,
+        Typed::default(),
+    )
+    .await
 }
 
 /// The forms' fields; which ones count depends on `kind`.

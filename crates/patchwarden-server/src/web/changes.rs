@@ -31,8 +31,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    Chrome, PageResult, form_pairs, inline_refusal, render, render_status, see_other,
-    when,
+    Chrome, PageResult, form_pairs, inline_refusal, render, render_status, see_other, when,
 };
 use crate::access::{
     Access, CHANGE_APPROVERS, CHANGE_AUTHORISERS, CHANGE_CANCELLERS, CHANGE_IMPLEMENTERS,
@@ -60,12 +59,7 @@ const HOSTS_OFFERED: u32 = 200;
 /// Declares the change pages.
 pub(crate) fn declare(routes: Routes) -> Routes {
     routes
-        .page(
-            Access::Roles(EVERYONE),
-            Method::GET,
-            "/changes",
-            get(list),
-        )
+        .page(Access::Roles(EVERYONE), Method::GET, "/changes", get(list))
         .page(
             Access::Roles(CHANGE_REQUESTERS),
             Method::POST,
@@ -296,7 +290,10 @@ async fn touches_group(
     g: &str,
 ) -> Result<bool, ApiError> {
     if doc.targets.groups.iter().any(|t| t == g)
-        || doc.rings.iter().any(|r| r.hosts.iter().any(|h| h.group == g))
+        || doc
+            .rings
+            .iter()
+            .any(|r| r.hosts.iter().any(|h| h.group == g))
     {
         return Ok(true);
     }
@@ -539,9 +536,8 @@ impl ChangeForm {
         };
         let mut hosts = Vec::with_capacity(self.hosts.len());
         for h in &self.hosts {
-            hosts.push(
-                Uuid::parse_str(h).map_err(|_| bad(format!("host {h:?} is not a host id")))?,
-            );
+            hosts
+                .push(Uuid::parse_str(h).map_err(|_| bad(format!("host {h:?} is not a host id")))?);
         }
         let mut patches = Vec::new();
         for (i, line) in self.patches.lines().enumerate() {
@@ -689,14 +685,14 @@ async fn offered(
         let Some(fixed) = f.finding.fixed.clone() else {
             continue;
         };
-        if !host_names.contains_key(&f.host) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = host_names.entry(f.host) {
             let h = state
                 .store
                 .get_host(f.host)
                 .await?
                 .filter(|h| scope.admits_group(&h.group))
                 .map(|h| (h.facts.hostname.clone(), h.group.clone()));
-            host_names.insert(f.host, h);
+            slot.insert(h);
         }
         let Some(Some((name, _))) = host_names.get(&f.host) else {
             continue;
@@ -989,14 +985,19 @@ async fn show_page(
             matches!(e, ChangeEvent::RecordTesting)
         }),
         close: may(CHANGE_IMPLEMENTERS, |e| matches!(e, ChangeEvent::Close)),
-        cancel: may(CHANGE_CANCELLERS, |e| matches!(e, ChangeEvent::Cancel { .. })),
+        cancel: may(CHANGE_CANCELLERS, |e| {
+            matches!(e, ChangeEvent::Cancel { .. })
+        }),
         rollback: may(CHANGE_IMPLEMENTERS, |e| {
             matches!(e, ChangeEvent::RollBack { .. })
         }),
     };
     let rollout_live = matches!(
         doc.change.state,
-        ChangeState::Scheduled | ChangeState::Testing | ChangeState::Tested | ChangeState::Deploying
+        ChangeState::Scheduled
+            | ChangeState::Testing
+            | ChangeState::Tested
+            | ChangeState::Deploying
     );
     let gates_open: Vec<String> = if rollout_live && chrome.can(CHANGE_IMPLEMENTERS) {
         doc.rollout
@@ -1012,7 +1013,12 @@ async fn show_page(
         changes::calendar_entries(state, now)
             .await?
             .into_iter()
-            .filter(|e| matches!(e.spec, patchwarden_api::v1::changes::CalendarSpec::Template(_)))
+            .filter(|e| {
+                matches!(
+                    e.spec,
+                    patchwarden_api::v1::changes::CalendarSpec::Template(_)
+                )
+            })
             .map(|e| e.name)
             .collect()
     } else {
@@ -1071,7 +1077,10 @@ async fn show_page(
         .map(|h| {
             vec![
                 ("A specific issue on our systems needs it", h.specific_issue),
-                ("Its documentation has been reviewed", h.documentation_reviewed),
+                (
+                    "Its documentation has been reviewed",
+                    h.documentation_reviewed,
+                ),
                 (
                     "It was tested in a test environment",
                     h.tested_in_test_environment,
@@ -1084,7 +1093,10 @@ async fn show_page(
         })
         .unwrap_or_default();
     let signatures = vec![
-        ("Requested by", format!("{}, {}", c.requester, when(c.created_at))),
+        (
+            "Requested by",
+            format!("{}, {}", c.requester, when(c.created_at)),
+        ),
         ("Submitted", signed(&c.submitted)),
         ("Approved by", signed(&c.approved)),
         ("Authorised by", signed(&c.authorised)),
@@ -1205,7 +1217,9 @@ async fn act(
     let reason = || -> Result<String, ApiError> {
         let r = f.reason.clone().unwrap_or_default();
         if r.len() > 2048 {
-            return Err(ApiError::MalformedBody("the reason is longer than 2048 bytes".into()));
+            return Err(ApiError::MalformedBody(
+                "the reason is longer than 2048 bytes".into(),
+            ));
         }
         Ok(r)
     };
@@ -1226,7 +1240,9 @@ async fn act(
                     .transpose()?;
                 let template = some(f.template.clone());
                 if template.as_ref().is_some_and(|t| t.len() > 128) {
-                    return Err(ApiError::MalformedBody("the template name is too long".into()));
+                    return Err(ApiError::MalformedBody(
+                        "the template name is too long".into(),
+                    ));
                 }
                 (
                     ChangeEvent::Schedule,
@@ -1306,16 +1322,16 @@ mod tests {
         assert_eq!(r.rollout.soak_minutes, 30);
         assert_eq!(r.rollout.gates, vec!["test"]);
 
-        for (bad, why) in [
-            ("title=a&title=b", "twice"),
-            ("nonsense=1", "no field"),
-        ] {
+        for (bad, why) in [("title=a&title=b", "twice"), ("nonsense=1", "no field")] {
             let e = ChangeForm::read(pairs(bad)).unwrap_err();
             assert!(e.problem().detail.unwrap().contains(why), "{bad}");
         }
         let mut f = ChangeForm::blank();
         f.kind = "standard".into();
-        assert!(f.request().is_err(), "a person does not raise a standard change");
+        assert!(
+            f.request().is_err(),
+            "a person does not raise a standard change"
+        );
         let mut f = ChangeForm::blank();
         f.patches = "only-a-name".into();
         assert!(f.request().is_err());

@@ -29,7 +29,9 @@ use patchwarden_store::{FindingFilter, FindingState};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Chrome, PageResult, form_pairs, inline_refusal, render, render_status, see_other, when};
+use super::{
+    Chrome, PageResult, form_pairs, inline_refusal, render, render_status, see_other, when,
+};
 use crate::access::{
     Access, Caller, EVERYONE, EXCEPTION_DECIDERS, EXCEPTION_OWNERS, EXCEPTION_REQUESTERS,
     EXCEPTION_REVOKERS,
@@ -393,19 +395,22 @@ impl RequestForm {
         let mut findings = Vec::new();
         for f in &self.findings {
             let mut parts = f.splitn(3, '|');
-            let (Some(h), Some(advisory), Some(package)) = (parts.next(), parts.next(), parts.next())
+            let (Some(h), Some(advisory), Some(package)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 return Err(bad(format!("finding {f:?}: HOST|ADVISORY|PACKAGE")));
             };
             findings.push(ExceptionFinding {
-                host: Uuid::parse_str(h).map_err(|_| bad(format!("host {h:?} is not a host id")))?,
+                host: Uuid::parse_str(h)
+                    .map_err(|_| bad(format!("host {h:?} is not a host id")))?,
                 advisory: advisory.to_owned(),
                 package: package.to_owned(),
             });
         }
         let mut hosts = Vec::new();
         for h in &self.hosts {
-            hosts.push(Uuid::parse_str(h).map_err(|_| bad(format!("host {h:?} is not a host id")))?);
+            hosts
+                .push(Uuid::parse_str(h).map_err(|_| bad(format!("host {h:?} is not a host id")))?);
         }
         Ok(NewExceptionRequest {
             justification,
@@ -469,20 +474,23 @@ async fn offered(
     let mut names: BTreeMap<Uuid, Option<String>> = BTreeMap::new();
     let mut out = Vec::new();
     for f in found {
-        if !names.contains_key(&f.host) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = names.entry(f.host) {
             let n = state
                 .store
                 .get_host(f.host)
                 .await?
                 .filter(|h| scope.admits_group(&h.group))
                 .map(|h| h.facts.hostname.clone());
-            names.insert(f.host, n);
+            slot.insert(n);
         }
         let Some(Some(name)) = names.get(&f.host) else {
             continue;
         };
         out.push(OfferedFinding {
-            value: format!("{}|{}|{}", f.host, f.finding.vulnerability, f.finding.package),
+            value: format!(
+                "{}|{}|{}",
+                f.host, f.finding.vulnerability, f.finding.package
+            ),
             host: name.clone(),
             vulnerability: f.finding.vulnerability.clone(),
             package: f.finding.package.clone(),
@@ -624,7 +632,9 @@ fn actions(chrome: &Chrome, caller: &Caller, e: &StoredException, now: Timestamp
             && x.request.protected_data
             && x.acknowledge(me, now).is_ok(),
         approve: chrome.can(EXCEPTION_DECIDERS) && x.approve(me, now).is_ok(),
-        reject: chrome.can(EXCEPTION_DECIDERS) && !requester && x.reject(me, now, "a reason").is_ok(),
+        reject: chrome.can(EXCEPTION_DECIDERS)
+            && !requester
+            && x.reject(me, now, "a reason").is_ok(),
         revoke: chrome.can(EXCEPTION_REVOKERS) && x.revoke(me, now, "a reason").is_ok(),
     }
 }

@@ -91,7 +91,10 @@ impl Browser {
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
-            .arg(format!("--log-path={}", artefacts().join("chromedriver.log").display()))
+            .arg(format!(
+                "--log-path={}",
+                artefacts().join("chromedriver.log").display()
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -197,7 +200,11 @@ impl Browser {
 
     /// The text of the element `css`.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.expect("an element's text")
+        self.find(css)
+            .await
+            .text()
+            .await
+            .expect("an element's text")
     }
 
     /// Clicks the element `css`.
@@ -278,7 +285,10 @@ impl Drop for Browser {
         // A failed test must not leave the driver or its Chromium running: the processes the
         // driver started (children first, found by their parent in /proc), then the driver.
         for pid in descendants(self.driver.id()) {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
@@ -290,7 +300,11 @@ fn descendants(pid: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for entry in dir.flatten() {
-            let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let Some(p) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             // /proc/PID/stat: "PID (COMM) STATE PPID …"; COMM may hold spaces and parentheses.
