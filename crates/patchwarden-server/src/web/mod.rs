@@ -140,6 +140,10 @@ impl Chrome {
     pub(crate) fn reads_audit(&self) -> bool {
         self.can(crate::access::ADMIN_AUDITOR)
     }
+
+    pub(crate) fn reads_incidents(&self) -> bool {
+        self.can(crate::access::INCIDENT_READERS)
+    }
 }
 
 /// Renders a template as an HTML page with `status`. A template that fails to render is an
