@@ -105,6 +105,7 @@ async fn four_eyes_in_the_browser_request_approve_authorise() {
     // The requester drafts a change from the open finding.
     b.log_in("rita", PASSWORD).await;
     b.goto("/changes/new").await;
+    b.screenshot("00-new-change-form-top").await;
     let finding = b.find("input[name=finding][value='CVE-2099-35']").await;
     finding.click().await.unwrap();
     b.click("input[name=host]").await;
@@ -138,6 +139,24 @@ async fn four_eyes_in_the_browser_request_approve_authorise() {
     );
     assert!(!b.has("#do-authorise").await);
     b.screenshot("02-submitted-requester-sees-no-approve").await;
+    // Posting the approval anyway (a form made by hand, with the session's token): the
+    // core's refusal, on the page, in its words.
+    b.client
+        .execute(
+            "const f = document.createElement('form'); f.method = 'post'; \
+             f.action = '/changes/' + arguments[0] + '/approve'; \
+             const t = document.querySelector('input[name=csrf_token]').cloneNode(); \
+             f.appendChild(t); document.body.appendChild(f); f.id = 'forged';",
+            vec![json!(number)],
+        )
+        .await
+        .unwrap();
+    b.click_and_wait_for_submit("#forged").await;
+    assert_eq!(
+        b.text("#refusal").await,
+        "cannot approve a change in state submitted: the requester cannot approve their own change"
+    );
+    b.screenshot("02b-requester-approval-refused").await;
     b.log_out().await;
 
     // A second person approves it with the button.

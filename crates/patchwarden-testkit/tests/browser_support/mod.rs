@@ -242,6 +242,28 @@ impl Browser {
         self.find("body").await;
     }
 
+    /// Submits the form `css` (with a script: a form need not have a button) and waits for
+    /// the page that answers it.
+    pub async fn click_and_wait_for_submit(&self, css: &str) {
+        let old = self.find("html").await;
+        self.client
+            .execute(
+                "document.querySelector(arguments[0]).submit();",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("submitting {css}: {e}"));
+        let started = std::time::Instant::now();
+        while old.tag_name().await.is_ok() {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "submitting {css} did not lead to another page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.find("body").await;
+    }
+
     /// Logs in with the login form as `user`, and waits for the page after it.
     pub async fn log_in(&self, user: &str, password: &str) {
         self.goto("/login").await;
