@@ -33,8 +33,37 @@ fn pkg(name: &str, version: &str) -> Package {
     }
 }
 
-/// A server with one host whose bash has a critical advisory with a fix: one open finding.
-async fn server_with_a_finding() -> (TestServer, tempfile::TempDir) {
+/// A host of the test server: its agent (the real client, signing its requests) and facts.
+struct Agent {
+    client: patchwarden_client::AgentClient,
+    facts: patchwarden_core::inventory::HostFacts,
+    digest: patchwarden_core::inventory::PackagesDigest,
+    seq: u64,
+}
+
+impl Agent {
+    /// Checks in; the jobs leased to the host.
+    async fn jobs(&mut self) -> Vec<patchwarden_api::v1::jobs::Job> {
+        self.seq += 1;
+        self.client
+            .check_in(&CheckInRequest {
+                seq: self.seq,
+                facts: self.facts.clone(),
+                packages: self.digest.clone(),
+                agent_version: "t".into(),
+            })
+            .await
+            .unwrap()
+            .jobs
+            .into_iter()
+            .filter(|j| !j.state.is_final())
+            .collect()
+    }
+}
+
+/// A server with one host (in the test ring) whose bash has a critical advisory with a fix:
+/// one open finding.
+async fn server_with_a_finding() -> (TestServer, tempfile::TempDir, Agent) {
     let feeds = tempfile::tempdir().unwrap();
     let record = json!({
         "schema_version": "1.6.0", "id": "ADV-1", "upstream": ["CVE-2099-35"],
@@ -69,16 +98,60 @@ async fn server_with_a_finding() -> (TestServer, tempfile::TempDir) {
         })
         .await
         .unwrap();
+    let digest = inv.packages_digest();
     agent
         .upload_inventory(&InventoryUpload::Full { inventory: inv })
         .await
         .unwrap();
-    (server, feeds)
+    let id = uuid::Uuid::parse_str(agent.host_id()).unwrap();
+    let now = patchwarden_testkit::now();
+    server
+        .store()
+        .set_host_placement(
+            id,
+            patchwarden_store::HostPlacement {
+                group: "default".into(),
+                ring: Some("test".into()),
+                labels: Default::default(),
+            },
+            now,
+            patchwarden_core::audit::AuditEntry::new(
+                now,
+                patchwarden_core::audit::Actor::Operator("test".into()),
+                "host.place",
+                format!("host:{id}"),
+            ),
+        )
+        .await
+        .unwrap();
+    let agent = Agent {
+        client: agent,
+        facts: debian_facts("web-1", "5ca0a0a0a0a0a0a0a0a0a0a0a0a0a0a1"),
+        digest,
+        seq: 1,
+    };
+    (server, feeds, agent)
+}
+
+/// Reloads the change's page until `ready` holds for its source (the rollout engine works in
+/// the server's own time); fails after a bounded number of tries.
+async fn reload_until(b: &Browser, path: &str, what: &str, ready: impl Fn(&str) -> bool) {
+    for _ in 0..150 {
+        b.goto(path).await;
+        if ready(&b.client.source().await.unwrap()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{path} never showed {what}: {}",
+        b.client.source().await.unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_eyes_in_the_browser_request_approve_authorise() {
-    let (server, _feeds) = server_with_a_finding().await;
+    let (server, _feeds, mut agent) = server_with_a_finding().await;
     // The requester may approve changes too: only the four-eyes rule keeps the button away.
     server
         .user(
@@ -94,6 +167,9 @@ async fn four_eyes_in_the_browser_request_approve_authorise() {
         .await;
     server
         .user("aura", &[Role::Authoriser], &[], PASSWORD, false)
+        .await;
+    server
+        .user("ivan", &[Role::Officer], &[], PASSWORD, false)
         .await;
 
     eprintln!("the server is up at {}", server.url);
@@ -190,15 +266,77 @@ async fn four_eyes_in_the_browser_request_approve_authorise() {
     b.goto("/changes?state=authorised").await;
     assert!(b.has(&format!("a[href='/changes/{number}']")).await);
     b.screenshot("06-list").await;
-    b.close().await;
-
     let stored = server.store().get_change(&number).await.unwrap().unwrap();
     assert_eq!(stored.state, "authorised");
+    b.log_out().await;
+
+    // An implementer opens a window that is always open and schedules the change: the test
+    // ring starts, and the page shows the host's job.
+    b.log_in("ivan", PASSWORD).await;
+    b.goto("/calendar").await;
+    b.fill("#w-name", "always").await;
+    b.fill("#w-rrule", "FREQ=DAILY").await;
+    b.client
+        .execute(
+            "document.getElementById('w-start').value = '2026-01-01T00:00';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.fill("#w-duration", "1440").await;
+    b.click_and_wait("form[aria-label='A maintenance window'] button")
+        .await;
+    let page = format!("/changes/{number}");
+    b.goto(&page).await;
+    b.click_and_wait("#do-schedule").await;
+    reload_until(&b, &page, "the test ring running", |p| {
+        p.contains("id=\"change-state\">testing<") && p.contains("Ring test (test)")
+    })
+    .await;
+    let jobs = agent.jobs().await;
+    assert_eq!(jobs.len(), 1, "the install job");
+    b.goto(&page).await;
+    b.screenshot("05b-rollout-test-ring").await;
+
+    // The implementer rolls it back with the button: the change fails with the reason, and
+    // the host is given its rollback job.
+    b.fill("#rollback-reason", "bash 5.2.15-3 breaks the login banner")
+        .await;
+    b.click_and_wait("#do-rollback").await;
+    assert_eq!(b.text("#change-state").await, "failed");
+    let mut jobs = Vec::new();
+    for _ in 0..150 {
+        jobs = agent.jobs().await;
+        if jobs.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(jobs.len(), 2, "the install job and its rollback: {jobs:?}");
+    for job in &jobs {
+        let result = patchwarden_api::v1::jobs::JobResult::new(
+            patchwarden_api::v1::jobs::JobOutcome::Succeeded,
+            "done",
+        );
+        agent.client.job_result(&job.id, &result).await.unwrap();
+    }
+    reload_until(&b, &page, "rolled back", |p| {
+        p.contains("id=\"change-state\">rolled_back<")
+    })
+    .await;
+    let source = b.client.source().await.unwrap();
+    assert!(
+        source
+            .contains("Rollout halted: rolled back by ivan: bash 5.2.15-3 breaks the login banner"),
+        "{source}"
+    );
+    b.screenshot("05c-rolled-back").await;
+    b.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_calendar_and_an_exception_through_their_forms_in_the_browser() {
-    let (server, _feeds) = server_with_a_finding().await;
+    let (server, _feeds, _agent) = server_with_a_finding().await;
     server
         .user("olga", &[Role::Officer], &[], PASSWORD, false)
         .await;
