@@ -49,7 +49,7 @@ impl Agent {
             .check_in(&CheckInRequest {
                 seq: self.seq,
                 facts: self.facts.clone(),
-                packages: self.digest.clone(),
+                packages: self.digest,
                 agent_version: "t".into(),
             })
             .await
