@@ -51,6 +51,16 @@ const ALL: &[&str] = &[
     "provider",
 ];
 
+/// Reading incidents: every role but the provider (scoped to its groups).
+const INCIDENT_READERS: &[&str] = &[
+    "admin",
+    "officer",
+    "approver",
+    "authoriser",
+    "security",
+    "auditor",
+];
+
 /// Every route, in the order the cells run (logout last: it ends the callers' sessions).
 const EXPECTED: &[(&str, &str, Expect)] = &[
     ("POST", "/api/v1/agent/enroll", Expect::Open),
@@ -198,6 +208,11 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         "/api/v1/changes/{number}/promote",
         Expect::Roles(&["admin", "officer", "provider"]),
     ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/rollback",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
     ("GET", "/api/v1/calendar", Expect::Roles(ALL)),
     (
         "PUT",
@@ -254,6 +269,130 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/reports/monthly/{month}", Expect::Roles(ALL)),
     ("GET", "/changes/{number}/form", Expect::Roles(ALL)),
     ("GET", "/changes/{number}/form.pdf", Expect::Roles(ALL)),
+    // The change, calendar and exception pages.
+    ("GET", "/changes", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/changes",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "GET",
+        "/changes/new",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    ("GET", "/changes/{number}", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/changes/{number}/submit",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/approve",
+        Expect::Roles(&["approver"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/authorise",
+        Expect::Roles(&["authoriser"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/reject",
+        Expect::Roles(&["approver", "authoriser"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/schedule",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/record-testing",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/promote",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/close",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/cancel",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/rollback",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    ("GET", "/calendar", Expect::Roles(ALL)),
+    ("POST", "/calendar", Expect::Roles(&["admin", "officer"])),
+    (
+        "POST",
+        "/calendar/{name}/delete",
+        Expect::Roles(&["admin", "officer"]),
+    ),
+    ("GET", "/exceptions", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/exceptions",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "GET",
+        "/exceptions/new",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    ("GET", "/exceptions/{id}", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/exceptions/{id}/acknowledge",
+        Expect::Roles(&["admin", "officer", "approver", "authoriser", "security"]),
+    ),
+    (
+        "POST",
+        "/exceptions/{id}/approve",
+        Expect::Roles(&["admin", "approver", "security"]),
+    ),
+    (
+        "POST",
+        "/exceptions/{id}/reject",
+        Expect::Roles(&["admin", "approver", "security"]),
+    ),
+    (
+        "POST",
+        "/exceptions/{id}/revoke",
+        Expect::Roles(&["admin", "officer", "approver", "security"]),
+    ),
+    // The public status page, its report form, the calendar feed, and incidents.
+    ("GET", "/status", Expect::Open),
+    ("POST", "/status/report", Expect::Open),
+    ("GET", "/calendar.ics", Expect::Open),
+    ("GET", "/incidents", Expect::Roles(INCIDENT_READERS)),
+    ("GET", "/incidents/{id}", Expect::Roles(INCIDENT_READERS)),
+    (
+        "POST",
+        "/incidents/{id}/resolve",
+        Expect::Roles(&["admin", "officer"]),
+    ),
+    ("GET", "/api/v1/incidents", Expect::Roles(INCIDENT_READERS)),
+    (
+        "GET",
+        "/api/v1/incidents/{id}",
+        Expect::Roles(INCIDENT_READERS),
+    ),
+    (
+        "POST",
+        "/api/v1/incidents/{id}/resolve",
+        Expect::Roles(&["admin", "officer"]),
+    ),
     // Each operator logs out of a session of its own (made for the cell).
     ("POST", "/logout", Expect::OwnAccount),
     ("DELETE", "/api/v1/session", Expect::OwnAccount),
@@ -416,6 +555,8 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
         )
         // No such exception: an allowed caller is answered "not found", not refused.
         .replace("/exceptions/{id}", "/exceptions/EXC-1999-0001")
+        // No such incident: an admitted caller is answered 404, a refused one 401 or 403.
+        .replace("/incidents/{id}", "/incidents/INC-1999-0001")
         .replace("/jobs/{id}", &format!("/jobs/{}", Uuid::new_v4()))
         // No such change or entry: an admitted caller is answered 404, a refused one 403.
         .replace("/changes/{number}", "/changes/PCR-2026-0999")
@@ -471,6 +612,64 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
             r.body = format!("username=nobody-{n}&password=wrong&next=%2F").into_bytes();
             return r;
         }
+        // The pages' forms: each well-formed, so an admitted caller gets the page's own answer
+        // (a 303, a 404 for the change or exception that is not there, a refusal of the core
+        // in a 409 or 422), never an access refusal.
+        ("POST", "/changes") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = format!(
+                "title=matrix+{n}&kind=normal&justification=j&risk=low&testing=required\
+                 &rollback_plan=r&host={}&patches=openssl+3.0.15-1",
+                t.inside_host
+            )
+            .into_bytes();
+            return r;
+        }
+        ("POST", "/calendar") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = format!(
+                "kind=freeze&name=matrix-page-{n}&start=2099-01-01T00%3A00\
+                 &end=2099-01-02T00%3A00&reason=matrix"
+            )
+            .into_bytes();
+            return r;
+        }
+        ("POST", "/exceptions") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = format!(
+                "justification=no_vendor_patch&explanation=matrix+{n}\
+                 &control_kind_1=network_segmentation&control_text_1=own+VLAN\
+                 &expires_on=2099-01-01&host={}",
+                t.inside_host
+            )
+            .into_bytes();
+            return r;
+        }
+        ("POST", p) if p.starts_with("/changes/") || p.starts_with("/exceptions/") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = match p.rsplit('/').next() {
+                Some("reject" | "cancel" | "rollback" | "revoke") => b"reason=matrix".to_vec(),
+                Some("promote") => b"ring=test".to_vec(),
+                _ => Vec::new(),
+            };
+            return r;
+        }
+        ("POST", "/api/v1/changes/{number}/rollback") => serde_json::json!({"reason": "matrix"}),
+        ("POST", "/calendar/{name}/delete") => {
+            return r.header("content-type", "application/x-www-form-urlencoded");
+        }
+        ("POST", "/status/report") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = format!("service=matrix-shop&description=slow+since+the+update+{n}&contact=")
+                .into_bytes();
+            return r;
+        }
+        ("POST", "/incidents/{id}/resolve") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = b"resolution=matrix".to_vec();
+            return r;
+        }
+        ("POST", "/api/v1/incidents/{id}/resolve") => serde_json::json!({"resolution": "matrix"}),
         ("POST", "/account/password") => {
             let mut r = r.header("content-type", "application/x-www-form-urlencoded");
             r.body = b"current_password=not+the+password&new_password=a+long+enough+one\
@@ -519,6 +718,8 @@ async fn every_route_admits_exactly_the_callers_it_declares() {
     let server = Server::start(|c| {
         // Hundreds of wrong logins come from this one address on purpose.
         c.operators.address_max_failures = 100_000;
+        // Every caller files a problem report from this one address.
+        c.status.reports_per_address = 100_000;
     })
     .await;
 
@@ -564,6 +765,23 @@ async fn every_route_admits_exactly_the_callers_it_declares() {
     let client = Client::new(&server.url, &Trust::PlainHttp).unwrap();
     let agent = enroll(&server, &client, "web").await;
     let outside = enroll(&server, &client, "db").await;
+    // The inside host serves an application: the status page's service a report names.
+    let now = patchwarden_server::clock::now();
+    let inside_id = Uuid::parse_str(agent.host_id()).unwrap();
+    server
+        .store()
+        .set_host_placement(
+            inside_id,
+            patchwarden_store::HostPlacement {
+                group: "web".into(),
+                ring: None,
+                labels: [("application".to_owned(), "matrix-shop".to_owned())].into(),
+            },
+            now,
+            AuditEntry::new(now, Actor::System("test".into()), "host.place", "h"),
+        )
+        .await
+        .unwrap();
 
     // One operator per role (the provider scoped to `web`), a target user, and tokens to
     // revoke.

@@ -32,9 +32,11 @@ mod exceptions;
 mod feeds;
 mod findings;
 mod hosts;
+mod incidents;
 mod inventory;
 mod jobs;
 pub mod migrate;
+mod notifications;
 mod tokens;
 mod users;
 

@@ -38,8 +38,11 @@ pub mod feed;
 mod feed_store;
 pub mod finding;
 pub mod host;
+pub mod incident;
+mod incident_store;
 pub mod job;
 pub mod limits;
+pub mod notification;
 pub mod operator;
 mod operator_store;
 pub mod token;
@@ -56,7 +59,9 @@ pub use finding::{
     StoredFinding,
 };
 pub use host::{Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost};
+pub use incident_store::IncidentStore;
 pub use job::{Job, JobFilter, JobReport, JobState, NewJob};
+pub use notification::NotificationStore;
 pub use operator::{
     ApiToken, LockoutPolicy, NewApiToken, NewSession, NewUser, Role, Session, User, UserChange,
 };
@@ -87,7 +92,15 @@ pub struct AdvisoryUpsert {
 /// The store. Object safe: the server holds it as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    FeedStore + OperatorStore + ChangeStore + ExceptionStore + Send + Sync + fmt::Debug
+    FeedStore
+    + OperatorStore
+    + ChangeStore
+    + ExceptionStore
+    + IncidentStore
+    + NotificationStore
+    + Send
+    + Sync
+    + fmt::Debug
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
