@@ -7,6 +7,7 @@
 pub mod advisory;
 pub mod audit;
 pub mod calendar;
+pub mod compliance;
 pub mod change;
 pub mod exception;
 pub mod finding;

@@ -410,6 +410,14 @@ impl Store for PgStore {
         findings::count_open(&client, host).await
     }
 
+    async fn count_open_findings_by_host(
+        &self,
+        hosts: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, u64>> {
+        let client = self.client("count open findings by host").await?;
+        findings::count_open_by_host(&client, hosts).await
+    }
+
     async fn has_open_fixable_finding(&self, host: Uuid) -> Result<bool> {
         let client = self.client("look for a fixable finding").await?;
         findings::any_open_fixable(&client, host).await

@@ -453,6 +453,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn count_open_findings_by_host(
+        &self,
+        hosts: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, u64>> {
+        let hosts = hosts.to_vec();
+        self.read("count open findings by host", move |c| {
+            findings::count_open_by_host(c, &hosts)
+        })
+        .await
+    }
+
     async fn has_open_fixable_finding(&self, host: Uuid) -> Result<bool> {
         self.read("look for a fixable finding", move |c| {
             findings::any_open_fixable(c, host)

@@ -245,6 +245,23 @@ pub trait Store:
     /// fleet with many findings.
     async fn count_open_findings(&self, host: Uuid) -> Result<u64>;
 
+    /// How many findings of each of `hosts` are open (hosts without any are left out): what a
+    /// page of hosts shows, counted in one query rather than one per host. The default asks
+    /// [`Store::count_open_findings`] host by host; the backends override it.
+    async fn count_open_findings_by_host(
+        &self,
+        hosts: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, u64>> {
+        let mut out = std::collections::HashMap::new();
+        for h in hosts {
+            let n = self.count_open_findings(*h).await?;
+            if n > 0 {
+                out.insert(*h, n);
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether `host` has an open finding with a released fix (a new host's baseline is met
     /// when it has none). Stops at the first one found.
     async fn has_open_fixable_finding(&self, host: Uuid) -> Result<bool>;
