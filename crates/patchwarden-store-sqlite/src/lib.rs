@@ -297,6 +297,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn get_hosts(&self, ids: &[Uuid]) -> Result<Vec<Host>> {
+        let ids = ids.to_vec();
+        self.read("get hosts", move |c| hosts::get_many(c, &ids))
+            .await
+    }
+
     async fn find_hosts_by_machine_id(&self, machine_id: &str) -> Result<Vec<Host>> {
         let machine_id = machine_id.to_owned();
         self.read("find hosts by machine id", move |c| {

@@ -102,28 +102,36 @@ pub(crate) async fn list(
 ) -> Result<Json<Vec<ChangeView>>, ApiError> {
     let q = query(q)?;
     let limit = page_size(q.limit)?;
-    let stored = state
-        .store
-        .list_changes(&ChangeFilter {
-            states: q.state.into_iter().collect(),
-            requester: q.requester,
-            limit: Some(limit),
-        })
-        .await?;
+    let filter = ChangeFilter {
+        states: q.state.into_iter().collect(),
+        requester: q.requester,
+        limit: Some(limit),
+    };
+    Ok(Json(list_changes(&state, &caller, &filter).await?))
+}
+
+/// The changes `filter` selects that the caller may see, newest first: the API's list and
+/// the dashboard's rollouts in flight.
+pub(crate) async fn list_changes(
+    state: &AppState,
+    caller: &Caller,
+    filter: &ChangeFilter,
+) -> Result<Vec<ChangeView>, ApiError> {
+    let stored = state.store.list_changes(filter).await?;
     let mut out = Vec::with_capacity(stored.len());
     for s in &stored {
         if let Scope::Groups(_) = caller.scope() {
             let doc = ChangeDoc::parse(s)?;
-            if changes::target_hosts(&state, &doc.targets, &caller.scope())
+            if changes::target_hosts(state, &doc.targets, &caller.scope())
                 .await
                 .is_err()
             {
                 continue;
             }
         }
-        out.push(changes::view(&state, s).await?);
+        out.push(changes::view(state, s).await?);
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// One change: the form, its signatures, its window and its rollout.
@@ -362,6 +370,12 @@ pub(crate) async fn promote(
 pub(crate) async fn calendar(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<Vec<CalendarEntryView>>, ApiError> {
+    Ok(Json(calendar_entries(&state).await?))
+}
+
+/// The windows and freezes with their next openings: the API's calendar and the dashboard's
+/// upcoming windows.
+pub(crate) async fn calendar_entries(state: &AppState) -> Result<Vec<CalendarEntryView>, ApiError> {
     let now = clock::now();
     let mut out = Vec::new();
     for e in state.store.calendar_entries().await? {
@@ -370,7 +384,7 @@ pub(crate) async fn calendar(
         })?;
         out.push(changes::calendar_view(&e.name, spec, e.updated_at, now));
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 fn entry_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {

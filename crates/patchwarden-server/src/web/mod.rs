@@ -13,6 +13,9 @@
 
 pub(crate) mod account;
 pub(crate) mod assets;
+pub(crate) mod dashboard;
+pub(crate) mod fleet;
+pub(crate) mod view;
 
 use std::collections::BTreeSet;
 
@@ -73,6 +76,45 @@ pub(crate) fn declare(routes: Routes) -> Routes {
             Method::GET,
             "/",
             get(|| async { Redirect::to("/dashboard") }),
+        )
+        .with(declare_fleet)
+}
+
+/// The fleet's pages (issue 10): dashboard, hosts, findings, advisories, triage, audit,
+/// admin and the account's API tokens. Each admits whom the API route it reads or acts
+/// through admits.
+fn declare_fleet(routes: Routes) -> Routes {
+    use crate::access::EVERYONE;
+    routes
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/dashboard",
+            get(dashboard::dashboard),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/hosts",
+            get(fleet::hosts),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/hosts/{id}",
+            get(fleet::host),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/findings",
+            get(fleet::findings),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/advisories/{id}",
+            get(fleet::advisory),
         )
 }
 
