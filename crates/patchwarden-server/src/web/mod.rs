@@ -15,6 +15,7 @@ pub(crate) mod account;
 pub(crate) mod assets;
 pub(crate) mod dashboard;
 pub(crate) mod fleet;
+pub(crate) mod review;
 pub(crate) mod view;
 
 use std::collections::BTreeSet;
@@ -84,8 +85,32 @@ pub(crate) fn declare(routes: Routes) -> Routes {
 /// admin and the account's API tokens. Each admits whom the API route it reads or acts
 /// through admits.
 fn declare_fleet(routes: Routes) -> Routes {
-    use crate::access::EVERYONE;
+    use crate::access::{ADMIN_AUDITOR, EVERYONE, TRIAGE_DECIDERS, TRIAGE_READERS};
     routes
+        .page(
+            Access::Roles(TRIAGE_READERS),
+            Method::GET,
+            "/triage",
+            get(review::triage),
+        )
+        .page(
+            Access::Roles(TRIAGE_DECIDERS),
+            Method::POST,
+            "/triage/{id}/classify",
+            post(review::classify),
+        )
+        .page(
+            Access::Roles(ADMIN_AUDITOR),
+            Method::GET,
+            "/audit",
+            get(review::audit_log),
+        )
+        .page(
+            Access::Roles(ADMIN_AUDITOR),
+            Method::GET,
+            "/audit/verification",
+            get(review::verification),
+        )
         .page(
             Access::Roles(EVERYONE),
             Method::GET,
