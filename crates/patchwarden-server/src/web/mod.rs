@@ -12,6 +12,7 @@
 //! behind their back, so a rule the API enforces holds here too.
 
 pub(crate) mod account;
+pub(crate) mod admin;
 pub(crate) mod assets;
 pub(crate) mod dashboard;
 pub(crate) mod fleet;
@@ -85,8 +86,96 @@ pub(crate) fn declare(routes: Routes) -> Routes {
 /// admin and the account's API tokens. Each admits whom the API route it reads or acts
 /// through admits.
 fn declare_fleet(routes: Routes) -> Routes {
-    use crate::access::{ADMIN_AUDITOR, EVERYONE, TRIAGE_DECIDERS, TRIAGE_READERS};
+    use crate::access::{
+        ADMIN, ADMIN_AUDITOR, ENROLLERS, ENROLLMENT_READERS, EVERYONE, FEED_OPERATORS,
+        TRIAGE_DECIDERS, TRIAGE_READERS,
+    };
     routes
+        .page(Access::Roles(ADMIN), Method::GET, "/admin", get(admin::index))
+        .page(
+            Access::Roles(ADMIN_AUDITOR),
+            Method::GET,
+            "/admin/users",
+            get(admin::users),
+        )
+        .page(
+            Access::Roles(ADMIN),
+            Method::POST,
+            "/admin/users",
+            post(admin::create_user),
+        )
+        .page(
+            Access::Roles(ADMIN),
+            Method::POST,
+            "/admin/users/{id}/roles",
+            post(admin::set_roles),
+        )
+        .page(
+            Access::Roles(ADMIN),
+            Method::POST,
+            "/admin/users/{id}/disable",
+            post(admin::disable_user),
+        )
+        .page(
+            Access::Roles(ADMIN),
+            Method::POST,
+            "/admin/users/{id}/enable",
+            post(admin::enable_user),
+        )
+        .page(
+            Access::Roles(ENROLLMENT_READERS),
+            Method::GET,
+            "/admin/enrollment-tokens",
+            get(admin::enrollment_tokens),
+        )
+        .page(
+            Access::Roles(ENROLLERS),
+            Method::POST,
+            "/admin/enrollment-tokens",
+            post(admin::create_enrollment_token),
+        )
+        .page(
+            Access::Roles(ENROLLERS),
+            Method::POST,
+            "/admin/enrollment-tokens/{id}/revoke",
+            post(admin::revoke_enrollment_token),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/admin/feeds",
+            get(admin::feeds),
+        )
+        .page(
+            Access::Roles(FEED_OPERATORS),
+            Method::POST,
+            "/admin/feeds/{name}/sync",
+            post(admin::sync_feed),
+        )
+        .page(
+            Access::Roles(FEED_OPERATORS),
+            Method::POST,
+            "/admin/feeds/{name}/check",
+            post(admin::check_feed),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/account/tokens",
+            get(admin::api_tokens),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::POST,
+            "/account/tokens",
+            post(admin::create_api_token),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::POST,
+            "/account/tokens/{id}/revoke",
+            post(admin::revoke_api_token),
+        )
         .page(
             Access::Roles(TRIAGE_READERS),
             Method::GET,
