@@ -6,7 +6,7 @@
 //! Host `i` of a fleet of `n`:
 //! - group `GROUPS[i % 3]` (`web`, `db`, `edge`), ring `canary` for `i % 4 == 0` else `broad`;
 //! - Debian 12 for even `i`, AlmaLinux 9 for odd; reboot required for `i % 3 == 0`;
-//! - last seen `i % 10` days ago (never for `i % 10 == 9`);
+//! - last seen `i % 10` days ago (and five minutes);
 //! - findings, first seen 40 days ago: `CVE-2026-0001` (Emergency, due a day ago: breached)
 //!   on even hosts; `CVE-2026-0002` (High, due in 2 days: due soon) on every host;
 //!   `CVE-2026-0003` (Low, due in 60 days: on time) on hosts with `i % 3 == 0`;
@@ -215,18 +215,16 @@ pub(crate) async fn build(store: &dyn Store, n: usize, history: bool) -> Fleet {
             )
             .await
             .unwrap();
-        if i % 10 != 9 {
-            let seen = now - days(i64::try_from(i % 10).unwrap()) - SignedDuration::from_mins(5);
-            store
-                .record_check_in(
-                    id,
-                    facts.clone(),
-                    seen,
-                    audit(seen, "host.check_in", format!("host:{id}")),
-                )
-                .await
-                .unwrap();
-        }
+        let seen = now - days(i64::try_from(i % 10).unwrap()) - SignedDuration::from_mins(5);
+        store
+            .record_check_in(
+                id,
+                facts.clone(),
+                seen,
+                audit(seen, "host.check_in", format!("host:{id}")),
+            )
+            .await
+            .unwrap();
         let before = inventory(&facts, OPENSSL_BEFORE);
         let after = inventory(&facts, OPENSSL_NOW);
         let first_seen = now - days(40);
