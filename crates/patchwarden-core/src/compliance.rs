@@ -133,8 +133,11 @@ pub fn month_ends(now: Timestamp, tz: &TimeZone, months: u32) -> Vec<(Date, Time
                 .checked_add(jiff::Span::new().months(1))
                 .ok()
                 .and_then(|next| next.to_zoned(tz.clone()).ok())
-                .and_then(|z| z.timestamp().checked_sub(SignedDuration::from_nanos(1)).ok())
-            {
+                .and_then(|z| {
+                    z.timestamp()
+                        .checked_sub(SignedDuration::from_nanos(1))
+                        .ok()
+                }) {
                 Some(t) => t,
                 None => continue,
             }

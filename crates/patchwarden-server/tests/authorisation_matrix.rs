@@ -282,8 +282,16 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/admin/users", Expect::Roles(&["admin", "auditor"])),
     ("POST", "/admin/users", Expect::Roles(&["admin"])),
     ("POST", "/admin/users/{id}/roles", Expect::Roles(&["admin"])),
-    ("POST", "/admin/users/{id}/disable", Expect::Roles(&["admin"])),
-    ("POST", "/admin/users/{id}/enable", Expect::Roles(&["admin"])),
+    (
+        "POST",
+        "/admin/users/{id}/disable",
+        Expect::Roles(&["admin"]),
+    ),
+    (
+        "POST",
+        "/admin/users/{id}/enable",
+        Expect::Roles(&["admin"]),
+    ),
     (
         "GET",
         "/admin/enrollment-tokens",

@@ -75,11 +75,7 @@ fn row_after(page: &str, marker: &str) -> Vec<String> {
 fn body_rows(page: &str) -> Vec<String> {
     let start = page.find("<tbody>").expect("a table");
     let end = start + page[start..].find("</tbody>").unwrap();
-    page[start..end]
-        .split("<tr")
-        .skip(1)
-        .map(text_of)
-        .collect()
+    page[start..end].split("<tr").skip(1).map(text_of).collect()
 }
 
 fn host_names(page: &str) -> Vec<String> {
@@ -344,7 +340,13 @@ async fn admin_forms_make_and_change_users_and_tokens_with_audit_entries() {
 
     // Roles, disable, enable: each a 303 back to the list.
     let id = newbie.id;
-    let a = post_form(&server, &ada, &format!("/admin/users/{id}/roles"), "role=auditor").await;
+    let a = post_form(
+        &server,
+        &ada,
+        &format!("/admin/users/{id}/roles"),
+        "role=auditor",
+    )
+    .await;
     assert_eq!(a.status, 303, "{}", a.text());
     assert_eq!(
         store.get_user(id).await.unwrap().unwrap().roles,
@@ -352,14 +354,36 @@ async fn admin_forms_make_and_change_users_and_tokens_with_audit_entries() {
     );
     let a = post_form(&server, &ada, &format!("/admin/users/{id}/disable"), "").await;
     assert_eq!(a.status, 303);
-    assert!(store.get_user(id).await.unwrap().unwrap().disabled_at.is_some());
+    assert!(
+        store
+            .get_user(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled_at
+            .is_some()
+    );
     let a = server.send(login(password)).await;
     assert_eq!(a.status, 401, "a disabled user does not log in");
     let a = post_form(&server, &ada, &format!("/admin/users/{id}/enable"), "").await;
     assert_eq!(a.status, 303);
-    assert!(store.get_user(id).await.unwrap().unwrap().disabled_at.is_none());
+    assert!(
+        store
+            .get_user(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled_at
+            .is_none()
+    );
     // Nobody disables themselves: said on the page.
-    let a = post_form(&server, &ada, &format!("/admin/users/{}/disable", admin.id), "").await;
+    let a = post_form(
+        &server,
+        &ada,
+        &format!("/admin/users/{}/disable", admin.id),
+        "",
+    )
+    .await;
     assert_eq!(a.status, 403);
     assert!(a.text().contains("ask another admin"), "{}", a.text());
 
@@ -375,7 +399,10 @@ async fn admin_forms_make_and_change_users_and_tokens_with_audit_entries() {
     let t = a.text();
     assert!(t.contains("id=\"enrollment-secret\">pwe_"));
     // The test server has no public URL: no install command, and the page says why.
-    assert!(t.contains("No install command can be shown: public_url is not set"), "{t}");
+    assert!(
+        t.contains("No install command can be shown: public_url is not set"),
+        "{t}"
+    );
     let token = store
         .list_enrollment_tokens()
         .await
@@ -394,15 +421,33 @@ async fn admin_forms_make_and_change_users_and_tokens_with_audit_entries() {
     assert_eq!(a.status, 303);
     let t = page(&server, &ada, "/admin/enrollment-tokens").await.text();
     assert!(row_after(&t, &format!("id=\"token-{}\"", token.id)).contains(&"revoked".to_owned()));
-    let a = post_form(&server, &ada, "/admin/enrollment-tokens", "group=web&max_uses=lots").await;
+    let a = post_form(
+        &server,
+        &ada,
+        "/admin/enrollment-tokens",
+        "group=web&max_uses=lots",
+    )
+    .await;
     assert_eq!(a.status, 400);
 
     // An API token of one's own: shown once, works, revoked.
     // A token holds at most its user's roles.
-    let a = post_form(&server, &ada, "/account/tokens", "name=nightly+report&role=auditor").await;
+    let a = post_form(
+        &server,
+        &ada,
+        "/account/tokens",
+        "name=nightly+report&role=auditor",
+    )
+    .await;
     assert_eq!(a.status, 400, "{}", a.text());
     assert!(a.text().contains("role=\"alert\""));
-    let a = post_form(&server, &ada, "/account/tokens", "name=nightly+report&role=admin").await;
+    let a = post_form(
+        &server,
+        &ada,
+        "/account/tokens",
+        "name=nightly+report&role=admin",
+    )
+    .await;
     assert_eq!(a.status, 201, "{}", a.text());
     let t = a.text();
     let at = t.find("id=\"api-token-secret\">").unwrap() + "id=\"api-token-secret\">".len();
@@ -411,7 +456,13 @@ async fn admin_forms_make_and_change_users_and_tokens_with_audit_entries() {
     assert_eq!(a.status, 200);
     let tok = store.list_api_tokens(Some(admin.id)).await.unwrap();
     let tok = tok.iter().find(|t| t.name == "nightly report").unwrap();
-    let a = post_form(&server, &ada, &format!("/account/tokens/{}/revoke", tok.id), "").await;
+    let a = post_form(
+        &server,
+        &ada,
+        &format!("/account/tokens/{}/revoke", tok.id),
+        "",
+    )
+    .await;
     assert_eq!(a.status, 303);
     let a = server.send(Req::get("/api/v1/audit").bearer(&secret)).await;
     assert_eq!(a.status, 401);
@@ -454,7 +505,9 @@ async fn admin_forms_make_and_change_users_and_tokens_with_audit_entries() {
     assert_eq!(a.status, 400, "{}", a.text());
 
     // Every change is in the audit log, by ada, and the chain holds.
-    let t = page(&server, &ada, "/audit?actor=ada&limit=1000").await.text();
+    let t = page(&server, &ada, "/audit?actor=ada&limit=1000")
+        .await
+        .text();
     for action in [
         "user.create",
         "user.roles",
@@ -466,9 +519,14 @@ async fn admin_forms_make_and_change_users_and_tokens_with_audit_entries() {
         "api_token.revoke",
         "feed.check",
     ] {
-        assert!(t.contains(&format!("<td>{action}</td>")), "{action} missing");
+        assert!(
+            t.contains(&format!("<td>{action}</td>")),
+            "{action} missing"
+        );
     }
-    let t = page(&server, &ada, "/audit?action=user.disable").await.text();
+    let t = page(&server, &ada, "/audit?action=user.disable")
+        .await
+        .text();
     assert_eq!(body_rows(&t).len(), 1);
     assert!(t.contains("user:newbie"));
     let a = page(&server, &ada, "/audit/verification").await;
@@ -479,9 +537,7 @@ async fn admin_forms_make_and_change_users_and_tokens_with_audit_entries() {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -501,7 +557,10 @@ async fn roles_without_the_right_get_403_pages_and_no_buttons() {
     // The auditor reads the users and the audit log, with no button to change anything.
     let t = page(&server, &aud, "/admin/users").await.text();
     assert!(t.contains("id=\"user-amos\""));
-    assert!(!t.contains("<form method=\"post\" action=\"/admin/users"), "{t}");
+    assert!(
+        !t.contains("<form method=\"post\" action=\"/admin/users"),
+        "{t}"
+    );
     assert!(!t.contains("Disable"));
     let a = post_form(&server, &aud, "/admin/users", "username=x&role=admin").await;
     assert_eq!(a.status, 403);
@@ -540,7 +599,10 @@ async fn roles_without_the_right_get_403_pages_and_no_buttons() {
         .id;
     let t = page(&server, &amos, "/triage").await.text();
     assert!(t.contains("CVE-2026-99100"));
-    assert!(t.contains("3 h 29 min left") || t.contains("3 h 30 min left"), "{t}");
+    assert!(
+        t.contains("3 h 29 min left") || t.contains("3 h 30 min left"),
+        "{t}"
+    );
     assert!(!t.contains("/classify"));
     let a = post_form(
         &server,
@@ -557,7 +619,15 @@ async fn roles_without_the_right_get_403_pages_and_no_buttons() {
     let a = post_form(&server, &olive, &path, "classification=high&reason=").await;
     assert_eq!(a.status, 400, "{}", a.text());
     assert!(a.text().contains("role=\"alert\""));
-    assert!(store.get_triage(item).await.unwrap().unwrap().decision.is_none());
+    assert!(
+        store
+            .get_triage(item)
+            .await
+            .unwrap()
+            .unwrap()
+            .decision
+            .is_none()
+    );
     let a = post_form(
         &server,
         &olive,

@@ -298,14 +298,16 @@ pub(crate) fn count_open_by_host(
         );
         let mut stmt = c.prepare(&sql).map_err(db("count open findings by host"))?;
         let rows = stmt
-            .query_map(
-                params_from_iter(chunk.iter().map(|h| h.to_string())),
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-            )
+            .query_map(params_from_iter(chunk.iter().map(|h| h.to_string())), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
             .map_err(db("count open findings by host"))?;
         for row in rows {
             let (host, n) = row.map_err(db("count open findings by host"))?;
-            out.insert(uuid_from_db("findings", &host)?, u64::try_from(n).unwrap_or(0));
+            out.insert(
+                uuid_from_db("findings", &host)?,
+                u64::try_from(n).unwrap_or(0),
+            );
         }
     }
     Ok(out)

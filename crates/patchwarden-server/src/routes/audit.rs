@@ -40,7 +40,9 @@ pub(crate) async fn list(
             )));
         }
     };
-    Ok(Json(events_after(&state, q.after.unwrap_or(0), limit).await?))
+    Ok(Json(
+        events_after(&state, q.after.unwrap_or(0), limit).await?,
+    ))
 }
 
 /// Up to `limit` events after `after`, in order: the API's page and the audit page's reads.

@@ -283,7 +283,9 @@ pub(crate) async fn check(
 ) -> Result<Json<FeedSourceView>, ApiError> {
     let name = source_name(name)?;
     let request: ManualCheck = body::json(&body::read(body, SMALL_BODY).await?)?;
-    Ok(Json(record_check(&state, &caller, name, &request.note).await?))
+    Ok(Json(
+        record_check(&state, &caller, name, &request.note).await?,
+    ))
 }
 
 /// Records the manual check of the source `name`: the API's and the feeds page's.

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use jiff::Timestamp;
+use patchwarden_api::v1::exceptions::FindingStanding;
 use patchwarden_api::v1::fleet::{
     AdvisoryView, Criticality, DEFAULT_PAGE, FindingPage, FindingQuery, FindingStateFilter,
     FindingView, HostDetail, HostPage, HostQuery, HostStanding, HostSummary, MAX_PAGE,
 };
-use jiff::Timestamp;
-use patchwarden_api::v1::exceptions::FindingStanding;
 use patchwarden_core::advisory::Advisory;
 use patchwarden_core::policy::Class;
 use patchwarden_store::limits::MAX_ID;
@@ -213,10 +213,10 @@ pub(crate) async fn list_hosts_in(
         let got = host_batch(state, scope, l, after, batch).await?;
         let ended = got.len() < batch as usize;
         after = got.last().map(|h| h.id);
-        hosts.extend(
-            got.into_iter()
-                .filter(|h| l.reboot_required.is_none_or(|r| h.facts.reboot_required == r)),
-        );
+        hosts.extend(got.into_iter().filter(|h| {
+            l.reboot_required
+                .is_none_or(|r| h.facts.reboot_required == r)
+        }));
         if hosts.len() > limit || ended {
             break;
         }
@@ -319,7 +319,10 @@ pub(crate) async fn show_host(
         host: summary(&r.host, r.open.len() as u64),
         standing_reason: r.host.state_reason.clone(),
         inventory_updated_at: r.inventory.as_ref().map(|i| i.updated_at),
-        packages: r.inventory.map(|i| i.inventory.packages).unwrap_or_default(),
+        packages: r
+            .inventory
+            .map(|i| i.inventory.packages)
+            .unwrap_or_default(),
         findings: r
             .open
             .iter()

@@ -345,7 +345,7 @@ async fn enrollment_page(
 ) -> PageResult {
     let now = clock::now();
     let mut tokens = state.store.list_enrollment_tokens().await?;
-    tokens.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    tokens.sort_by_key(|t| std::cmp::Reverse(t.created_at));
     let rows = tokens
         .iter()
         .map(|t| {
@@ -398,9 +398,11 @@ pub(crate) async fn enrollment_tokens(
 /// the agent packages it serves.
 async fn install_sources(state: &AppState) -> Result<InstallSources, String> {
     if state.public_url.is_empty() {
-        return Err("public_url is not set: the install commands need the URL hosts reach the \
+        return Err(
+            "public_url is not set: the install commands need the URL hosts reach the \
                     server at"
-            .into());
+                .into(),
+        );
     }
     let pem = state.ca_pem.clone().ok_or_else(|| {
         "the server speaks plain HTTP: agents pin the certificate of the proxy in front, which \
@@ -681,10 +683,7 @@ async fn tokens_page(
             boxes: boxes(&caller.user.roles, &held),
             default_days: state.operators.api_token_default_days,
             max_days: state.operators.api_token_max_days,
-            from_session: matches!(
-                caller.credential,
-                crate::access::Credential::Session { .. }
-            ),
+            from_session: matches!(caller.credential, crate::access::Credential::Session { .. }),
             error,
             created,
         },
@@ -704,12 +703,13 @@ pub(crate) async fn create_api_token(
 ) -> PageResult {
     let f: Pairs = form(body, FORM_LIMIT).await?;
     let request = roles_of(&f).and_then(|roles| {
-        let days = match field(&f, "expires_in_days") {
-            "" => None,
-            v => Some(v.parse::<u32>().map_err(|_| {
-                ApiError::MalformedBody("expires_in_days: a whole number".into())
-            })?),
-        };
+        let days =
+            match field(&f, "expires_in_days") {
+                "" => None,
+                v => Some(v.parse::<u32>().map_err(|_| {
+                    ApiError::MalformedBody("expires_in_days: a whole number".into())
+                })?),
+            };
         Ok(NewApiTokenRequest {
             name: field(&f, "name").to_owned(),
             // No box ticked: all of the user's roles, as the API does without `roles`.

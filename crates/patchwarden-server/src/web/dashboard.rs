@@ -125,7 +125,12 @@ const STEP: u32 = 56;
 const BAR_W: u32 = 36;
 
 fn bars(points: &[MonthPoint]) -> (Vec<Bar>, u64, Vec<(u32, u64)>) {
-    let max = points.iter().map(|p| p.open.total()).max().unwrap_or(0).max(1);
+    let max = points
+        .iter()
+        .map(|p| p.open.total())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     // A round scale: 1, 2, 5 × 10^n at or above the largest bar.
     let mut scale = 1u64;
     while scale < max {
@@ -223,7 +228,8 @@ pub(crate) async fn dashboard(State(state): State<Arc<AppState>>, caller: Caller
     let now = clock::now();
     let ends = compliance::month_ends(now, &TimeZone::UTC, MONTHS);
     let since = ends.first().map_or(now, |(_, t)| {
-        t.checked_sub(SignedDuration::from_hours(31 * 24)).unwrap_or(*t)
+        t.checked_sub(SignedDuration::from_hours(31 * 24))
+            .unwrap_or(*t)
     });
     let (tally, lives) = compliance_now(&state, &caller.scope(), now, since).await?;
     let points = compliance::trend(&lives, &ends, DUE_SOON);

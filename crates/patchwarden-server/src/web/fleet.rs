@@ -150,7 +150,11 @@ pub(crate) async fn hosts(
         .map(|_| format!("/hosts{}", p.with("after", None)));
     Ok(render(&HostsPage {
         chrome: Chrome::new(&caller, "hosts"),
-        reboot: view::choices("any", &[("yes", "required"), ("no", "not required")], p.value("reboot")),
+        reboot: view::choices(
+            "any",
+            &[("yes", "required"), ("no", "not required")],
+            p.value("reboot"),
+        ),
         p,
         rows,
         next,
@@ -213,7 +217,11 @@ pub(crate) fn finding_row(
         Lookup::NotLoaded => "catalogue not loaded".into(),
     };
     let epss = match matcher.enrichment.epss(&f.finding) {
-        Lookup::Listed(s) => format!("{:.1}% (percentile {:.0})", s.epss * 100.0, s.percentile * 100.0),
+        Lookup::Listed(s) => format!(
+            "{:.1}% (percentile {:.0})",
+            s.epss * 100.0,
+            s.percentile * 100.0
+        ),
         Lookup::NotListed => "not scored".into(),
         Lookup::NotLoaded => "not loaded".into(),
     };
@@ -233,7 +241,11 @@ pub(crate) fn finding_row(
         advisories: f.finding.advisories.clone(),
         package: f.finding.package.clone(),
         installed: f.finding.installed.clone(),
-        fixed: f.finding.fixed.clone().unwrap_or_else(|| "no fix yet".into()),
+        fixed: f
+            .finding
+            .fixed
+            .clone()
+            .unwrap_or_else(|| "no fix yet".into()),
         class,
         class_css,
         standing,
@@ -246,7 +258,10 @@ pub(crate) fn finding_row(
         cvss,
         first_seen: when(f.first_seen),
         closed: when_or(f.closed_at, ""),
-        fixed_version: f.fixed_version.clone().unwrap_or_else(|| "package removed".into()),
+        fixed_version: f
+            .fixed_version
+            .clone()
+            .unwrap_or_else(|| "package removed".into()),
         exception: v.exception.map(|e| e.number).unwrap_or_default(),
     }
 }
@@ -409,9 +424,18 @@ pub(crate) async fn host(
         ("Host name", h.facts.hostname.clone()),
         ("Id", h.id.to_string()),
         ("Operating system", os_of(h)),
-        ("Ecosystem", h.ecosystem.clone().unwrap_or_else(|| "unknown".into())),
-        ("Architecture", h.facts.arch.clone().unwrap_or_else(|| "unknown".into())),
-        ("Kernel", h.facts.kernel.clone().unwrap_or_else(|| "unknown".into())),
+        (
+            "Ecosystem",
+            h.ecosystem.clone().unwrap_or_else(|| "unknown".into()),
+        ),
+        (
+            "Architecture",
+            h.facts.arch.clone().unwrap_or_else(|| "unknown".into()),
+        ),
+        (
+            "Kernel",
+            h.facts.kernel.clone().unwrap_or_else(|| "unknown".into()),
+        ),
         ("Booted", when_or(h.facts.boot_time, "unknown")),
         ("Group", h.group.clone()),
         ("Ring", h.ring.clone().unwrap_or_else(|| "none".into())),
@@ -428,7 +452,14 @@ pub(crate) async fn host(
             },
         ),
         ("Enrolled", when(h.enrolled_at)),
-        ("Last seen", format!("{} ({})", when_or(h.last_seen, "never"), ago(h.last_seen, now))),
+        (
+            "Last seen",
+            format!(
+                "{} ({})",
+                when_or(h.last_seen, "never"),
+                ago(h.last_seen, now)
+            ),
+        ),
         ("Standing", h.state.as_str().to_owned()),
         (
             "Reboot required",
@@ -449,7 +480,10 @@ pub(crate) async fn host(
         packages,
         packages_total,
         packages_shown_limit: PACKAGES_SHOWN,
-        inventory_updated: when_or(r.inventory.as_ref().map(|i| i.updated_at), "no inventory yet"),
+        inventory_updated: when_or(
+            r.inventory.as_ref().map(|i| i.updated_at),
+            "no inventory yet",
+        ),
         findings,
         history,
         jobs,
@@ -495,7 +529,11 @@ pub(crate) fn finding_listing(p: &Params) -> Result<FindingListing, ApiError> {
     };
     Ok(FindingListing {
         host: p.parsed::<Uuid>("host", "a host id")?,
-        class: p.get("class").as_deref().map(view::parse_class).transpose()?,
+        class: p
+            .get("class")
+            .as_deref()
+            .map(view::parse_class)
+            .transpose()?,
         due_before: None,
         state,
         vulnerability: p.get("vulnerability"),
@@ -560,7 +598,10 @@ pub(crate) async fn findings(
         ),
         states: view::choices(
             "open",
-            &[("closed", "closed (patch history)"), ("excepted", "under an exception")],
+            &[
+                ("closed", "closed (patch history)"),
+                ("excepted", "under an exception"),
+            ],
             p.value("state"),
         ),
         p,

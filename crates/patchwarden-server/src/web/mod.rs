@@ -91,7 +91,12 @@ fn declare_fleet(routes: Routes) -> Routes {
         TRIAGE_DECIDERS, TRIAGE_READERS,
     };
     routes
-        .page(Access::Roles(ADMIN), Method::GET, "/admin", get(admin::index))
+        .page(
+            Access::Roles(ADMIN),
+            Method::GET,
+            "/admin",
+            get(admin::index),
+        )
         .page(
             Access::Roles(ADMIN_AUDITOR),
             Method::GET,

@@ -288,7 +288,9 @@ pub(crate) async fn audit_log(
             let admits = actor
                 .as_ref()
                 .is_none_or(|a| entry.actor.to_string().to_lowercase().contains(a))
-                && action.as_ref().is_none_or(|a| entry.action.starts_with(a.as_str()))
+                && action
+                    .as_ref()
+                    .is_none_or(|a| entry.action.starts_with(a.as_str()))
                 && object
                     .as_ref()
                     .is_none_or(|o| entry.object.to_lowercase().contains(o));
@@ -341,7 +343,10 @@ struct VerificationPart {
 
 /// `GET /audit/verification`: the whole chain walked (the API's `verify`), as the part of
 /// the audit page htmx loads after the page, or a page of its own without script.
-pub(crate) async fn verification(State(state): State<Arc<AppState>>, _caller: Caller) -> PageResult {
+pub(crate) async fn verification(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+) -> PageResult {
     let v = audit::verify_chain(&state).await?;
     Ok(render(&VerificationPart {
         intact: v.intact,

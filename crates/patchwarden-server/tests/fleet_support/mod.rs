@@ -41,7 +41,7 @@ fn audit(now: Timestamp, action: &str, object: String) -> AuditEntry {
 }
 
 pub(crate) fn facts(i: usize) -> HostFacts {
-    let debian = i % 2 == 0;
+    let debian = i.is_multiple_of(2);
     HostFacts {
         hostname: format!("host-{i:05}"),
         os: if debian {
@@ -66,8 +66,8 @@ pub(crate) fn facts(i: usize) -> HostFacts {
         arch: Some("x86_64".into()),
         kernel: Some("6.1.0-28-amd64".into()),
         machine_id: Some(format!("{:032x}", i + 1)),
-        reboot_required: i % 3 == 0,
-        reboot_reasons: if i % 3 == 0 {
+        reboot_required: i.is_multiple_of(3),
+        reboot_reasons: if i.is_multiple_of(3) {
             vec!["kernel 6.1.0-28 installed, 6.1.0-26 running".into()]
         } else {
             Vec::new()
@@ -141,7 +141,7 @@ fn classified(f: Finding, class: Class, due_at: Timestamp) -> CurrentFinding {
 /// The open findings host `i` has, as this fleet makes them.
 pub(crate) fn open_findings(i: usize, now: Timestamp) -> Vec<CurrentFinding> {
     let mut out = Vec::new();
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         out.push(classified(
             finding("CVE-2026-0001", "bash", "5.2.15-2+b7", "5.2.15-2+b9"),
             Class::Emergency,
@@ -149,13 +149,23 @@ pub(crate) fn open_findings(i: usize, now: Timestamp) -> Vec<CurrentFinding> {
         ));
     }
     out.push(classified(
-        finding("CVE-2026-0002", "curl", "7.88.1-10+deb12u8", "7.88.1-10+deb12u9"),
+        finding(
+            "CVE-2026-0002",
+            "curl",
+            "7.88.1-10+deb12u8",
+            "7.88.1-10+deb12u9",
+        ),
         Class::High,
         now + days(2),
     ));
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         out.push(classified(
-            finding("CVE-2026-0003", "zlib1g", "1:1.2.13.dfsg-1", "1:1.2.13.dfsg-2"),
+            finding(
+                "CVE-2026-0003",
+                "zlib1g",
+                "1:1.2.13.dfsg-1",
+                "1:1.2.13.dfsg-2",
+            ),
             Class::Low,
             now + days(60),
         ));
@@ -191,7 +201,7 @@ pub(crate) async fn build(store: &dyn Store, n: usize, history: bool) -> Fleet {
         let id = Uuid::new_v4();
         store
             .enroll_host(
-                hash.clone(),
+                hash,
                 NewHost {
                     id,
                     public_key: format!("key-{i}"),
@@ -207,7 +217,14 @@ pub(crate) async fn build(store: &dyn Store, n: usize, history: bool) -> Fleet {
                 id,
                 HostPlacement {
                     group: GROUPS[i % 3].into(),
-                    ring: Some(if i % 4 == 0 { "canary" } else { "broad" }.into()),
+                    ring: Some(
+                        if i.is_multiple_of(4) {
+                            "canary"
+                        } else {
+                            "broad"
+                        }
+                        .into(),
+                    ),
                     labels: [("application".to_owned(), format!("app-{}", i % 7))].into(),
                 },
                 now,
@@ -282,7 +299,12 @@ pub(crate) async fn build(store: &dyn Store, n: usize, history: bool) -> Fleet {
                 .unwrap();
         }
         store
-            .replace_inventory(id, &after, now, audit(now, "inventory.replace", format!("host:{id}")))
+            .replace_inventory(
+                id,
+                &after,
+                now,
+                audit(now, "inventory.replace", format!("host:{id}")),
+            )
             .await
             .unwrap();
         ids.push(id);
