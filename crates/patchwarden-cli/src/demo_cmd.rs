@@ -177,6 +177,7 @@ async fn demo(
         if *stop.borrow() {
             return Ok(false);
         }
+        let team = crate::demo_changes::team(store.as_ref(), &data_dir).await?;
         if first_start {
             eprintln!("demo: importing the bundled advisories");
             for (file, kind, source) in [
@@ -206,7 +207,7 @@ async fn demo(
                 .map_err(|e| anyhow::anyhow!("importing {}: {e}", path.display()))?;
             }
             let templates = Templates::load(&bundle, store.as_ref()).await?;
-            if !seed_fleet(&url, store.as_ref(), &templates, fleet, &stop).await? {
+            if !seed_fleet(&url, store.as_ref(), &templates, fleet, &stop, &team).await? {
                 return Ok(false);
             }
             write_private(&seeded_marker, b"the simulated fleet is in the database\n")?;
@@ -217,7 +218,8 @@ async fn demo(
         }
         local_agent(&url, store.as_ref(), &data_dir).await;
         let login = admin_login(&url, store.as_ref(), &data_dir).await?;
-        print_summary(&url, &login, store.as_ref()).await?;
+        crate::demo_changes::present(&url, &data_dir, &team).await?;
+        print_summary(&url, &login, &team, store.as_ref()).await?;
         anyhow::Ok(true)
     };
     let outcome = setup.await;
@@ -242,7 +244,7 @@ async fn demo(
 }
 
 /// Writes a file only its owner can read.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -518,6 +520,22 @@ fn sim_host(templates: &Templates, i: u32) -> SimHost {
     let mut labels = BTreeMap::new();
     labels.insert("role".into(), role.into());
     labels.insert("demo".into(), "simulated".into());
+    // The service each role's hosts carry, and what maintenance on them means to its users:
+    // what a change's announcement and the public status page name.
+    let (application, impact) = match role {
+        "web" => (
+            "Intranet portal",
+            "pages may be slow or briefly unavailable",
+        ),
+        "db" => (
+            "Business databases",
+            "reports and forms may pause for a few minutes",
+        ),
+        "app" => ("Mail and calendar (SOGo)", "webmail may log you out once"),
+        _ => ("File shares", "open files may need to be saved again"),
+    };
+    labels.insert("application".into(), application.into());
+    labels.insert("impact".into(), impact.into());
     SimHost {
         hostname,
         group: t.family.into(),
@@ -530,7 +548,7 @@ fn sim_host(templates: &Templates, i: u32) -> SimHost {
 
 /// A signing at the server's (possibly set back) clock, so a seeded host's requests carry
 /// the time the server believes it is.
-fn signing(host: Option<&str>) -> Signing {
+pub(crate) fn signing(host: Option<&str>) -> Signing {
     let mut s = Signing::now(host);
     s.timestamp = clock::now().as_second();
     s
@@ -542,6 +560,7 @@ async fn seed_fleet(
     templates: &Templates,
     fleet: u32,
     stop: &tokio::sync::watch::Receiver<bool>,
+    team: &crate::demo_changes::Team,
 ) -> anyhow::Result<bool> {
     // A host already there (a seeding interrupted before) is not added twice.
     let existing: HashSet<String> = store
@@ -562,7 +581,29 @@ async fn seed_fleet(
         .filter(|h| h.days_ago == COHORT_DAYS[0])
         .map(|h| h.hostname)
         .collect();
+    // The Debian application hosts of the older cohorts keep their agent identities for the
+    // change history (`demo_changes::history`), which runs between the cohorts of 40 and 26
+    // days; SOGo's packages and the versions that fix them, from the tracker sample.
+    let mut keep: Vec<crate::demo_changes::DemoAgent> = Vec::new();
+    let vulnerable: BTreeMap<String, String> = templates
+        .0
+        .iter()
+        .filter(|t| t.family == "debian")
+        .flat_map(|t| {
+            t.app_extras
+                .iter()
+                .map(|e| (e.package.name.clone(), e.fixed.clone()))
+        })
+        .collect();
+    let mut history_done = false;
     for days in COHORT_DAYS {
+        if !history_done && days < 28 {
+            history_done = true;
+            clock::set_seeding_offset(SignedDuration::ZERO);
+            let at = crate::demo_changes::history_time(clock::now());
+            crate::demo_changes::set_clock_to(at);
+            crate::demo_changes::history(url, store, team, &mut keep, &vulnerable).await?;
+        }
         let phase = match days {
             40 => Some(crate::demo_exceptions::Phase::Expiring),
             10 => Some(crate::demo_exceptions::Phase::InForce),
@@ -611,9 +652,21 @@ async fn seed_fleet(
                 return Ok(false);
             }
             let secret = tokens.get(&h.group).cloned().unwrap_or_default();
-            seed_host(&client, store, h, secret)
+            let agent = seed_host(&client, store, h, secret)
                 .await
                 .with_context(|| format!("simulated host {}", h.hostname))?;
+            if h.group == "debian"
+                && h.labels.get("role").is_some_and(|r| r == "app")
+                && h.days_ago >= 40
+            {
+                keep.push(crate::demo_changes::DemoAgent {
+                    hostname: h.hostname.clone(),
+                    agent,
+                    inventory: h.inventory.clone(),
+                    ring: h.ring,
+                    seq: 1,
+                });
+            }
         }
     }
     Ok(true)
@@ -626,7 +679,7 @@ async fn seed_host(
     store: &dyn Store,
     h: &SimHost,
     secret: String,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<AgentClient> {
     let key = AgentKey::generate()?;
     let request = EnrollRequest {
         token: EnrollmentSecret(secret),
@@ -696,7 +749,7 @@ async fn seed_host(
             .await?
             .json("inventory answer")?;
     }
-    Ok(())
+    Ok(agent)
 }
 
 /// This machine, through the real agent: enrolled on the first start, checked in again on
@@ -744,7 +797,7 @@ async fn local_agent(url: &str, store: &dyn Store, data_dir: &Path) {
 
 /// An HTTP client for the operator API on loopback (plain HTTP; a TLS configuration that
 /// trusts nothing, so no https:// URL can succeed by accident).
-fn http() -> anyhow::Result<reqwest::Client> {
+pub(crate) fn http() -> anyhow::Result<reqwest::Client> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -768,15 +821,14 @@ async fn admin_login(url: &str, store: &dyn Store, data_dir: &Path) -> anyhow::R
         return serde_json::from_slice(&bytes)
             .with_context(|| format!("{}: not the demo's login", path.display()));
     }
-    if !patchwarden_server::operators::no_operator_yet(store).await? {
+    if store.find_user(DEMO_USER).await?.is_some() {
         bail!(
-            "{} is missing but an operator exists: remove the data directory to start afresh",
+            "{} is missing but the demo's admin exists: remove the data directory to start \
+             afresh",
             path.display()
         );
     }
-    let (_, one_time) =
-        patchwarden_server::operators::bootstrap_admin(store, DEMO_USER, actor(), clock::now())
-            .await?;
+    let one_time = make_admin(store).await?;
     let password = patchwarden_server::secrets::new_secret("demo-")?;
     let http = http()?;
     let (cookie, csrf) = login(&http, url, &one_time).await?;
@@ -824,22 +876,63 @@ async fn admin_login(url: &str, store: &dyn Store, data_dir: &Path) -> anyhow::R
     Ok(login)
 }
 
-/// Logs in; returns the session cookie (as a `Cookie` header value) and the CSRF token.
+/// The demo's admin, with a one-time password to change at the first login, as
+/// `patchwarden admin bootstrap` makes one (which refuses once the demo's team exists).
+async fn make_admin(store: &dyn Store) -> anyhow::Result<String> {
+    let one_time = patchwarden_server::secrets::one_time_password()?;
+    let hashed = one_time.clone();
+    let password_hash =
+        tokio::task::spawn_blocking(move || patchwarden_server::secrets::hash_password(&hashed))
+            .await??;
+    let now = clock::now();
+    store
+        .create_user(
+            patchwarden_store::NewUser {
+                id: uuid::Uuid::new_v4(),
+                username: DEMO_USER.into(),
+                password_hash,
+                roles: [patchwarden_store::Role::Admin].into(),
+                groups: Default::default(),
+                must_change_password: true,
+                created_by: "bootstrap".into(),
+            },
+            now,
+            AuditEntry::new(now, actor(), "user.create", format!("user:{DEMO_USER}")).after(
+                serde_json::json!({"username": DEMO_USER, "roles": ["admin"], "bootstrap": true}),
+            ),
+        )
+        .await?;
+    Ok(one_time)
+}
+
+/// Logs in as the admin; returns the session cookie (as a `Cookie` header value) and the
+/// CSRF token.
 async fn login(
     http: &reqwest::Client,
     url: &str,
+    password: &str,
+) -> anyhow::Result<(String, String)> {
+    login_as(http, url, DEMO_USER, password).await
+}
+
+/// Logs in as `user`; returns the session cookie (as a `Cookie` header value) and the CSRF
+/// token.
+pub(crate) async fn login_as(
+    http: &reqwest::Client,
+    url: &str,
+    user: &str,
     password: &str,
 ) -> anyhow::Result<(String, String)> {
     let response = http
         .post(format!("{url}/api/v1/session"))
         .header("content-type", "application/json")
         .body(serde_json::to_vec(
-            &serde_json::json!({"username": DEMO_USER, "password": password}),
+            &serde_json::json!({"username": user, "password": password}),
         )?)
         .send()
         .await?;
     if !response.status().is_success() {
-        bail!("logging in as {DEMO_USER}: {}", response.status());
+        bail!("logging in as {user}: {}", response.status());
     }
     let cookie = response
         .headers()
@@ -877,7 +970,12 @@ fn sla_state(
     }
 }
 
-async fn print_summary(url: &str, login: &Login, store: &dyn Store) -> anyhow::Result<()> {
+async fn print_summary(
+    url: &str,
+    login: &Login,
+    team: &crate::demo_changes::Team,
+    store: &dyn Store,
+) -> anyhow::Result<()> {
     let now = clock::now();
     let hosts = store.list_hosts(&HostFilter::default()).await?;
     let mut by_os: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -921,7 +1019,14 @@ async fn print_summary(url: &str, login: &Login, store: &dyn Store) -> anyhow::R
             .or_default() += 1;
     }
     println!("Patchwarden demo: serving at {url}");
+    println!("web UI: {url}/login   public status page: {url}/status");
     println!("login: {} / {}", login.username, login.password);
+    let names: Vec<String> = crate::demo_changes::TEAM
+        .iter()
+        .map(|(name, role)| format!("{name} ({})", role.as_str()))
+        .collect();
+    println!("the team, all with the password {}:", team.password);
+    println!("  {}", names.join(", "));
     println!("api token: {}", login.token);
     println!("hosts: {}", hosts.len());
     for ((os, ring), n) in &by_os {

@@ -6,6 +6,7 @@ mod agent_cmd;
 mod audit_cmd;
 mod changes_cmd;
 mod config_cmd;
+mod demo_changes;
 mod demo_cmd;
 mod demo_exceptions;
 mod exceptions_cmd;

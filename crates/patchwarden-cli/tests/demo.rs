@@ -22,6 +22,8 @@ struct Demo {
     child: Child,
     url: String,
     token: String,
+    /// The demo team's password.
+    team_password: String,
     /// The summary lines it printed (hosts and findings by state).
     summary: Vec<String>,
 }
@@ -56,6 +58,7 @@ fn start(data_dir: &std::path::Path, port: u16) -> Demo {
     });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut url, mut token, mut summary) = (None, None, Vec::new());
+    let mut team_password = None;
     loop {
         let Some(Ok(line)) = lines.next() else {
             let status = child.wait().unwrap();
@@ -66,6 +69,12 @@ fn start(data_dir: &std::path::Path, port: u16) -> Demo {
         };
         if let Some(u) = line.strip_prefix("Patchwarden demo: serving at ") {
             url = Some(u.to_owned());
+        }
+        if let Some(p) = line
+            .strip_prefix("the team, all with the password ")
+            .and_then(|p| p.strip_suffix(':'))
+        {
+            team_password = Some(p.to_owned());
         }
         if let Some(t) = line.strip_prefix("api token: ") {
             token = Some(t.to_owned());
@@ -83,6 +92,7 @@ fn start(data_dir: &std::path::Path, port: u16) -> Demo {
         child,
         url: url.expect("the demo prints its URL"),
         token: token.expect("the demo prints an API token"),
+        team_password: team_password.expect("the demo prints its team's password"),
         summary,
     }
 }
@@ -263,6 +273,80 @@ fn the_demo_serves_a_fleet_with_findings_in_every_state_and_starts_again_on_its_
             "the expired exception's host has no breached finding"
         );
         assert!(back.iter().all(|f| f["standing"] != "excepted"));
+    });
+    // The changes: a month ago the SOGo update went through the whole process and closed the
+    // findings it fixed; today one change is scheduled into the AlmaLinux window and
+    // announced, one waits for an approver, one is a draft; the calendar has the windows and
+    // the freeze.
+    runtime.block_on(async {
+        let (status, changes) = get(&demo, "/api/v1/changes", Some(&demo.token)).await;
+        assert_eq!(status, 200, "{changes}");
+        let changes = changes.as_array().unwrap().clone();
+        let by_state = |state: &str| -> Vec<&Value> {
+            changes.iter().filter(|c| c["state"] == state).collect()
+        };
+        assert_eq!(changes.len(), 4, "{changes:#?}");
+        let closed = by_state("closed");
+        assert_eq!(closed.len(), 1, "{changes:#?}");
+        let sogo = closed[0];
+        assert!(sogo["title"].as_str().unwrap().contains("SOGo"), "{sogo}");
+        let requester = &sogo["requester"];
+        assert_ne!(&sogo["approved"]["by"], requester, "{sogo}");
+        assert_ne!(&sogo["authorised"]["by"], requester, "{sogo}");
+        let rings = sogo["rings"].as_array().unwrap();
+        assert!(rings.len() >= 2 && rings[0]["test"] == true, "{sogo}");
+        assert!(rings.iter().all(|r| r["state"] == "verified"), "{sogo}");
+        let started: Timestamp = sogo["window_start"].as_str().unwrap().parse().unwrap();
+        let age = patchwarden_server::clock::now().duration_since(started);
+        assert!(
+            age > SignedDuration::from_hours(27 * 24) && age < SignedDuration::from_hours(37 * 24),
+            "the history is {age:?} old"
+        );
+        let fixed = all(&demo, "/api/v1/findings?state=closed").await;
+        assert!(
+            fixed.iter().any(|f| f["finding"]["package"] == "libsope1"
+                && f["fixed_version"] == "5.8.0-1+deb12u1"),
+            "no SOGo finding closed by the change"
+        );
+        let scheduled = by_state("scheduled");
+        assert_eq!(scheduled.len(), 1, "{changes:#?}");
+        let start: Timestamp = scheduled[0]["window_start"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(start > patchwarden_server::clock::now(), "{}", scheduled[0]);
+        assert!(scheduled[0]["announce_at"].is_string(), "{}", scheduled[0]);
+        assert_eq!(by_state("submitted").len(), 1, "{changes:#?}");
+        assert_eq!(by_state("draft").len(), 1, "{changes:#?}");
+        let (status, calendar) = get(&demo, "/api/v1/calendar", Some(&demo.token)).await;
+        assert_eq!(status, 200);
+        let kinds: Vec<&str> = calendar
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["spec"]["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "window").count(),
+            3,
+            "{calendar}"
+        );
+        assert!(kinds.contains(&"freeze"), "{calendar}");
+        // The team logs in with the printed password.
+        let response = http()
+            .post(format!("{}/api/v1/session", demo.url))
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({
+                    "username": "pieter.approver", "password": demo.team_password,
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
     });
     // The state file it keeps the login in is the owner's alone.
     use std::os::unix::fs::PermissionsExt;

@@ -20,6 +20,8 @@
 //! Pure: the time zone arrives as a value (the server reads it from the system's database),
 //! and `now` is a parameter.
 
+pub mod ics;
+
 use std::collections::BTreeSet;
 
 use jiff::civil::{Date, DateTime, Time, Weekday};

@@ -113,6 +113,22 @@ pub(crate) const EXCEPTION_OWNERS: &[Role] = &[
 pub(crate) const EXCEPTION_REVOKERS: &[Role] =
     &[Role::Admin, Role::Officer, Role::Approver, Role::Security];
 
+/// Reading incidents (problems reported on the public status page after maintenance): every
+/// role but the provider. An incident names a service and the change that touched it, which
+/// for a provider, scoped to its own groups (P20), is knowledge of other groups' services.
+pub(crate) const INCIDENT_READERS: &[Role] = &[
+    Role::Admin,
+    Role::Officer,
+    Role::Approver,
+    Role::Authoriser,
+    Role::Security,
+    Role::Auditor,
+];
+/// Resolving an incident: the officer who runs the changes that cause them, and the admin.
+/// Approvers, authorisers and auditors judge or read the process; the security team does
+/// not run maintenance.
+pub(crate) const INCIDENT_RESOLVERS: &[Role] = &[Role::Admin, Role::Officer];
+
 /// Who may call a route. Declared once per route, where the route is added
 /// (`routes::declare`); the OpenAPI document shows it as the operation's security.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

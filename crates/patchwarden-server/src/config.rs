@@ -37,6 +37,8 @@ pub struct Config {
     pub feeds: crate::feeds::config::FeedsConfig,
     pub operators: Operators,
     pub changes: crate::changes::standard::ChangesConfig,
+    /// The public status page, its report form and the calendar feed (docs/status-page.md).
+    pub status: crate::status::StatusConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -59,6 +61,7 @@ impl std::fmt::Debug for Config {
             .field("feeds", &self.feeds)
             .field("operators", &self.operators)
             .field("changes", &self.changes)
+            .field("status", &self.status)
             .finish()
     }
 }
@@ -183,6 +186,7 @@ impl Default for Config {
             downloads: Downloads::default(),
             feeds: crate::feeds::config::FeedsConfig::default(),
             changes: crate::changes::standard::ChangesConfig::default(),
+            status: crate::status::StatusConfig::default(),
         }
     }
 }

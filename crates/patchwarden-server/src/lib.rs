@@ -34,6 +34,7 @@ mod routes;
 pub mod secrets;
 pub mod serve;
 mod state;
+pub mod status;
 pub mod tls;
 mod traced;
 mod web;

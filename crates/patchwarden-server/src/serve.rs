@@ -195,6 +195,7 @@ pub async fn start_with_store(
     )
     .with_operators(config.operators.clone(), config.enrollment.token_ttl_hours);
     app.public_url = config.public_url().unwrap_or_default().to_owned();
+    app.status = crate::status::StatusRuntime::new(config.status.clone());
     // `Config::check` already refused rules that do not parse.
     app.changes = crate::changes::standard::Settings {
         rules: config.changes.rules().unwrap_or_default(),

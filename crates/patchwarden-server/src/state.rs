@@ -69,6 +69,8 @@ pub struct AppState {
     /// The URL people and hosts reach this server at (`public_url`), without a trailing
     /// slash; empty when not configured. Links in notifications and documents start with it.
     pub public_url: String,
+    /// The public status page's settings, report limiters and cached figures.
+    pub(crate) status: crate::status::StatusRuntime,
 }
 
 impl AppState {
@@ -105,6 +107,7 @@ impl AppState {
             changes: crate::changes::standard::Settings::default(),
             routes: OnceLock::new(),
             public_url: String::new(),
+            status: crate::status::StatusRuntime::default(),
         }
     }
 

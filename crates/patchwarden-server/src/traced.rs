@@ -21,6 +21,7 @@ use uuid::Uuid;
 mod changes;
 mod exceptions;
 mod feeds;
+mod incidents;
 mod operator;
 
 /// A store whose every call runs in a `store` span naming the operation.

@@ -51,6 +51,16 @@ const ALL: &[&str] = &[
     "provider",
 ];
 
+/// Reading incidents: every role but the provider (scoped to its groups).
+const INCIDENT_READERS: &[&str] = &[
+    "admin",
+    "officer",
+    "approver",
+    "authoriser",
+    "security",
+    "auditor",
+];
+
 /// Every route, in the order the cells run (logout last: it ends the callers' sessions).
 const EXPECTED: &[(&str, &str, Expect)] = &[
     ("POST", "/api/v1/agent/enroll", Expect::Open),
@@ -321,6 +331,28 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/account/tokens", Expect::Roles(ALL)),
     ("POST", "/account/tokens", Expect::Roles(ALL)),
     ("POST", "/account/tokens/{id}/revoke", Expect::Roles(ALL)),
+    // The public status page, its report form, the calendar feed, and incidents.
+    ("GET", "/status", Expect::Open),
+    ("POST", "/status/report", Expect::Open),
+    ("GET", "/calendar.ics", Expect::Open),
+    ("GET", "/incidents", Expect::Roles(INCIDENT_READERS)),
+    ("GET", "/incidents/{id}", Expect::Roles(INCIDENT_READERS)),
+    (
+        "POST",
+        "/incidents/{id}/resolve",
+        Expect::Roles(&["admin", "officer"]),
+    ),
+    ("GET", "/api/v1/incidents", Expect::Roles(INCIDENT_READERS)),
+    (
+        "GET",
+        "/api/v1/incidents/{id}",
+        Expect::Roles(INCIDENT_READERS),
+    ),
+    (
+        "POST",
+        "/api/v1/incidents/{id}/resolve",
+        Expect::Roles(&["admin", "officer"]),
+    ),
     // Each operator logs out of a session of its own (made for the cell).
     ("POST", "/logout", Expect::OwnAccount),
     ("DELETE", "/api/v1/session", Expect::OwnAccount),
@@ -487,6 +519,8 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
         )
         // No such exception: an allowed caller is answered "not found", not refused.
         .replace("/exceptions/{id}", "/exceptions/EXC-1999-0001")
+        // No such incident: an admitted caller is answered 404, a refused one 401 or 403.
+        .replace("/incidents/{id}", "/incidents/INC-1999-0001")
         .replace("/jobs/{id}", &format!("/jobs/{}", Uuid::new_v4()))
         // No such change or entry: an admitted caller is answered 404, a refused one 403.
         .replace("/changes/{number}", "/changes/PCR-2026-0999")
@@ -541,6 +575,18 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
             r.body = format!("username=nobody-{n}&password=wrong&next=%2F").into_bytes();
             return r;
         }
+        ("POST", "/status/report") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = format!("service=matrix-shop&description=slow+since+the+update+{n}&contact=")
+                .into_bytes();
+            return r;
+        }
+        ("POST", "/incidents/{id}/resolve") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = b"resolution=matrix".to_vec();
+            return r;
+        }
+        ("POST", "/api/v1/incidents/{id}/resolve") => serde_json::json!({"resolution": "matrix"}),
         ("POST", "/account/password") => {
             let mut r = r.header("content-type", "application/x-www-form-urlencoded");
             r.body = b"current_password=not+the+password&new_password=a+long+enough+one\
@@ -613,6 +659,8 @@ async fn every_route_admits_exactly_the_callers_it_declares() {
     let server = Server::start(|c| {
         // Hundreds of wrong logins come from this one address on purpose.
         c.operators.address_max_failures = 100_000;
+        // Every caller files a problem report from this one address.
+        c.status.reports_per_address = 100_000;
     })
     .await;
 
@@ -658,6 +706,23 @@ async fn every_route_admits_exactly_the_callers_it_declares() {
     let client = Client::new(&server.url, &Trust::PlainHttp).unwrap();
     let agent = enroll(&server, &client, "web").await;
     let outside = enroll(&server, &client, "db").await;
+    // The inside host serves an application: the status page's service a report names.
+    let now = patchwarden_server::clock::now();
+    let inside_id = Uuid::parse_str(agent.host_id()).unwrap();
+    server
+        .store()
+        .set_host_placement(
+            inside_id,
+            patchwarden_store::HostPlacement {
+                group: "web".into(),
+                ring: None,
+                labels: [("application".to_owned(), "matrix-shop".to_owned())].into(),
+            },
+            now,
+            AuditEntry::new(now, Actor::System("test".into()), "host.place", "h"),
+        )
+        .await
+        .unwrap();
 
     // One operator per role (the provider scoped to `web`), a target user, and tokens to
     // revoke.

@@ -38,6 +38,7 @@ mod exceptions;
 mod feeds;
 mod findings;
 mod hosts;
+mod incidents;
 mod inventory;
 mod jobs;
 pub mod migrate;

@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_finding_bodies",
         include_str!("../migrations/0007_finding_bodies.sql"),
     ),
+    (
+        "0009_incidents",
+        include_str!("../migrations/0009_incidents.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

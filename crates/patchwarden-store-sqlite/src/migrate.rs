@@ -40,6 +40,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_finding_bodies",
         include_str!("../migrations/0007_finding_bodies.sql"),
     ),
+    (
+        "0009_incidents",
+        include_str!("../migrations/0009_incidents.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

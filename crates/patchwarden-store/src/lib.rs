@@ -38,6 +38,8 @@ pub mod feed;
 mod feed_store;
 pub mod finding;
 pub mod host;
+pub mod incident;
+mod incident_store;
 pub mod job;
 pub mod limits;
 pub mod operator;
@@ -56,6 +58,7 @@ pub use finding::{
     StoredFinding,
 };
 pub use host::{Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost};
+pub use incident_store::IncidentStore;
 pub use job::{Job, JobFilter, JobReport, JobState, NewJob};
 pub use operator::{
     ApiToken, LockoutPolicy, NewApiToken, NewSession, NewUser, Role, Session, User, UserChange,
@@ -87,7 +90,7 @@ pub struct AdvisoryUpsert {
 /// The store. Object safe: the server holds it as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    FeedStore + OperatorStore + ChangeStore + ExceptionStore + Send + Sync + fmt::Debug
+    FeedStore + OperatorStore + ChangeStore + ExceptionStore + IncidentStore + Send + Sync + fmt::Debug
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -299,9 +299,13 @@ impl Agent {
         let executor = self.executor()?;
         if let Some((exec, clock)) = &executor {
             let now = clock();
-            let pruned = exec.prune(now);
-            if pruned > 0 {
-                tracing::info!(pruned, "old job journals removed");
+            let (journals, packages) = exec.prune(now);
+            if journals + packages > 0 {
+                tracing::info!(
+                    journals,
+                    packages,
+                    "old job journals and the cached packages no kept job needs removed"
+                );
             }
             let finished = exec.unreported(now)?;
             if !finished.is_empty() {

@@ -140,9 +140,44 @@ impl Journals {
         write_atomic(&path, &bytes)
     }
 
+    /// Removes the package files of the cache that no journal names any more and that were
+    /// written before `before`; returns how many. A cached file is rollback material for the
+    /// job whose journal lists it (a later job that needs the same version lists it too, so
+    /// it stays while any of them is kept); once the journals are pruned nothing can roll
+    /// back to it, and without this the cache would grow with every change forever. A file
+    /// no journal ever named (a download cut short by a crash) goes after the same time.
+    pub fn prune_cache(&self, before: Timestamp) -> usize {
+        let referenced: std::collections::BTreeSet<std::ffi::OsString> = self
+            .all()
+            .iter()
+            .flat_map(|j| j.cached.iter())
+            .filter_map(|p| p.file_name().map(ToOwned::to_owned))
+            .collect();
+        let Ok(entries) = fs::read_dir(&self.cache) else {
+            return 0;
+        };
+        let cutoff = std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(before.as_second()).unwrap_or(0));
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|written| written < cutoff);
+            if old
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && !referenced.contains(&entry.file_name())
+                && fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Removes the journals of jobs reported before `before`; returns how many. Their
     /// manifests have long expired, so a job that came back would be refused anyway. The
-    /// cached packages stay: they are rollback material for whatever is installed.
+    /// cached packages they name go with [`Journals::prune_cache`].
     pub fn prune(&self, before: Timestamp) -> usize {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return 0;
@@ -226,5 +261,47 @@ mod tests {
         assert_eq!(journals.prune(Timestamp::UNIX_EPOCH), 0, "not old enough");
         assert_eq!(journals.prune(later), 1);
         assert!(journals.all().is_empty());
+    }
+
+    #[test]
+    fn cached_packages_go_when_no_kept_journal_names_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journals = Journals::open(tmp.path()).unwrap();
+        let cache = journals.cache_dir().to_owned();
+        for f in ["old_1_all.deb", "kept_1_all.deb", "stray_1_all.deb"] {
+            fs::write(cache.join(f), b"package").unwrap();
+        }
+        let journal = |job: &str, cached: &str| Journal {
+            job: job.into(),
+            kind: "install".into(),
+            phase: Phase::Reported,
+            targets: Vec::new(),
+            changes: Vec::new(),
+            cached: vec![cache.join(cached)],
+            runs: 1,
+            boot_id: None,
+            result: None,
+            updated_at: Timestamp::UNIX_EPOCH,
+        };
+        let long_ago: Timestamp = "2020-01-01T00:00:00Z".parse().unwrap();
+        let recently: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        journals
+            .save(&mut journal("old", "old_1_all.deb"), long_ago)
+            .unwrap();
+        journals
+            .save(&mut journal("kept", "kept_1_all.deb"), recently)
+            .unwrap();
+        // Files written just now are not old enough for any cut-off in the past.
+        assert_eq!(journals.prune_cache(long_ago), 0);
+        // Every file is older than a cut-off far in the future: what a kept journal names
+        // stays, the pruned job's package and the stray download go.
+        let cutoff: Timestamp = "2090-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(journals.prune(recently), 1, "the old journal");
+        assert_eq!(journals.prune_cache(cutoff), 2);
+        let left: Vec<String> = fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, ["kept_1_all.deb"]);
     }
 }

@@ -200,9 +200,11 @@ impl Executor {
         Ok(())
     }
 
-    /// Removes the journals of jobs reported more than [`JOURNAL_KEEP`] ago.
-    pub fn prune(&self, now: Timestamp) -> usize {
-        self.journals.prune(now - JOURNAL_KEEP)
+    /// Removes the journals of jobs reported more than [`JOURNAL_KEEP`] ago, then the cached
+    /// packages no kept journal names; returns how many of each.
+    pub fn prune(&self, now: Timestamp) -> (usize, usize) {
+        let journals = self.journals.prune(now - JOURNAL_KEEP);
+        (journals, self.journals.prune_cache(now - JOURNAL_KEEP))
     }
 
     /// Jobs that ended but whose result was never handed to the agent's outbox: a result

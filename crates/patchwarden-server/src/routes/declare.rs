@@ -39,6 +39,8 @@ pub struct Declared {
     pub method: Method,
     pub path: String,
     pub access: Access,
+    /// In the OpenAPI document (the JSON API), or a page for people (`Routes::page`).
+    pub documented: bool,
 }
 
 /// The routes declared so far, the router they make, and their OpenAPI document.
@@ -112,6 +114,7 @@ impl Routes {
                     method,
                     path: path.clone(),
                     access,
+                    documented: true,
                 });
             }
             self.router = self.router.route(&path, method_router.clone());
@@ -176,6 +179,7 @@ impl Routes {
             method,
             path: path.to_owned(),
             access,
+            documented: false,
         });
         self.router = self.router.route(path, route);
         self

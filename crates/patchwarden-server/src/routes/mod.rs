@@ -79,6 +79,7 @@ pub(crate) fn declared(
     use crate::access::{
         EXCEPTION_DECIDERS, EXCEPTION_OWNERS, EXCEPTION_REQUESTERS, EXCEPTION_REVOKERS,
     };
+    use crate::access::{INCIDENT_READERS, INCIDENT_RESOLVERS};
     Routes::new(state, openapi::frame())
         // Open: what a caller without a credential must reach.
         .open(
@@ -158,9 +159,16 @@ pub(crate) fn declared(
         .operators(EXCEPTION_REVOKERS, routes!(exceptions::revoke))
         .operators(ADMIN_AUDITOR, routes!(audit::list))
         .operators(ADMIN_AUDITOR, routes!(audit::verify))
+        .operators(INCIDENT_READERS, routes!(crate::status::incidents::list))
+        .operators(INCIDENT_READERS, routes!(crate::status::incidents::show))
+        .operators(
+            INCIDENT_RESOLVERS,
+            routes!(crate::status::incidents::resolve_api),
+        )
         // Pages for people (HTML, CSV, PDF, iCalendar): declared the same way, kept out of
         // the OpenAPI document.
         .with(crate::web::declare)
+        .with(crate::status::declare)
         .finish()
 }
 

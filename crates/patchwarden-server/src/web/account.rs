@@ -74,7 +74,7 @@ struct LoginForm {
 /// so no CSRF token: the browser's `Origin` (or `Sec-Fetch-Site`) header tells instead, and a
 /// login posted from another site — which would log the victim into the attacker's account —
 /// is refused. Programs that send neither header are not browsers and are let through.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")

@@ -30,6 +30,7 @@ mod findings;
 pub mod fixtures;
 mod host_state;
 mod hosts;
+mod incidents;
 mod inventory;
 mod jobs;
 mod operators;
@@ -42,6 +43,7 @@ pub use feeds::*;
 pub use findings::*;
 pub use host_state::*;
 pub use hosts::*;
+pub use incidents::*;
 pub use inventory::*;
 pub use jobs::*;
 pub use operators::*;
@@ -140,6 +142,9 @@ macro_rules! conformance_tests {
             exceptions_are_numbered_listed_and_changed_with_one_audit_event_each,
             an_exception_naming_nothing_is_refused_before_anything_is_written,
             two_approvals_racing_for_one_exception_one_wins,
+            incidents_are_numbered_listed_and_resolved_once_with_their_events,
+            an_incident_with_a_missing_or_overlong_text_is_refused_before_anything_is_written,
+            two_resolutions_racing_for_one_incident_one_wins_and_reports_get_distinct_numbers,
         );
     };
     (@each $setup:path; $($name:ident),+ $(,)?) => {
