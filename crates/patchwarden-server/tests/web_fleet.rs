@@ -288,7 +288,8 @@ async fn a_provider_sees_only_the_hosts_of_its_groups() {
     let t = page(&server, &pat, "/findings").await.text();
     assert_eq!(body_rows(&t).len(), 8);
     assert!(!t.contains("host-00001"));
-    // The triage queue is not for providers: a 403 page.
+    // The triage queue is not for providers: not in the menu, and a 403 page.
+    assert!(!d.contains("href=\"/triage\""));
     let a = page(&server, &pat, "/triage").await;
     assert_eq!(a.status, 403);
     assert_eq!(a.code(), Some(ProblemCode::Forbidden));

@@ -295,6 +295,11 @@ impl Chrome {
     pub(crate) fn reads_audit(&self) -> bool {
         self.can(crate::access::ADMIN_AUDITOR)
     }
+
+    /// Whether the triage queue is for this caller (not for a provider).
+    pub(crate) fn reads_triage(&self) -> bool {
+        self.can(crate::access::TRIAGE_READERS)
+    }
 }
 
 /// Renders a template as an HTML page with `status`. A template that fails to render is an
