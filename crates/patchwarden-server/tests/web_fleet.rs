@@ -241,6 +241,8 @@ async fn the_pages_show_the_fleets_numbers_and_filter_by_the_url() {
         ("/findings", 22),
         ("/findings?standing=breached", 6),
         ("/findings?vulnerability=CVE-2026-0003", 4),
+        // By the advisory that names it.
+        ("/findings?advisory=DSA-0001-1", 6),
         ("/findings?class=high&group=db", 4),
         ("/findings?state=closed", 12),
         ("/findings?standing=due_soon&limit=5", 5),

@@ -342,6 +342,8 @@ pub(crate) struct FindingListing {
     pub state: FindingStateFilter,
     /// A vulnerability id (CVE or advisory id, as findings name it).
     pub vulnerability: Option<String>,
+    /// Findings an advisory (by id) says the package is affected by.
+    pub advisory: Option<String>,
     pub group: Option<String>,
     /// Open findings with this standing only.
     pub standing: Option<FindingStanding>,
@@ -357,6 +359,7 @@ impl Default for FindingListing {
             due_before: None,
             state: FindingStateFilter::Open,
             vulnerability: None,
+            advisory: None,
             group: None,
             standing: None,
             after: None,
@@ -446,6 +449,9 @@ pub(crate) async fn list_findings_in(
         allowed.as_ref().is_none_or(|ids| ids.contains(&f.host))
             && l.standing
                 .is_none_or(|s| finding_view_standing(f, &in_force) == Some(s))
+            && l.advisory
+                .as_ref()
+                .is_none_or(|a| f.finding.advisories.contains(a))
     };
     if excepted {
         let mut items: Vec<StoredFinding> = Vec::new();
@@ -497,9 +503,9 @@ pub(crate) async fn list_findings_in(
             in_force,
         });
     }
-    // Filters the store cannot apply (a provider's or a group's hosts, the standing) thin
-    // the batches out: larger batches then.
-    let batch_size = if allowed.is_some() || l.standing.is_some() {
+    // Filters the store cannot apply (a provider's or a group's hosts, the standing, the
+    // advisory) thin the batches out: larger batches then.
+    let batch_size = if allowed.is_some() || l.standing.is_some() || l.advisory.is_some() {
         (limit + 1).max(MAX_PAGE)
     } else {
         limit + 1

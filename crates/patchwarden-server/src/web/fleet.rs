@@ -505,6 +505,7 @@ struct FindingsPage {
 
 const FINDING_FILTERS: &[&str] = &[
     "vulnerability",
+    "advisory",
     "class",
     "standing",
     "group",
@@ -537,6 +538,7 @@ pub(crate) fn finding_listing(p: &Params) -> Result<FindingListing, ApiError> {
         due_before: None,
         state,
         vulnerability: p.get("vulnerability"),
+        advisory: p.get("advisory"),
         group: p.get("group"),
         standing: p
             .get("standing")
@@ -644,24 +646,19 @@ pub(crate) async fn advisory(
         .collect();
     vulnerabilities.sort();
     vulnerabilities.dedup();
-    // The open findings of the caller's scope that name the advisory: one page of the
-    // vulnerability's findings per name (findings carry the canonical name).
-    let mut open_findings = 0;
-    let mut more = false;
-    for v in vulnerabilities.iter().take(20) {
-        let listed = list_findings_in(
-            &state,
-            &caller.scope(),
-            &FindingListing {
-                vulnerability: Some(v.clone()),
-                limit: MAX_PAGE,
-                ..FindingListing::default()
-            },
-        )
-        .await?;
-        open_findings += listed.items.len();
-        more |= listed.next_after.is_some();
-    }
+    // The open findings of the caller's scope the advisory is behind (a page's worth).
+    let listed = list_findings_in(
+        &state,
+        &caller.scope(),
+        &FindingListing {
+            advisory: Some(a.id.clone()),
+            limit: MAX_PAGE,
+            ..FindingListing::default()
+        },
+    )
+    .await?;
+    let open_findings = listed.items.len();
+    let more = listed.next_after.is_some();
     let affected = a
         .affected
         .iter()
