@@ -258,6 +258,11 @@ impl Store for PgStore {
         hosts::get(&client, id, false).await
     }
 
+    async fn get_hosts(&self, ids: &[Uuid]) -> Result<Vec<Host>> {
+        let client = self.client("get hosts").await?;
+        hosts::get_many(&client, ids).await
+    }
+
     async fn list_hosts(&self, filter: &HostFilter) -> Result<Vec<Host>> {
         let client = self.client("list hosts").await?;
         hosts::list(&client, filter).await
