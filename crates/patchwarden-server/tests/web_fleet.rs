@@ -116,6 +116,10 @@ async fn the_pages_show_the_fleets_numbers_and_filter_by_the_url() {
     let a = page(&server, &olive, "/dashboard").await;
     assert_eq!(a.status, 200, "{}", a.text());
     let d = a.text();
+    // Kept as an artefact to look at (the chart, the tables).
+    let artefact =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_fleet_dashboard.html");
+    std::fs::write(&artefact, &d).unwrap();
     assert_eq!(
         row_after(&d, "<tr data-class=\"emergency\">"),
         ["Emergency", "0", "0", "6", "0", "6"]

@@ -162,9 +162,14 @@ fn bars(points: &[MonthPoint]) -> (Vec<Bar>, u64, Vec<(u32, u64)>) {
             }
         })
         .collect();
-    let ticks = (0..=4)
+    // Whole-number ticks: the scale is 1, 2 or 5 times a power of ten.
+    let steps = [5, 4, 2, 1]
+        .into_iter()
+        .find(|n| scale % n == 0)
+        .unwrap_or(1);
+    let ticks = (0..=steps)
         .map(|k| {
-            let v = scale * k / 4;
+            let v = scale * k / steps;
             (TOP + PLOT_H - h(v), v)
         })
         .collect();

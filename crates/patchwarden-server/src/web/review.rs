@@ -238,7 +238,7 @@ struct AuditLogPage {
 
 /// Events read at a time while filtering, and the most one page request reads.
 const AUDIT_BATCH: u32 = 1000;
-const AUDIT_SCAN: usize = 200_000;
+const AUDIT_SCAN: usize = 50_000;
 
 /// A short JSON text of an entry's before and after (never a secret: the audit entries hold
 /// none).
