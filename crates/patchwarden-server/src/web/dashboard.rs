@@ -165,7 +165,7 @@ fn bars(points: &[MonthPoint]) -> (Vec<Bar>, u64, Vec<(u32, u64)>) {
     // Whole-number ticks: the scale is 1, 2 or 5 times a power of ten.
     let steps = [5, 4, 2, 1]
         .into_iter()
-        .find(|n| scale % n == 0)
+        .find(|n| scale.is_multiple_of(*n))
         .unwrap_or(1);
     let ticks = (0..=steps)
         .map(|k| {
