@@ -120,6 +120,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.listen.metrics = String::new();
     config.tls.mode = TlsMode::PlainHttp;
     config.policy.policies = vec![bundle.join("demo-policy.toml").display().to_string()];
+    // The demo's change history is about a month old (it feeds last month's report): the
+    // status page's "recently patched" looks back far enough to show it.
+    config.status.patched_days = 45;
     // The demo is quiet unless asked (PATCHWARDEN_LOG): seeding makes a thousand requests, and
     // the server's "no operator exists yet" advice is for `serve`; the demo makes the admin.
     let filter =

@@ -333,6 +333,21 @@ fn the_demo_serves_a_fleet_with_findings_in_every_state_and_starts_again_on_its_
             "{calendar}"
         );
         assert!(kinds.contains(&"freeze"), "{calendar}");
+        // The public status page shows both: the one patched, the one announced.
+        let page = http()
+            .get(format!("{}/status", demo.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for number in [
+            sogo["number"].as_str().unwrap(),
+            scheduled[0]["number"].as_str().unwrap(),
+        ] {
+            assert!(page.contains(number), "the status page lacks {number}");
+        }
         // The team logs in with the printed password.
         let response = http()
             .post(format!("{}/api/v1/session", demo.url))

@@ -304,6 +304,12 @@ pub enum ChangeEvent {
         reason: String,
     },
     RolledBack,
+    /// An implementer calls a change back that has put packages on hosts (testing, tested,
+    /// deploying or verified), with why: it fails, and the rollout engine rolls its hosts
+    /// back to the versions recorded before it (then `RolledBack`).
+    RollBack {
+        reason: String,
+    },
     /// An emergency change's testing, done after deployment, is recorded.
     RecordTesting,
     Close,
@@ -327,6 +333,7 @@ impl ChangeEvent {
             ChangeEvent::Verified => "verify",
             ChangeEvent::DeploymentFailed { .. } => "record a failed deployment",
             ChangeEvent::RolledBack => "record a rollback",
+            ChangeEvent::RollBack { .. } => "roll back",
             ChangeEvent::RecordTesting => "record testing",
             ChangeEvent::Close => "close",
             ChangeEvent::Cancel { .. } => "cancel",
@@ -542,6 +549,25 @@ pub fn apply(
         (S::Failed, E::RolledBack) => {
             reported(actor).map_err(refuse)?;
             next.state = S::RolledBack;
+        }
+        (S::Testing | S::Tested | S::Deploying | S::Verified, E::RollBack { reason }) => {
+            // A person decides it (the rollout engine halts on its own through the failure
+            // events); the rollback plan was approved with the change, so an implementer
+            // carries it out without a new signature.
+            if !matches!(actor, ChangeActor::Person { .. }) || !caps.implement {
+                return Err(refuse(format!("{who} may not roll back changes")));
+            }
+            next.outcome_reason =
+                Some(non_empty(reason).ok_or_else(|| refuse("a rollback needs a reason".into()))?);
+            next.state = S::Failed;
+        }
+        (S::Failed, E::RollBack { .. }) => {
+            return Err(refuse("it failed already and is being rolled back".into()));
+        }
+        (state, E::RollBack { .. }) if !state.has_touched_hosts() => {
+            return Err(refuse(
+                "nothing has been installed yet: cancel it instead".into(),
+            ));
         }
         (S::Deploying | S::Verified, E::RecordTesting) => {
             if !emergency {

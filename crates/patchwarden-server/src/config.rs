@@ -37,6 +37,7 @@ pub struct Config {
     pub feeds: crate::feeds::config::FeedsConfig,
     pub operators: Operators,
     pub changes: crate::changes::standard::ChangesConfig,
+    pub notifications: crate::notify::NotificationsConfig,
     /// The public status page, its report form and the calendar feed (docs/status-page.md).
     pub status: crate::status::StatusConfig,
 }
@@ -61,6 +62,7 @@ impl std::fmt::Debug for Config {
             .field("feeds", &self.feeds)
             .field("operators", &self.operators)
             .field("changes", &self.changes)
+            .field("notifications", &self.notifications)
             .field("status", &self.status)
             .finish()
     }
@@ -186,6 +188,7 @@ impl Default for Config {
             downloads: Downloads::default(),
             feeds: crate::feeds::config::FeedsConfig::default(),
             changes: crate::changes::standard::ChangesConfig::default(),
+            notifications: crate::notify::NotificationsConfig::default(),
             status: crate::status::StatusConfig::default(),
         }
     }
@@ -345,6 +348,20 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
         Kind::Number,
     ),
     ("DOWNLOADS_DIR", "downloads", "dir", Kind::Text),
+    // The relay's credentials, so they can live in the service's environment file rather than
+    // the configuration file.
+    (
+        "NOTIFICATIONS_SMTP_USERNAME",
+        "notifications.smtp",
+        "username",
+        Kind::Text,
+    ),
+    (
+        "NOTIFICATIONS_SMTP_PASSWORD",
+        "notifications.smtp",
+        "password",
+        Kind::Text,
+    ),
     (
         "OPERATORS_SESSION_TTL_SECS",
         "operators",
@@ -446,13 +463,13 @@ impl Config {
                         .collect(),
                 ),
             };
-            let target = if section.is_empty() {
-                &mut table
-            } else {
-                let entry = table
-                    .entry(section.to_owned())
+            // A section may be nested (`notifications.smtp`): each part is a table.
+            let mut target = &mut table;
+            for part in section.split('.').filter(|p| !p.is_empty()) {
+                let entry = target
+                    .entry(part.to_owned())
                     .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                match entry {
+                target = match entry {
                     toml::Value::Table(t) => t,
                     _ => {
                         return Err(ConfigError::Env {
@@ -460,8 +477,8 @@ impl Config {
                             reason: format!("[{section}] in the file is not a table"),
                         });
                     }
-                }
-            };
+                };
+            }
             target.insert(key.to_owned(), parsed);
         }
         let config: Config =
@@ -521,6 +538,9 @@ impl Config {
             .check()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.changes.rules().map_err(ConfigError::Invalid)?;
+        self.notifications
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let o = &self.operators;
         if [
             o.session_ttl_secs,

@@ -29,6 +29,7 @@ pub mod host_state;
 mod login_limit;
 mod matcher;
 pub mod metrics;
+pub mod notify;
 pub mod operators;
 mod routes;
 pub mod secrets;

@@ -27,6 +27,11 @@ pub struct Metrics {
     pub findings_closed: Counter,
     pub job_reports: Family<Labels, Counter>,
     pub in_flight: Gauge,
+    /// Notifications by channel (`webhook`, `email`) and outcome (`queued`, `delivered`,
+    /// `retried`, `failed`).
+    pub notifications: Family<Labels, Counter>,
+    /// Completed notification sweeps (findings, windows, exceptions).
+    pub notification_sweeps: Counter,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -49,6 +54,18 @@ impl Default for Metrics {
         let findings_closed = Counter::default();
         let job_reports = Family::<Labels, Counter>::default();
         let in_flight = Gauge::default();
+        let notifications = Family::<Labels, Counter>::default();
+        let notification_sweeps = Counter::default();
+        registry.register(
+            "notifications",
+            "Notifications by channel and outcome (queued, delivered, retried, failed)",
+            notifications.clone(),
+        );
+        registry.register(
+            "notification_sweeps",
+            "Completed sweeps for due, breached, window and exception notifications",
+            notification_sweeps.clone(),
+        );
         registry.register(
             "http_requests",
             "API requests by route and status",
@@ -107,6 +124,8 @@ impl Default for Metrics {
             findings_closed,
             job_reports,
             in_flight,
+            notifications,
+            notification_sweeps,
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum ServeError {
     Refresh(String),
     #[error("{0}")]
     Downloads(#[from] crate::downloads::DownloadsError),
+    #[error("notifications: {0}")]
+    Notifications(String),
 }
 
 /// Opens the store a database URL names: SQLite or PostgreSQL.
@@ -66,6 +68,8 @@ pub struct Running {
     purge: JoinHandle<()>,
     scheduler: JoinHandle<()>,
     rollout: JoinHandle<()>,
+    /// The notifier (`notify`), when anything is configured to receive notifications.
+    notifier: Option<crate::notify::Task>,
 }
 
 impl Running {
@@ -87,6 +91,9 @@ impl Running {
         self.purge.abort();
         self.scheduler.abort();
         self.rollout.abort();
+        if let Some(notifier) = self.notifier {
+            notifier.stop(grace).await;
+        }
         for t in self.tasks {
             match t.await {
                 Ok(Ok(())) => {}
@@ -307,6 +314,20 @@ pub async fn start_with_store(
     });
     let scheduler = tokio::spawn(feeds::scheduler::run(state.clone()));
     let rollout = tokio::spawn(crate::changes::rollout::run(state.clone()));
+    // The first time notifications are configured, the notifier starts at the audit chain's
+    // head (the history before is not notified); set here, before `start` returns, so what a
+    // caller does once the server is up is never before the cursor.
+    if config.notifications.enabled() {
+        crate::notify::sources::start_cursor(state.store.as_ref(), clock::now()).await?;
+    }
+    let notifier = crate::notify::start(
+        state.clone(),
+        crate::notify::Settings {
+            config: config.notifications.clone(),
+            public_url: config.public_url().unwrap_or_default().to_owned(),
+        },
+    )
+    .map_err(ServeError::Notifications)?;
     state.ready.store(true, Ordering::Release);
     Ok(Running {
         api_addr,
@@ -321,6 +342,7 @@ pub async fn start_with_store(
         purge,
         scheduler,
         rollout,
+        notifier,
     })
 }
 

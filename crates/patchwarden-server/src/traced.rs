@@ -22,6 +22,7 @@ mod changes;
 mod exceptions;
 mod feeds;
 mod incidents;
+mod notifications;
 mod operator;
 
 /// A store whose every call runs in a `store` span naming the operation.

@@ -208,6 +208,11 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         "/api/v1/changes/{number}/promote",
         Expect::Roles(&["admin", "officer", "provider"]),
     ),
+    (
+        "POST",
+        "/api/v1/changes/{number}/rollback",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
     ("GET", "/api/v1/calendar", Expect::Roles(ALL)),
     (
         "PUT",
@@ -331,6 +336,108 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/account/tokens", Expect::Roles(ALL)),
     ("POST", "/account/tokens", Expect::Roles(ALL)),
     ("POST", "/account/tokens/{id}/revoke", Expect::Roles(ALL)),
+    // The change, calendar and exception pages.
+    ("GET", "/changes", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/changes",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "GET",
+        "/changes/new",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    ("GET", "/changes/{number}", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/changes/{number}/submit",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/approve",
+        Expect::Roles(&["approver"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/authorise",
+        Expect::Roles(&["authoriser"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/reject",
+        Expect::Roles(&["approver", "authoriser"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/schedule",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/record-testing",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/promote",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/close",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/cancel",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "POST",
+        "/changes/{number}/rollback",
+        Expect::Roles(&["admin", "officer", "provider"]),
+    ),
+    ("GET", "/calendar", Expect::Roles(ALL)),
+    ("POST", "/calendar", Expect::Roles(&["admin", "officer"])),
+    (
+        "POST",
+        "/calendar/{name}/delete",
+        Expect::Roles(&["admin", "officer"]),
+    ),
+    ("GET", "/exceptions", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/exceptions",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    (
+        "GET",
+        "/exceptions/new",
+        Expect::Roles(&["admin", "officer", "security", "provider"]),
+    ),
+    ("GET", "/exceptions/{id}", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/exceptions/{id}/acknowledge",
+        Expect::Roles(&["admin", "officer", "approver", "authoriser", "security"]),
+    ),
+    (
+        "POST",
+        "/exceptions/{id}/approve",
+        Expect::Roles(&["admin", "approver", "security"]),
+    ),
+    (
+        "POST",
+        "/exceptions/{id}/reject",
+        Expect::Roles(&["admin", "approver", "security"]),
+    ),
+    (
+        "POST",
+        "/exceptions/{id}/revoke",
+        Expect::Roles(&["admin", "officer", "approver", "security"]),
+    ),
     // The public status page, its report form, the calendar feed, and incidents.
     ("GET", "/status", Expect::Open),
     ("POST", "/status/report", Expect::Open),
@@ -574,6 +681,52 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
             let mut r = r.header("content-type", "application/x-www-form-urlencoded");
             r.body = format!("username=nobody-{n}&password=wrong&next=%2F").into_bytes();
             return r;
+        }
+        // The pages' forms: each well-formed, so an admitted caller gets the page's own answer
+        // (a 303, a 404 for the change or exception that is not there, a refusal of the core
+        // in a 409 or 422), never an access refusal.
+        ("POST", "/changes") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = format!(
+                "title=matrix+{n}&kind=normal&justification=j&risk=low&testing=required\
+                 &rollback_plan=r&host={}&patches=openssl+3.0.15-1",
+                t.inside_host
+            )
+            .into_bytes();
+            return r;
+        }
+        ("POST", "/calendar") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = format!(
+                "kind=freeze&name=matrix-page-{n}&start=2099-01-01T00%3A00\
+                 &end=2099-01-02T00%3A00&reason=matrix"
+            )
+            .into_bytes();
+            return r;
+        }
+        ("POST", "/exceptions") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = format!(
+                "justification=no_vendor_patch&explanation=matrix+{n}\
+                 &control_kind_1=network_segmentation&control_text_1=own+VLAN\
+                 &expires_on=2099-01-01&host={}",
+                t.inside_host
+            )
+            .into_bytes();
+            return r;
+        }
+        ("POST", p) if p.starts_with("/changes/") || p.starts_with("/exceptions/") => {
+            let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+            r.body = match p.rsplit('/').next() {
+                Some("reject" | "cancel" | "rollback" | "revoke") => b"reason=matrix".to_vec(),
+                Some("promote") => b"ring=test".to_vec(),
+                _ => Vec::new(),
+            };
+            return r;
+        }
+        ("POST", "/api/v1/changes/{number}/rollback") => serde_json::json!({"reason": "matrix"}),
+        ("POST", "/calendar/{name}/delete") => {
+            return r.header("content-type", "application/x-www-form-urlencoded");
         }
         ("POST", "/status/report") => {
             let mut r = r.header("content-type", "application/x-www-form-urlencoded");

@@ -574,6 +574,133 @@ async fn a_failing_test_ring_halts_the_rollout_and_rolls_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_implementer_rolls_back_a_deploying_change_and_every_host_given_it_is_rolled_back() {
+    let w = world().await;
+    w.always_open().await;
+    let mut test = w.host("web-test-1", "test").await;
+    let mut broad = w.host("web-1", "wave-1").await;
+    let mut later = w.host("web-9", "wave-2").await;
+    // wave-1 waits for a promotion, so wave-2 has not started when the change is rolled back.
+    let c = w
+        .create_with(
+            "normal",
+            json!({"required": "required"}),
+            json!({"gates": ["wave-1"]}),
+        )
+        .await;
+    let n = c.number;
+    w.act(&w.officer, &n, "submit", json!({})).await;
+    w.act(&w.approver, &n, "approve", json!({})).await;
+    w.act(&w.authoriser, &n, "authorise", json!({})).await;
+    let rollback = format!("/api/v1/changes/{n}/rollback");
+    let post = async |who: &Session, body: serde_json::Value| {
+        w.send(who, Req::post(&rollback).json(&body)).await
+    };
+    // Nothing installed yet: the core says to cancel instead.
+    let a = post(&w.officer, json!({"reason": "second thoughts"})).await;
+    assert_eq!(a.status, 409, "{}", a.text());
+    assert!(
+        a.text()
+            .contains("nothing has been installed yet: cancel it instead"),
+        "{}",
+        a.text()
+    );
+    w.act(&w.officer, &n, "schedule", json!({})).await;
+    w.until(&n, "testing", |c| c.state == ChangeState::Testing)
+        .await;
+    let jobs = test.check_in().await;
+    test.run(&jobs[0], JobOutcome::Succeeded).await;
+    w.until(&n, "deploying", |c| c.state == ChangeState::Deploying)
+        .await;
+    let jobs = broad.check_in().await;
+    assert_eq!(jobs.len(), 1, "the first broad ring runs");
+    broad.run(&jobs[0], JobOutcome::Succeeded).await;
+
+    // The change's page shows the rollout per ring and host, and the Roll back button to an
+    // implementer only.
+    let page = w
+        .send(&w.officer, Req::get(&format!("/changes/{n}")))
+        .await
+        .text();
+    assert!(page.contains("Ring wave-1"), "{page}");
+    assert!(page.contains("<td>web-1</td>") && page.contains("<td>web-test-1</td>"));
+    assert!(page.contains("id=\"do-rollback\""), "{page}");
+    let page = w
+        .send(&w.approver, Req::get(&format!("/changes/{n}")))
+        .await
+        .text();
+    assert!(!page.contains("id=\"do-rollback\""));
+
+    // Only an implementer rolls back (an approver's role is refused by the route), and only
+    // with a reason (the core's words).
+    let a = post(&w.approver, json!({"reason": "slow"})).await;
+    assert_eq!(a.status, 403, "{}", a.text());
+    let a = post(&w.officer, json!({"reason": "  "})).await;
+    assert_eq!(a.status, 409, "{}", a.text());
+    assert!(
+        a.text().contains("a rollback needs a reason"),
+        "{}",
+        a.text()
+    );
+    let a = post(&w.officer, json!({"reasons": "x"})).await;
+    assert_eq!(a.status, 400, "{}", a.text());
+
+    let c = w
+        .act(
+            &w.officer,
+            &n,
+            "rollback",
+            json!({"reason": "checkout slower since the update"}),
+        )
+        .await;
+    assert_eq!(c.state, ChangeState::Failed);
+    assert_eq!(
+        c.outcome_reason.as_deref(),
+        Some("checkout slower since the update")
+    );
+    assert_eq!(
+        c.halted.as_deref(),
+        Some("rolled back by olive: checkout slower since the update")
+    );
+    // The ring that had not started never will.
+    let wave2 = c.rings.iter().find(|r| r.name == "wave-2").unwrap();
+    assert_eq!(wave2.state, RingState::Skipped);
+
+    // Both hosts that were given the change get their rollback job; the host of the skipped
+    // ring gets nothing.
+    for host in [&mut test, &mut broad] {
+        let mut jobs = Vec::new();
+        for _ in 0..100 {
+            jobs = host.check_in().await;
+            if !jobs.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(jobs.len(), 1, "{} got no rollback job", host.facts.hostname);
+        let JobKind::Rollback { packages, .. } = &jobs[0].work else {
+            panic!("{:?}", jobs[0].work)
+        };
+        assert_eq!(packages[0].version, OLD);
+        host.run(&jobs[0], JobOutcome::Succeeded).await;
+    }
+    assert!(later.check_in().await.is_empty());
+    let c = w
+        .until(&n, "rolled back", |c| c.state == ChangeState::RolledBack)
+        .await;
+    let a = post(&w.officer, json!({"reason": "again"})).await;
+    assert_eq!(a.status, 409, "a finished change is not rolled back twice");
+    let rolled: Vec<&str> = c
+        .rings
+        .iter()
+        .flat_map(|r| &r.hosts)
+        .filter(|h| h.rollback_job.is_some())
+        .map(|h| h.hostname.as_str())
+        .collect();
+    assert_eq!(rolled, ["web-test-1", "web-1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emergency_deploys_through_a_freeze_while_a_normal_change_waits_for_the_window_after_it()
 {
     let w = world().await;

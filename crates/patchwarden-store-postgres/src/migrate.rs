@@ -42,6 +42,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0007_finding_bodies.sql"),
     ),
     (
+        "0008_notifications",
+        include_str!("../migrations/0008_notifications.sql"),
+    ),
+    (
         "0009_incidents",
         include_str!("../migrations/0009_incidents.sql"),
     ),

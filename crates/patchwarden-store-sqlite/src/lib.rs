@@ -36,6 +36,7 @@ mod incidents;
 mod inventory;
 mod jobs;
 pub mod migrate;
+mod notifications;
 mod tokens;
 mod users;
 

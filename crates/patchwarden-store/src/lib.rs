@@ -42,6 +42,7 @@ pub mod incident;
 mod incident_store;
 pub mod job;
 pub mod limits;
+pub mod notification;
 pub mod operator;
 mod operator_store;
 pub mod token;
@@ -60,6 +61,7 @@ pub use finding::{
 pub use host::{Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost};
 pub use incident_store::IncidentStore;
 pub use job::{Job, JobFilter, JobReport, JobState, NewJob};
+pub use notification::NotificationStore;
 pub use operator::{
     ApiToken, LockoutPolicy, NewApiToken, NewSession, NewUser, Role, Session, User, UserChange,
 };
@@ -90,7 +92,15 @@ pub struct AdvisoryUpsert {
 /// The store. Object safe: the server holds it as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    FeedStore + OperatorStore + ChangeStore + ExceptionStore + IncidentStore + Send + Sync + fmt::Debug
+    FeedStore
+    + OperatorStore
+    + ChangeStore
+    + ExceptionStore
+    + IncidentStore
+    + NotificationStore
+    + Send
+    + Sync
+    + fmt::Debug
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -303,6 +303,7 @@ fn events() -> Vec<ChangeEvent> {
         ChangeEvent::Verified,
         ChangeEvent::DeploymentFailed { reason: r() },
         ChangeEvent::RolledBack,
+        ChangeEvent::RollBack { reason: r() },
         ChangeEvent::RecordTesting,
         ChangeEvent::Close,
         ChangeEvent::Cancel { reason: r() },
@@ -426,4 +427,63 @@ fn no_sequence_of_events_breaks_the_rules() {
         }
     }
     assert!(transitions > 1000, "explored {transitions} transitions");
+}
+
+#[test]
+fn an_implementer_rolls_back_a_change_that_touched_hosts_and_no_one_else_does() {
+    let c = ready(ChangeKind::Normal, Testing::Required);
+    let c = step(&c, ChangeEvent::Submit, &alice(), OUTSIDE);
+    let c = step(&c, ChangeEvent::Approve, &bob(), OUTSIDE);
+    let c = step(&c, ChangeEvent::Authorise, &carol(), OUTSIDE);
+    let roll = |reason: &str| ChangeEvent::RollBack {
+        reason: reason.into(),
+    };
+    // Before anything was installed there is nothing to roll back.
+    assert_eq!(
+        refused(&c, roll("web tier slow"), &dave(), IN_WINDOW),
+        "cannot roll back a change in state authorised: nothing has been installed yet: \
+         cancel it instead"
+    );
+    let c = step(&c, ChangeEvent::Schedule, &dave(), OUTSIDE);
+    let c = step(
+        &c,
+        ChangeEvent::StartTesting,
+        &ChangeActor::System,
+        IN_WINDOW,
+    );
+    let c = step(
+        &c,
+        ChangeEvent::TestsPassed,
+        &ChangeActor::System,
+        IN_WINDOW,
+    );
+    let c = step(&c, ChangeEvent::Deploy, &ChangeActor::System, IN_WINDOW);
+    // Approvers, the server and rules do not decide a rollback; a reason is required.
+    assert_eq!(
+        refused(&c, roll("slow"), &bob(), IN_WINDOW),
+        "cannot roll back a change in state deploying: bob may not roll back changes"
+    );
+    assert_eq!(
+        refused(&c, roll("slow"), &ChangeActor::System, IN_WINDOW),
+        "cannot roll back a change in state deploying: system may not roll back changes"
+    );
+    assert_eq!(
+        refused(&c, roll("  "), &dave(), IN_WINDOW),
+        "cannot roll back a change in state deploying: a rollback needs a reason"
+    );
+    // Outside a window too: the rollback plan runs at once.
+    let failed = step(&c, roll("web tier slow"), &dave(), OUTSIDE);
+    assert_eq!(failed.state, ChangeState::Failed);
+    assert_eq!(failed.outcome_reason.as_deref(), Some("web tier slow"));
+    assert_eq!(
+        refused(&failed, roll("again"), &dave(), IN_WINDOW),
+        "cannot roll back a change in state failed: it failed already and is being rolled back"
+    );
+    let back = step(
+        &failed,
+        ChangeEvent::RolledBack,
+        &ChangeActor::System,
+        IN_WINDOW,
+    );
+    assert_eq!(back.state, ChangeState::RolledBack);
 }

@@ -93,6 +93,10 @@ pub(crate) struct ChangeDoc {
     /// The schedule template it follows: name, anchor, and the test ring's soak.
     #[serde(default)]
     pub template: Option<(String, Timestamp, SignedDuration)>,
+    /// Who called the change back by hand (`roll back`), and when: the rollout engine then
+    /// rolls its hosts back, and counts it rolled back even when no host needed it.
+    #[serde(default)]
+    pub rollback_requested: Option<patchwarden_core::change::Signed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -508,6 +512,7 @@ async fn draft_doc(
         announce_at: None,
         affected: Vec::new(),
         template: None,
+        rollback_requested: None,
     };
     Ok(doc)
 }
@@ -532,6 +537,154 @@ pub(crate) async fn visible(
         return Err(ApiError::NotFound);
     }
     Ok((stored, doc))
+}
+
+/// A calendar entry's name: letters, digits, '-', '_' and '.', at most 128.
+pub(crate) fn check_entry_name(n: &str) -> Result<(), ApiError> {
+    if n.is_empty()
+        || n.len() > 128
+        || !n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::InvalidParameter(format!(
+            "calendar entry name {n:?}: letters, digits, '-', '_' and '.', at most 128"
+        )));
+    }
+    Ok(())
+}
+
+/// Every calendar entry (windows, freezes, templates) with its next openings from `now`.
+pub(crate) async fn calendar_entries(
+    state: &AppState,
+    now: Timestamp,
+) -> Result<Vec<patchwarden_api::v1::changes::CalendarEntryView>, ApiError> {
+    let mut out = Vec::new();
+    for e in state.store.calendar_entries().await? {
+        let spec: CalendarSpec = serde_json::from_value(e.body.clone()).map_err(|err| {
+            ApiError::Internal(format!("calendar entry {} does not decode: {err}", e.name))
+        })?;
+        out.push(calendar_view(&e.name, spec, e.updated_at, now));
+    }
+    Ok(out)
+}
+
+/// Creates or replaces calendar entry `name` (checked by [`check_entry_name`]) after checking
+/// its rule, zone or span; audited, and the rollout engine woken.
+pub(crate) async fn put_calendar_entry(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    spec: CalendarSpec,
+    now: Timestamp,
+) -> Result<patchwarden_api::v1::changes::CalendarEntryView, ApiError> {
+    match &spec {
+        CalendarSpec::Window(w) => {
+            for g in &w.groups {
+                if g.is_empty() || g.len() > 128 {
+                    return Err(ApiError::MalformedBody(format!("group {g:?}")));
+                }
+            }
+            window(name, w).map_err(ApiError::MalformedBody)?;
+        }
+        CalendarSpec::Template(t) => {
+            template(name, t).map_err(ApiError::MalformedBody)?;
+        }
+        CalendarSpec::Freeze(f) => {
+            freeze(name, f).map_err(ApiError::MalformedBody)?;
+            if f.reason.len() > 1024 {
+                return Err(ApiError::MalformedBody("the reason is too long".into()));
+            }
+        }
+    }
+    let body = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let audit = AuditEntry::new(
+        now,
+        caller.actor(),
+        "calendar.put",
+        format!("calendar:{name}"),
+    )
+    .after(body.clone());
+    let entry = state
+        .store
+        .put_calendar_entry(name, calendar_kind(&spec), body, now, audit)
+        .await?;
+    state.rollout_wake.notify_one();
+    Ok(calendar_view(&entry.name, spec, entry.updated_at, now))
+}
+
+/// Removes calendar entry `name`; "not found" when there is none.
+pub(crate) async fn delete_calendar_entry(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let audit = AuditEntry::new(
+        now,
+        caller.actor(),
+        "calendar.delete",
+        format!("calendar:{name}"),
+    );
+    if state.store.delete_calendar_entry(name, now, audit).await? {
+        state.rollout_wake.notify_one();
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// The changes `filter` selects that the caller may see (a provider only those whose hosts
+/// are all in its groups), newest first, each with its parsed document.
+pub(crate) async fn list_visible(
+    state: &AppState,
+    caller: &Caller,
+    filter: &patchwarden_store::change::ChangeFilter,
+) -> Result<Vec<(StoredChange, ChangeDoc)>, ApiError> {
+    let stored = state.store.list_changes(filter).await?;
+    let mut out = Vec::with_capacity(stored.len());
+    for s in stored {
+        let doc = ChangeDoc::parse(&s)?;
+        if let Scope::Groups(_) = caller.scope()
+            && target_hosts(state, &doc.targets, &caller.scope())
+                .await
+                .is_err()
+        {
+            continue;
+        }
+        out.push((s, doc));
+    }
+    Ok(out)
+}
+
+/// The operator events the core's rules let the caller apply to `change` now — what a page
+/// asks before it shows a button. The roles a route is declared for are checked by the page
+/// besides (`Chrome::can`); this asks `change::apply` itself, so the requester never sees
+/// Approve on their own change. Events that need a reason are tried with one.
+pub(crate) fn allowed_events(caller: &Caller, change: &Change, now: Timestamp) -> Vec<ChangeEvent> {
+    let actor = ChangeActor::person(&caller.user.username, capacities(caller));
+    // The operator's events do not depend on the calendar (only testing and deploying do,
+    // which the rollout engine applies).
+    let moment = patchwarden_core::change::Moment {
+        now,
+        in_window: true,
+        in_freeze: false,
+    };
+    let reason = || "a reason".to_owned();
+    [
+        ChangeEvent::Submit,
+        ChangeEvent::Approve,
+        ChangeEvent::Authorise,
+        ChangeEvent::Reject { reason: reason() },
+        ChangeEvent::Schedule,
+        ChangeEvent::RecordTesting,
+        ChangeEvent::Close,
+        ChangeEvent::Cancel { reason: reason() },
+        ChangeEvent::RollBack { reason: reason() },
+    ]
+    .into_iter()
+    .filter(|e| apply(change, e, &actor, moment).is_ok())
+    .collect()
 }
 
 /// Applies an operator's event (and, for `Schedule`, finds the window), then stores the
@@ -614,6 +767,26 @@ pub(crate) async fn apply_event(
             span.start.checked_sub(ahead).unwrap_or(now).max(now)
         });
         doc.affected = affected_applications(&hosts);
+    }
+    if let ChangeEvent::RollBack { reason } = &event {
+        // The rollout stops where it is: no later ring starts, and the engine gives every
+        // host that was given the change its rollback job (`rollout::roll_back`).
+        doc.halted = Some(format!(
+            "rolled back by {}: {}",
+            actor.name(),
+            reason.trim()
+        ));
+        doc.rollback_requested = Some(patchwarden_core::change::Signed {
+            by: actor.name(),
+            at: now,
+        });
+        for ring in &mut doc.rings {
+            ring.state = match ring.state {
+                RingState::Waiting => RingState::Skipped,
+                RingState::Running => RingState::Failed,
+                other => other,
+            };
+        }
     }
     let audit = AuditEntry::new(
         now,
@@ -784,6 +957,11 @@ pub(crate) struct LoadedCalendar {
 }
 
 impl LoadedCalendar {
+    /// Every stored window with the groups it applies to (the notifier warns before each opens).
+    pub(crate) fn windows(&self) -> &[(Window, Vec<String>)] {
+        &self.windows
+    }
+
     /// The calendar of hosts in `groups`: the windows that apply to any of them, every freeze.
     pub(crate) fn for_groups(&self, groups: &BTreeSet<String>) -> Calendar {
         Calendar {

@@ -27,6 +27,9 @@
 //!   the deployment. When more hosts failed than the plan allows, the ring fails, the rollout
 //!   halts (no later ring starts), the change fails, and every host that was given the change
 //!   gets a rollback job to the versions recorded when its ring started.
+//! - **rolled back by an operator** (`roll back`: the change failed with their reason, its
+//!   later rings skipped): every host that was given the change gets its rollback job, as
+//!   after a halt.
 //! - **failed** → once every rollback job succeeded, the change is rolled back.
 //! - **tested** → in the next window, the first broad ring starts (`deploy`).
 
@@ -163,6 +166,12 @@ async fn step(
             running(stored, doc, calendar, &jobs, now).await?
         }
         ChangeState::Tested => deploy_after_tests(stored, doc, calendar, &jobs, now).await?,
+        ChangeState::Failed if doc.rollback_requested.is_some() => {
+            match roll_back(stored, doc.clone(), &jobs, now) {
+                Some(step) => Some(step),
+                None => rolled_back(doc, &jobs),
+            }
+        }
         ChangeState::Failed => rolled_back(doc, &jobs),
         _ => None,
     };
@@ -588,6 +597,28 @@ fn halt(
             ring.state = RingState::Skipped;
         }
     }
+    let new_jobs = rollback_jobs(stored, &mut doc, jobs, now);
+    let event = if testing {
+        ChangeEvent::TestsFailed { reason }
+    } else {
+        ChangeEvent::DeploymentFailed { reason }
+    };
+    Step {
+        doc,
+        event: Some(event),
+        action: "change.rollout_halted",
+        jobs: new_jobs,
+    }
+}
+
+/// The rollback jobs of every host that was given the change and has none yet: back to the
+/// versions recorded when its ring started. A host whose job was refused changed nothing.
+fn rollback_jobs(
+    stored: &StoredChange,
+    doc: &mut ChangeDoc,
+    jobs: &HashMap<Uuid, Job>,
+    now: Timestamp,
+) -> Vec<NewJob> {
     let snapshot = doc.clone();
     let mut new_jobs = Vec::new();
     for ring in &mut doc.rings {
@@ -621,17 +652,26 @@ fn halt(
             });
         }
     }
-    let event = if testing {
-        ChangeEvent::TestsFailed { reason }
-    } else {
-        ChangeEvent::DeploymentFailed { reason }
-    };
-    Step {
-        doc,
-        event: Some(event),
-        action: "change.rollout_halted",
-        jobs: new_jobs,
+    new_jobs
+}
+
+/// A change an operator called back (`roll back`): its hosts' rollback jobs, made once.
+fn roll_back(
+    stored: &StoredChange,
+    mut doc: ChangeDoc,
+    jobs: &HashMap<Uuid, Job>,
+    now: Timestamp,
+) -> Option<Step> {
+    let new_jobs = rollback_jobs(stored, &mut doc, jobs, now);
+    if new_jobs.is_empty() {
+        return None;
     }
+    Some(Step {
+        doc,
+        event: None,
+        action: "change.rollback_started",
+        jobs: new_jobs,
+    })
 }
 
 fn rolled_back(doc: ChangeDoc, jobs: &HashMap<Uuid, Job>) -> Option<Step> {
@@ -641,7 +681,12 @@ fn rolled_back(doc: ChangeDoc, jobs: &HashMap<Uuid, Job>) -> Option<Step> {
         .flat_map(|r| r.hosts.iter())
         .filter_map(|h| h.rollback_job.and_then(|id| jobs.get(&id)))
         .collect();
-    if rollbacks.is_empty() || rollbacks.iter().any(|j| j.state != JobState::Succeeded) {
+    // A halted rollout made its rollback jobs with the halt; none means nothing to wait
+    // for only when an operator rolled it back and no host had been changed.
+    let nothing_to_undo = rollbacks.is_empty() && doc.rollback_requested.is_some();
+    if (rollbacks.is_empty() && !nothing_to_undo)
+        || rollbacks.iter().any(|j| j.state != JobState::Succeeded)
+    {
         return None;
     }
     Some(Step {

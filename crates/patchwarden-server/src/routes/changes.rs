@@ -1,6 +1,6 @@
 //! Change requests and the calendar for operators: create, list, show, and one route per event
 //! of the state machine (submit, approve, authorise, reject, schedule, record testing, close,
-//! cancel); maintenance windows and change freezes. The rules live in
+//! cancel, roll back); maintenance windows and change freezes. The rules live in
 //! `patchwarden_core::change`; a refusal is 409 with the rule's words.
 
 use std::sync::Arc;
@@ -14,13 +14,12 @@ use patchwarden_api::v1::changes::{
     CalendarEntryView, CalendarSpec, ChangeQuery, ChangeView, NewChangeRequest, Promote, Reason,
     ScheduleRequest,
 };
-use patchwarden_core::audit::AuditEntry;
 use patchwarden_core::change::ChangeEvent;
 use patchwarden_store::change::ChangeFilter;
 
-use crate::access::{Caller, Scope};
+use crate::access::Caller;
 use crate::body::{self, SMALL_BODY};
-use crate::changes::{self, ChangeDoc};
+use crate::changes;
 use crate::clock;
 use crate::error::ApiError;
 use crate::routes::fleet::{page_size, query};
@@ -102,36 +101,21 @@ pub(crate) async fn list(
 ) -> Result<Json<Vec<ChangeView>>, ApiError> {
     let q = query(q)?;
     let limit = page_size(q.limit)?;
-    let filter = ChangeFilter {
-        states: q.state.into_iter().collect(),
-        requester: q.requester,
-        limit: Some(limit),
-    };
-    Ok(Json(list_changes(&state, &caller, &filter).await?))
-}
-
-/// The changes `filter` selects that the caller may see, newest first: the API's list and
-/// the dashboard's rollouts in flight.
-pub(crate) async fn list_changes(
-    state: &AppState,
-    caller: &Caller,
-    filter: &ChangeFilter,
-) -> Result<Vec<ChangeView>, ApiError> {
-    let stored = state.store.list_changes(filter).await?;
-    let mut out = Vec::with_capacity(stored.len());
-    for s in &stored {
-        if let Scope::Groups(_) = caller.scope() {
-            let doc = ChangeDoc::parse(s)?;
-            if changes::target_hosts(state, &doc.targets, &caller.scope())
-                .await
-                .is_err()
-            {
-                continue;
-            }
-        }
-        out.push(changes::view(state, s).await?);
+    let visible = changes::list_visible(
+        &state,
+        &caller,
+        &ChangeFilter {
+            states: q.state.into_iter().collect(),
+            requester: q.requester,
+            limit: Some(limit),
+        },
+    )
+    .await?;
+    let mut out = Vec::with_capacity(visible.len());
+    for (s, _) in &visible {
+        out.push(changes::view(&state, s).await?);
     }
-    Ok(out)
+    Ok(Json(out))
 }
 
 /// One change: the form, its signatures, its window and its rollout.
@@ -336,6 +320,32 @@ pub(crate) async fn cancel(
     .await
 }
 
+/// An implementer calls back a change that has put packages on hosts (testing, tested,
+/// deploying or verified), with why: it fails, no later ring starts, and the rollout engine
+/// gives every host that was given it a rollback job; once those succeeded it is rolled back.
+#[utoipa::path(
+    post,
+    path = "/api/v1/changes/{number}/rollback",
+    tag = "changes",
+    params(("number" = String, Path, description = "PCR-2026-0001")),
+    request_body = Reason,
+    responses(
+        (status = 200, description = "Failed, and rolling back", body = ChangeView),
+        (status = 409, description = "The change's rules refuse it, with why"),
+    )
+)]
+pub(crate) async fn rollback(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<ChangeView>, ApiError> {
+    with_reason(&state, &caller, path, body, |reason| {
+        ChangeEvent::RollBack { reason }
+    })
+    .await
+}
+
 /// Releases a ring's manual gate, so the rollout may count it verified and go on.
 #[utoipa::path(
     post,
@@ -370,35 +380,12 @@ pub(crate) async fn promote(
 pub(crate) async fn calendar(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<Vec<CalendarEntryView>>, ApiError> {
-    Ok(Json(calendar_entries(&state).await?))
-}
-
-/// The windows and freezes with their next openings: the API's calendar and the dashboard's
-/// upcoming windows.
-pub(crate) async fn calendar_entries(state: &AppState) -> Result<Vec<CalendarEntryView>, ApiError> {
-    let now = clock::now();
-    let mut out = Vec::new();
-    for e in state.store.calendar_entries().await? {
-        let spec: CalendarSpec = serde_json::from_value(e.body.clone()).map_err(|err| {
-            ApiError::Internal(format!("calendar entry {} does not decode: {err}", e.name))
-        })?;
-        out.push(changes::calendar_view(&e.name, spec, e.updated_at, now));
-    }
-    Ok(out)
+    Ok(Json(changes::calendar_entries(&state, clock::now()).await?))
 }
 
 fn entry_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(n) = path.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
-    if n.is_empty()
-        || n.len() > 128
-        || !n
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(ApiError::InvalidParameter(format!(
-            "calendar entry name {n:?}: letters, digits, '-', '_' and '.', at most 128"
-        )));
-    }
+    changes::check_entry_name(&n)?;
     Ok(n)
 }
 
@@ -422,45 +409,9 @@ pub(crate) async fn put_calendar(
 ) -> Result<Json<CalendarEntryView>, ApiError> {
     let name = entry_name(path)?;
     let spec: CalendarSpec = body::json(&body::read(body, SMALL_BODY).await?)?;
-    match &spec {
-        CalendarSpec::Window(w) => {
-            for g in &w.groups {
-                if g.is_empty() || g.len() > 128 {
-                    return Err(ApiError::MalformedBody(format!("group {g:?}")));
-                }
-            }
-            changes::window(&name, w).map_err(ApiError::MalformedBody)?;
-        }
-        CalendarSpec::Template(t) => {
-            changes::template(&name, t).map_err(ApiError::MalformedBody)?;
-        }
-        CalendarSpec::Freeze(f) => {
-            changes::freeze(&name, f).map_err(ApiError::MalformedBody)?;
-            if f.reason.len() > 1024 {
-                return Err(ApiError::MalformedBody("the reason is too long".into()));
-            }
-        }
-    }
-    let now = clock::now();
-    let body = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let audit = AuditEntry::new(
-        now,
-        caller.actor(),
-        "calendar.put",
-        format!("calendar:{name}"),
-    )
-    .after(body.clone());
-    let entry = state
-        .store
-        .put_calendar_entry(&name, changes::calendar_kind(&spec), body, now, audit)
-        .await?;
-    state.rollout_wake.notify_one();
-    Ok(Json(changes::calendar_view(
-        &entry.name,
-        spec,
-        entry.updated_at,
-        now,
-    )))
+    Ok(Json(
+        changes::put_calendar_entry(&state, &caller, &name, spec, clock::now()).await?,
+    ))
 }
 
 /// Removes a window or a freeze.
@@ -480,17 +431,6 @@ pub(crate) async fn delete_calendar(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let name = entry_name(path)?;
-    let now = clock::now();
-    let audit = AuditEntry::new(
-        now,
-        caller.actor(),
-        "calendar.delete",
-        format!("calendar:{name}"),
-    );
-    if state.store.delete_calendar_entry(&name, now, audit).await? {
-        state.rollout_wake.notify_one();
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    changes::delete_calendar_entry(&state, &caller, &name, clock::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -196,7 +196,11 @@ fn visible(e: &StoredException, hosts: &Option<HashSet<Uuid>>) -> bool {
 }
 
 /// The exception `key` (id or number) if the caller may see it; "not found" otherwise.
-async fn scoped(state: &AppState, caller: &Caller, key: &str) -> Result<StoredException, ApiError> {
+pub(crate) async fn scoped(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+) -> Result<StoredException, ApiError> {
     if key.len() > 64 {
         return Err(ApiError::NotFound);
     }
@@ -238,6 +242,18 @@ pub(crate) async fn request(
 ) -> Result<(StatusCode, Json<ExceptionView>), ApiError> {
     let r: NewExceptionRequest = body::json(&body::read(body, SMALL_BODY).await?)?;
     let now = clock::now();
+    let stored = request_exception(&state, &caller, r, now).await?;
+    Ok((StatusCode::CREATED, Json(view(&stored, now))))
+}
+
+/// Requests an exception: the scope checked and in the caller's groups, the core's rules on
+/// the request (a control, the longest term); the caller is its requester.
+pub(crate) async fn request_exception(
+    state: &AppState,
+    caller: &Caller,
+    r: NewExceptionRequest,
+    now: Timestamp,
+) -> Result<StoredException, ApiError> {
     let scope = ExceptionScope {
         findings: r
             .findings
@@ -274,7 +290,7 @@ pub(crate) async fn request(
     }
     .check(max_term)
     .map_err(|e| ApiError::ExceptionInvalid(e.0))?;
-    let stored = state
+    state
         .store
         .create_exception(
             NewException {
@@ -285,8 +301,8 @@ pub(crate) async fn request(
             now,
             AuditEntry::new(now, caller.actor(), "exception.request", ""),
         )
-        .await?;
-    Ok((StatusCode::CREATED, Json(view(&stored, now))))
+        .await
+        .map_err(ApiError::from)
 }
 
 /// Exceptions, by number, with filters.
@@ -304,20 +320,36 @@ pub(crate) async fn list(
 ) -> Result<Json<ExceptionList>, ApiError> {
     let q = crate::routes::fleet::query(q)?;
     let now = clock::now();
-    let hosts = visible_hosts(&state, &caller.scope()).await?;
-    let items = state
-        .store
-        .list_exceptions(&ExceptionFilter {
+    let items = list_visible(
+        &state,
+        &caller,
+        &ExceptionFilter {
             state: q.state.map(|s| s.as_str().to_owned()),
             host: q.host,
             in_force_at: None,
-        })
-        .await?
-        .iter()
-        .filter(|e| visible(e, &hosts))
-        .map(|e| view(e, now))
-        .collect();
+        },
+    )
+    .await?
+    .iter()
+    .map(|e| view(e, now))
+    .collect();
     Ok(Json(ExceptionList { items }))
+}
+
+/// The exceptions `filter` selects whose hosts the caller may all see.
+pub(crate) async fn list_visible(
+    state: &AppState,
+    caller: &Caller,
+    filter: &ExceptionFilter,
+) -> Result<Vec<StoredException>, ApiError> {
+    let hosts = visible_hosts(state, &caller.scope()).await?;
+    Ok(state
+        .store
+        .list_exceptions(filter)
+        .await?
+        .into_iter()
+        .filter(|e| visible(e, &hosts))
+        .collect())
 }
 
 /// An exception by id or number (`EXC-2026-0001`).
@@ -346,14 +378,26 @@ async fn change(
     key: &str,
     action: ExceptionAction,
 ) -> Result<Json<ExceptionView>, ApiError> {
-    let e = scoped(state, caller, key).await?;
     let now = clock::now();
+    let changed = act(state, caller, key, action, now).await?;
+    Ok(Json(view(&changed, now)))
+}
+
+/// Acknowledges, approves, rejects or revokes exception `key` as the caller; the store applies
+/// the core's rule inside the transaction that records it.
+pub(crate) async fn act(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+    action: ExceptionAction,
+    now: Timestamp,
+) -> Result<StoredException, ApiError> {
+    let e = scoped(state, caller, key).await?;
     let entry = AuditEntry::new(now, caller.actor(), action.audit_action(), "");
-    let changed = state
+    Ok(state
         .store
         .change_exception(e.id, &caller.user.username, action, now, entry)
-        .await?;
-    Ok(Json(view(&changed, now)))
+        .await?)
 }
 
 /// Read an optional empty body (acknowledge, approve): nothing, or `{}`.

@@ -147,6 +147,7 @@ pub(crate) fn declared(
         .operators(CHANGE_IMPLEMENTERS, routes!(changes::close))
         .operators(CHANGE_CANCELLERS, routes!(changes::cancel))
         .operators(CHANGE_IMPLEMENTERS, routes!(changes::promote))
+        .operators(CHANGE_IMPLEMENTERS, routes!(changes::rollback))
         .operators(EVERYONE, routes!(changes::calendar))
         .operators(CALENDAR_KEEPERS, routes!(changes::put_calendar))
         .operators(CALENDAR_KEEPERS, routes!(changes::delete_calendar))

@@ -23,10 +23,11 @@ use patchwarden_store::{FindingFilter, FindingState};
 use super::view::{class_words, span, when, when_or};
 use super::{Chrome, PageResult, render};
 use crate::access::{Caller, Scope};
+use crate::changes;
 use crate::clock;
 use crate::error::ApiError;
 use crate::routes::exceptions::{DUE_SOON, InForce};
-use crate::routes::{changes, feeds, fleet};
+use crate::routes::{feeds, fleet};
 use crate::state::AppState;
 
 /// Findings read at a time.
@@ -272,7 +273,8 @@ pub(crate) async fn dashboard(State(state): State<Arc<AppState>>, caller: Caller
         })
         .collect();
     let stale_feeds = feeds.iter().filter(|f| f.freshness == "stale").count();
-    let rollouts = changes::list_changes(
+    let mut in_flight = Vec::new();
+    for (stored, _) in changes::list_visible(
         &state,
         &caller,
         &ChangeFilter {
@@ -282,35 +284,39 @@ pub(crate) async fn dashboard(State(state): State<Arc<AppState>>, caller: Caller
         },
     )
     .await?
-    .into_iter()
-    .map(|c| RolloutRow {
-        window: match (c.window_start, c.window_end) {
-            (Some(s), Some(e)) => format!("{} – {}", when(s), when(e)),
-            _ => "not scheduled".into(),
-        },
-        rings: c
-            .rings
-            .iter()
-            .map(|r| {
-                let done = r.hosts.iter().filter(|h| h.outcome.is_some()).count();
-                format!(
-                    "{}: {} ({done}/{} hosts done)",
-                    r.name,
-                    format!("{:?}", r.state).to_lowercase(),
-                    r.hosts.len()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        halted: c.halted.unwrap_or_default(),
-        number: c.number,
-        title: c.title,
-        state: c.state.as_str().to_owned(),
-    })
-    .collect();
+    {
+        in_flight.push(changes::view(&state, &stored).await?);
+    }
+    let rollouts = in_flight
+        .into_iter()
+        .map(|c| RolloutRow {
+            window: match (c.window_start, c.window_end) {
+                (Some(s), Some(e)) => format!("{} – {}", when(s), when(e)),
+                _ => "not scheduled".into(),
+            },
+            rings: c
+                .rings
+                .iter()
+                .map(|r| {
+                    let done = r.hosts.iter().filter(|h| h.outcome.is_some()).count();
+                    format!(
+                        "{}: {} ({done}/{} hosts done)",
+                        r.name,
+                        format!("{:?}", r.state).to_lowercase(),
+                        r.hosts.len()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            halted: c.halted.unwrap_or_default(),
+            number: c.number,
+            title: c.title,
+            state: c.state.as_str().to_owned(),
+        })
+        .collect();
     let horizon = now.checked_add(WINDOWS_AHEAD).unwrap_or(now);
     let mut windows: Vec<(Timestamp, WindowRow)> = Vec::new();
-    for e in changes::calendar_entries(&state).await? {
+    for e in changes::calendar_entries(&state, now).await? {
         let kind = match e.spec {
             CalendarSpec::Window(_) => "window",
             CalendarSpec::Freeze(_) => "freeze",

@@ -14,7 +14,10 @@
 pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod assets;
+pub(crate) mod calendar;
+pub(crate) mod changes;
 pub(crate) mod dashboard;
+pub(crate) mod exceptions;
 pub(crate) mod fleet;
 pub(crate) mod review;
 pub(crate) mod view;
@@ -79,6 +82,9 @@ pub(crate) fn declare(routes: Routes) -> Routes {
             "/",
             get(|| async { Redirect::to("/dashboard") }),
         )
+        .with(changes::declare)
+        .with(calendar::declare)
+        .with(exceptions::declare)
         .with(declare_fleet)
 }
 
@@ -300,6 +306,10 @@ impl Chrome {
     pub(crate) fn reads_triage(&self) -> bool {
         self.can(crate::access::TRIAGE_READERS)
     }
+
+    pub(crate) fn reads_incidents(&self) -> bool {
+        self.can(crate::access::INCIDENT_READERS)
+    }
 }
 
 /// Renders a template as an HTML page with `status`. A template that fails to render is an
@@ -434,6 +444,41 @@ pub(crate) async fn form<T: DeserializeOwned>(
         // serde_urlencoded names missing fields and wrong types; it does not quote values.
         ApiError::MalformedBody(format!("the form is not as expected: {text}"))
     })
+}
+
+/// Reads a form whose fields may repeat (checkboxes: `host=…&host=…`) as its pairs, in order,
+/// of at most `limit` bytes.
+pub(crate) async fn form_pairs(
+    body: axum::body::Body,
+    limit: u64,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let raw = crate::body::read(body, limit).await?;
+    serde_urlencoded::from_bytes(&raw)
+        .map_err(|e| ApiError::MalformedBody(format!("the form is not as expected: {e}")))
+}
+
+/// How a page shows a refusal of what the person asked for next to the form they used: the
+/// status and the rule's own words, for the refusals a person can act on (a malformed field,
+/// a rule of the change or exception process, a stale page). Any other error is a page of its
+/// own.
+pub(crate) fn inline_refusal(e: ApiError) -> Result<(StatusCode, String), PageError> {
+    match &e {
+        ApiError::MalformedBody(_)
+        | ApiError::InvalidParameter(_)
+        | ApiError::Conflict(_)
+        | ApiError::ExceptionRefused(_)
+        | ApiError::ExceptionInvalid(_) => {
+            let p = e.problem();
+            let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+            Ok((status, p.detail.unwrap_or(p.title)))
+        }
+        _ => Err(PageError(e)),
+    }
+}
+
+/// A time as pages show it: minutes, in UTC.
+pub(crate) fn when(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// A path to return to after a form: only a path on this server (starting with one `/`), so

@@ -33,6 +33,7 @@ mod hosts;
 mod incidents;
 mod inventory;
 mod jobs;
+mod notifications;
 mod operators;
 mod tokens;
 
@@ -46,6 +47,7 @@ pub use hosts::*;
 pub use incidents::*;
 pub use inventory::*;
 pub use jobs::*;
+pub use notifications::*;
 pub use operators::*;
 pub use tokens::*;
 
@@ -142,6 +144,8 @@ macro_rules! conformance_tests {
             exceptions_are_numbered_listed_and_changed_with_one_audit_event_each,
             an_exception_naming_nothing_is_refused_before_anything_is_written,
             two_approvals_racing_for_one_exception_one_wins,
+            notifications_are_queued_once_per_key_and_destination_with_the_cursor,
+            notification_claims_go_to_one_sender_and_retries_wait_their_time,
             incidents_are_numbered_listed_and_resolved_once_with_their_events,
             an_incident_with_a_missing_or_overlong_text_is_refused_before_anything_is_written,
             two_resolutions_racing_for_one_incident_one_wins_and_reports_get_distinct_numbers,
