@@ -8,6 +8,7 @@ pub mod advisory;
 pub mod audit;
 pub mod calendar;
 pub mod change;
+pub mod compliance;
 pub mod exception;
 pub mod finding;
 pub mod install_script;

@@ -269,6 +269,78 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/reports/monthly/{month}", Expect::Roles(ALL)),
     ("GET", "/changes/{number}/form", Expect::Roles(ALL)),
     ("GET", "/changes/{number}/form.pdf", Expect::Roles(ALL)),
+    // The fleet's pages (issue 10): each admits whom its API route admits.
+    ("GET", "/dashboard", Expect::Roles(ALL)),
+    ("GET", "/hosts", Expect::Roles(ALL)),
+    ("GET", "/hosts/{id}", Expect::Roles(ALL)),
+    ("GET", "/findings", Expect::Roles(ALL)),
+    ("GET", "/advisories/{id}", Expect::Roles(ALL)),
+    (
+        "GET",
+        "/triage",
+        Expect::Roles(&[
+            "admin",
+            "officer",
+            "approver",
+            "authoriser",
+            "security",
+            "auditor",
+        ]),
+    ),
+    (
+        "POST",
+        "/triage/{id}/classify",
+        Expect::Roles(&["admin", "officer", "security"]),
+    ),
+    ("GET", "/audit", Expect::Roles(&["admin", "auditor"])),
+    (
+        "GET",
+        "/audit/verification",
+        Expect::Roles(&["admin", "auditor"]),
+    ),
+    ("GET", "/admin", Expect::Roles(&["admin"])),
+    ("GET", "/admin/users", Expect::Roles(&["admin", "auditor"])),
+    ("POST", "/admin/users", Expect::Roles(&["admin"])),
+    ("POST", "/admin/users/{id}/roles", Expect::Roles(&["admin"])),
+    (
+        "POST",
+        "/admin/users/{id}/disable",
+        Expect::Roles(&["admin"]),
+    ),
+    (
+        "POST",
+        "/admin/users/{id}/enable",
+        Expect::Roles(&["admin"]),
+    ),
+    (
+        "GET",
+        "/admin/enrollment-tokens",
+        Expect::Roles(&["admin", "officer", "auditor"]),
+    ),
+    (
+        "POST",
+        "/admin/enrollment-tokens",
+        Expect::Roles(&["admin", "officer"]),
+    ),
+    (
+        "POST",
+        "/admin/enrollment-tokens/{id}/revoke",
+        Expect::Roles(&["admin", "officer"]),
+    ),
+    ("GET", "/admin/feeds", Expect::Roles(ALL)),
+    (
+        "POST",
+        "/admin/feeds/{name}/sync",
+        Expect::Roles(&["admin", "officer", "security"]),
+    ),
+    (
+        "POST",
+        "/admin/feeds/{name}/check",
+        Expect::Roles(&["admin", "officer", "security"]),
+    ),
+    ("GET", "/account/tokens", Expect::Roles(ALL)),
+    ("POST", "/account/tokens", Expect::Roles(ALL)),
+    ("POST", "/account/tokens/{id}/revoke", Expect::Roles(ALL)),
     // The change, calendar and exception pages.
     ("GET", "/changes", Expect::Roles(ALL)),
     (
@@ -541,6 +613,10 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
         .replace("/users/{id}", &format!("/users/{}", t.user))
         .replace("/api-tokens/{id}", &format!("/api-tokens/{}", t.api_token))
         .replace(
+            "/account/tokens/{id}",
+            &format!("/account/tokens/{}", t.api_token),
+        )
+        .replace(
             "/enrollment-tokens/{id}",
             &format!("/enrollment-tokens/{}", t.enrollment_token),
         )
@@ -677,10 +753,34 @@ fn request(method: &str, path: &str, t: &Targets, n: usize) -> Req {
                 .to_vec();
             return r;
         }
+        ("POST", "/triage/{id}/classify") => {
+            return page_form(
+                r,
+                &format!("classification=low&reason=reviewed+in+the+matrix+%28{n}%29"),
+            );
+        }
+        ("POST", "/admin/users") => {
+            return page_form(r, &format!("username=page-made-{n}&role=auditor"));
+        }
+        ("POST", "/admin/users/{id}/roles") => return page_form(r, "role=auditor"),
+        ("POST", "/admin/enrollment-tokens") => return page_form(r, "group=web"),
+        ("POST", "/admin/feeds/{name}/check") => {
+            return page_form(r, &format!("note=checked+the+vendor+%28{n}%29"));
+        }
+        ("POST", "/account/tokens") => {
+            return page_form(r, &format!("name=matrix+page+{n}"));
+        }
         (_, p) if p.starts_with("/api/v1/agent/") => serde_json::json!({}),
         _ => return r,
     };
     r.json(&body)
+}
+
+/// `r` with a form body, as a page's form posts it.
+fn page_form(r: Req, body: &str) -> Req {
+    let mut r = r.header("content-type", "application/x-www-form-urlencoded");
+    r.body = body.as_bytes().to_vec();
+    r
 }
 
 async fn call(

@@ -327,6 +327,29 @@ pub(crate) async fn count_open<C: GenericClient>(c: &C, host: Uuid) -> Result<u6
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Open findings per host of `hosts`, in one query.
+pub(crate) async fn count_open_by_host<C: GenericClient>(
+    c: &C,
+    hosts: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, u64>> {
+    let hosts = hosts.to_vec();
+    let rows = query(
+        c,
+        "SELECT host, COUNT(*) FROM findings WHERE state = 'open' AND host = ANY($1) \
+         GROUP BY host",
+        &[&hosts],
+    )
+    .await
+    .map_err(pg("count open findings by host"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let n: i64 = r.get(1);
+            (r.get::<_, Uuid>(0), u64::try_from(n).unwrap_or(0))
+        })
+        .collect())
+}
+
 pub(crate) async fn any_open_fixable<C: GenericClient>(c: &C, host: Uuid) -> Result<bool> {
     // `fixed` lives in the finding's JSON body: EXISTS stops at the first fixable finding.
     let rows = query(

@@ -113,6 +113,19 @@ pub(crate) async fn get<C: GenericClient>(c: &C, id: Uuid, lock: bool) -> Result
     row.as_ref().map(decode).transpose()
 }
 
+/// The hosts of `ids` that exist, in one query.
+pub(crate) async fn get_many<C: GenericClient>(c: &C, ids: &[Uuid]) -> Result<Vec<Host>> {
+    let ids = ids.to_vec();
+    let rows = query(
+        c,
+        &format!("SELECT {COLUMNS} FROM hosts WHERE id = ANY($1)"),
+        &[&ids],
+    )
+    .await
+    .map_err(pg("get hosts"))?;
+    rows.iter().map(decode).collect()
+}
+
 pub(crate) async fn get_locked<C: GenericClient>(c: &C, id: Uuid) -> Result<Host> {
     get(c, id, true).await?.ok_or_else(|| StoreError::NotFound {
         kind: "host",

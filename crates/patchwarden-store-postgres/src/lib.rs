@@ -259,6 +259,11 @@ impl Store for PgStore {
         hosts::get(&client, id, false).await
     }
 
+    async fn get_hosts(&self, ids: &[Uuid]) -> Result<Vec<Host>> {
+        let client = self.client("get hosts").await?;
+        hosts::get_many(&client, ids).await
+    }
+
     async fn list_hosts(&self, filter: &HostFilter) -> Result<Vec<Host>> {
         let client = self.client("list hosts").await?;
         hosts::list(&client, filter).await
@@ -410,6 +415,14 @@ impl Store for PgStore {
     async fn count_open_findings(&self, host: Uuid) -> Result<u64> {
         let client = self.client("count open findings").await?;
         findings::count_open(&client, host).await
+    }
+
+    async fn count_open_findings_by_host(
+        &self,
+        hosts: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, u64>> {
+        let client = self.client("count open findings by host").await?;
+        findings::count_open_by_host(&client, hosts).await
     }
 
     async fn has_open_fixable_finding(&self, host: Uuid) -> Result<bool> {

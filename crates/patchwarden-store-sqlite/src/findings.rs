@@ -283,6 +283,36 @@ pub(crate) fn count_open(c: &Connection, host: Uuid) -> Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Open findings per host of `hosts`, in one query per thousand hosts (SQLite's limit on
+/// bound parameters is far above that).
+pub(crate) fn count_open_by_host(
+    c: &Connection,
+    hosts: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, u64>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in hosts.chunks(1000) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!(
+            "SELECT host, COUNT(*) FROM findings WHERE state = 'open' AND host IN ({marks}) \
+             GROUP BY host"
+        );
+        let mut stmt = c.prepare(&sql).map_err(db("count open findings by host"))?;
+        let rows = stmt
+            .query_map(params_from_iter(chunk.iter().map(|h| h.to_string())), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(db("count open findings by host"))?;
+        for row in rows {
+            let (host, n) = row.map_err(db("count open findings by host"))?;
+            out.insert(
+                uuid_from_db("findings", &host)?,
+                u64::try_from(n).unwrap_or(0),
+            );
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn any_open_fixable(c: &Connection, host: Uuid) -> Result<bool> {
     // `fixed` lives in the finding's JSON body: EXISTS stops at the first fixable finding
     // rather than parsing every body of the host.

@@ -146,6 +146,21 @@ pub(crate) fn get(c: &Connection, id: Uuid) -> Result<Option<Host>> {
     raw.map(decode).transpose()
 }
 
+/// The hosts of `ids` that exist, a thousand ids per query.
+pub(crate) fn get_many(c: &Connection, ids: &[Uuid]) -> Result<Vec<Host>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let args = chunk.iter().map(|id| Value::Text(id.to_string())).collect();
+        out.extend(query(
+            c,
+            &format!("SELECT {COLUMNS} FROM hosts WHERE id IN ({marks})"),
+            args,
+        )?);
+    }
+    Ok(out)
+}
+
 fn get_existing(c: &Connection, id: Uuid) -> Result<Host> {
     get(c, id)?.ok_or_else(|| StoreError::NotFound {
         kind: "host",

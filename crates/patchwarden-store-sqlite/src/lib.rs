@@ -299,6 +299,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn get_hosts(&self, ids: &[Uuid]) -> Result<Vec<Host>> {
+        let ids = ids.to_vec();
+        self.read("get hosts", move |c| hosts::get_many(c, &ids))
+            .await
+    }
+
     async fn find_hosts_by_machine_id(&self, machine_id: &str) -> Result<Vec<Host>> {
         let machine_id = machine_id.to_owned();
         self.read("find hosts by machine id", move |c| {
@@ -451,6 +457,17 @@ impl Store for SqliteStore {
     async fn count_open_findings(&self, host: Uuid) -> Result<u64> {
         self.read("count open findings", move |c| {
             findings::count_open(c, host)
+        })
+        .await
+    }
+
+    async fn count_open_findings_by_host(
+        &self,
+        hosts: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, u64>> {
+        let hosts = hosts.to_vec();
+        self.read("count open findings by host", move |c| {
+            findings::count_open_by_host(c, &hosts)
         })
         .await
     }

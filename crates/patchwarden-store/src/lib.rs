@@ -147,6 +147,19 @@ pub trait Store:
 
     async fn list_hosts(&self, filter: &HostFilter) -> Result<Vec<Host>>;
 
+    /// The hosts of `ids` that exist, in no particular order: what a page naming the hosts of
+    /// its rows reads, in one query rather than one per row. The default asks
+    /// [`Store::get_host`] id by id; a backend overrides it.
+    async fn get_hosts(&self, ids: &[Uuid]) -> Result<Vec<Host>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(h) = self.get_host(*id).await? {
+                out.push(h);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every host whose last reported machine id is `machine_id`: more than one, or one with
     /// another host id, means a clone or a re-image.
     async fn find_hosts_by_machine_id(&self, machine_id: &str) -> Result<Vec<Host>>;
@@ -257,6 +270,23 @@ pub trait Store:
     /// database instead of reading hundreds of findings per host keeps a check-in cheap on a
     /// fleet with many findings.
     async fn count_open_findings(&self, host: Uuid) -> Result<u64>;
+
+    /// How many findings of each of `hosts` are open (hosts without any are left out): what a
+    /// page of hosts shows, counted in one query rather than one per host. The default asks
+    /// [`Store::count_open_findings`] host by host; the backends override it.
+    async fn count_open_findings_by_host(
+        &self,
+        hosts: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, u64>> {
+        let mut out = std::collections::HashMap::new();
+        for h in hosts {
+            let n = self.count_open_findings(*h).await?;
+            if n > 0 {
+                out.insert(*h, n);
+            }
+        }
+        Ok(out)
+    }
 
     /// Whether `host` has an open finding with a released fix (a new host's baseline is met
     /// when it has none). Stops at the first one found.

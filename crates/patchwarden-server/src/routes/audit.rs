@@ -40,17 +40,25 @@ pub(crate) async fn list(
             )));
         }
     };
-    let mut events = state
-        .store
-        .audit_events(q.after.unwrap_or(0), limit + 1)
-        .await?;
+    Ok(Json(
+        events_after(&state, q.after.unwrap_or(0), limit).await?,
+    ))
+}
+
+/// Up to `limit` events after `after`, in order: the API's page and the audit page's reads.
+pub(crate) async fn events_after(
+    state: &AppState,
+    after: i64,
+    limit: u32,
+) -> Result<AuditPage, ApiError> {
+    let mut events = state.store.audit_events(after, limit + 1).await?;
     let next_after = if events.len() > limit as usize {
         events.truncate(limit as usize);
         events.last().map(|e| e.seq)
     } else {
         None
     };
-    Ok(Json(AuditPage {
+    Ok(AuditPage {
         items: events
             .into_iter()
             .map(|e| AuditEventView {
@@ -61,7 +69,7 @@ pub(crate) async fn list(
             })
             .collect(),
         next_after,
-    }))
+    })
 }
 
 /// Walks the whole chain and says whether every link holds.
@@ -75,6 +83,11 @@ pub(crate) async fn verify(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
 ) -> Result<Json<AuditVerification>, ApiError> {
+    Ok(Json(verify_chain(&state).await?))
+}
+
+/// Walks the whole chain: the API's verification and the audit page's.
+pub(crate) async fn verify_chain(state: &AppState) -> Result<AuditVerification, ApiError> {
     // The same checks as `patchwarden_core::audit::verify`, a batch at a time so a long chain
     // never sits in memory whole.
     let mut expected = 1i64;
@@ -114,10 +127,10 @@ pub(crate) async fn verify(
             expected += 1;
         }
     }
-    Ok(Json(AuditVerification {
+    Ok(AuditVerification {
         intact: broken.is_none(),
         events: expected - 1,
         head: prev,
         broken,
-    }))
+    })
 }

@@ -47,6 +47,14 @@ pub(crate) struct InForce {
 }
 
 impl InForce {
+    /// No exception in force: for an answer that lists no finding.
+    pub(crate) fn empty() -> InForce {
+        InForce {
+            now: crate::clock::now(),
+            by_host: HashMap::new(),
+        }
+    }
+
     pub(crate) async fn load(state: &AppState, now: Timestamp) -> Result<InForce, ApiError> {
         let all = state
             .store

@@ -166,9 +166,14 @@ pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
 ) -> Result<Json<Vec<FeedSourceView>>, ApiError> {
+    Ok(Json(sources(&state).await?))
+}
+
+/// Every feed source with its freshness now: the API's list and the pages'.
+pub(crate) async fn sources(state: &AppState) -> Result<Vec<FeedSourceView>, ApiError> {
     let now = clock::now();
     let sources = state.store.feed_sources().await?;
-    Ok(Json(sources.iter().map(|s| source_view(s, now)).collect()))
+    Ok(sources.iter().map(|s| source_view(s, now)).collect())
 }
 
 /// One source with its recent runs, newest first.
@@ -219,6 +224,19 @@ pub(crate) async fn sync(
     name: Result<Path<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<FeedSourceView>), ApiError> {
     let name = source_name(name)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(request_sync(&state, &caller, name).await?),
+    ))
+}
+
+/// Asks for a sync of the source `name`: the API's and the feeds page's.
+pub(crate) async fn request_sync(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+) -> Result<FeedSourceView, ApiError> {
+    let name = checked_name(name)?;
     let source = state
         .store
         .get_feed_source(&name)
@@ -237,10 +255,10 @@ pub(crate) async fn sync(
         )));
     }
     let now = clock::now();
-    let s = feeds::request_sync(&state, &name, caller.actor(), now)
+    let s = feeds::request_sync(state, &name, caller.actor(), now)
         .await
         .map_err(|e| feeds_error(e, ApiError::Conflict))?;
-    Ok((StatusCode::ACCEPTED, Json(source_view(&s, now))))
+    Ok(source_view(&s, now))
 }
 
 /// Records that a person checked a manual source's vendor (P2's monthly check): the source
@@ -265,16 +283,29 @@ pub(crate) async fn check(
 ) -> Result<Json<FeedSourceView>, ApiError> {
     let name = source_name(name)?;
     let request: ManualCheck = body::json(&body::read(body, SMALL_BODY).await?)?;
-    if request.note.trim().is_empty() {
+    Ok(Json(
+        record_check(&state, &caller, name, &request.note).await?,
+    ))
+}
+
+/// Records the manual check of the source `name`: the API's and the feeds page's.
+pub(crate) async fn record_check(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    note: &str,
+) -> Result<FeedSourceView, ApiError> {
+    let name = checked_name(name)?;
+    if note.trim().is_empty() {
         return Err(ApiError::MalformedBody(
             "note: say what was checked and found".into(),
         ));
     }
     let now = clock::now();
-    let s = feeds::record_check(&state, &name, request.note.trim(), caller.actor(), now)
+    let s = feeds::record_check(state, &name, note.trim(), caller.actor(), now)
         .await
         .map_err(|e| feeds_error(e, ApiError::Conflict))?;
-    Ok(Json(source_view(&s, now)))
+    Ok(source_view(&s, now))
 }
 
 /// Writes an upload to a work file as it arrives, refusing it past `limit` bytes (the file
@@ -476,6 +507,11 @@ pub(crate) async fn list_triage(
     q: Result<Query<TriageQuery>, QueryRejection>,
 ) -> Result<Json<TriagePage>, ApiError> {
     let q = query(q)?;
+    Ok(Json(triage_page(&state, &q).await?))
+}
+
+/// A page of the triage queue: the API's and the triage page's.
+pub(crate) async fn triage_page(state: &AppState, q: &TriageQuery) -> Result<TriagePage, ApiError> {
     let limit = match q.limit.unwrap_or(DEFAULT_PAGE) {
         n @ 1..=MAX_PAGE => n,
         n => {
@@ -506,14 +542,14 @@ pub(crate) async fn list_triage(
     let next_after = (items.len() > limit as usize)
         .then(|| items.get(limit as usize - 1).map(|i| i.id))
         .flatten();
-    Ok(Json(TriagePage {
+    Ok(TriagePage {
         items: items
             .iter()
             .take(limit as usize)
             .map(|i| triage_view(i, now))
             .collect(),
         next_after,
-    }))
+    })
 }
 
 /// Classifies a queued vulnerability (or calls it not applicable), with why. The decision
@@ -539,12 +575,22 @@ pub(crate) async fn classify(
 ) -> Result<Json<TriageItemView>, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
     let request: TriageClassification = body::json(&body::read(body, SMALL_BODY).await?)?;
+    Ok(Json(classify_item(&state, &caller, id, request).await?))
+}
+
+/// Classifies the queue's item `id`: the API's and the triage page's.
+pub(crate) async fn classify_item(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    request: TriageClassification,
+) -> Result<TriageItemView, ApiError> {
     if state.store.get_triage(id).await?.is_none() {
         return Err(ApiError::NotFound);
     }
     let now = clock::now();
     let (item, _hosts) = feeds::triage::classify(
-        &state,
+        state,
         id,
         class(request.classification),
         &request.reason,
@@ -553,5 +599,5 @@ pub(crate) async fn classify(
     )
     .await
     .map_err(|e| feeds_error(e, ApiError::MalformedBody))?;
-    Ok(Json(triage_view(&item, now)))
+    Ok(triage_view(&item, now))
 }

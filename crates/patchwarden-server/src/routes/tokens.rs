@@ -45,9 +45,7 @@ pub(crate) async fn list_api(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> Result<Json<Vec<ApiTokenView>>, ApiError> {
-    let whose = (!caller.has(Role::Admin)).then_some(caller.user.id);
-    let tokens = state.store.list_api_tokens(whose).await?;
-    Ok(Json(tokens.iter().map(api_token_view).collect()))
+    Ok(Json(api_tokens(&state, &caller).await?))
 }
 
 /// Create an API token (from a browser session only); its secret is in the answer, once.
@@ -73,6 +71,24 @@ pub(crate) async fn create_api(
         ));
     }
     let request: NewApiTokenRequest = body::json(&body::read(body, SMALL_BODY).await?)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(create_api_token(&state, &caller, request).await?),
+    ))
+}
+
+/// Creates an API token for the caller (from a session only): the API's and the account
+/// page's.
+pub(crate) async fn create_api_token(
+    state: &AppState,
+    caller: &Caller,
+    request: NewApiTokenRequest,
+) -> Result<CreatedApiToken, ApiError> {
+    if !matches!(caller.credential, Credential::Session { .. }) {
+        return Err(ApiError::Forbidden(
+            "API tokens are made from a login session, not from another token".into(),
+        ));
+    }
     let roles: BTreeSet<Role> = match &request.roles {
         Some(r) => store_roles(r),
         None => caller.user.roles.clone(),
@@ -122,13 +138,10 @@ pub(crate) async fn create_api(
             audit,
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedApiToken {
-            token: api_token_view(&token),
-            secret,
-        }),
-    ))
+    Ok(CreatedApiToken {
+        token: api_token_view(&token),
+        secret,
+    })
 }
 
 /// Revoke an API token: one's own, or as an admin anyone's.
@@ -148,6 +161,26 @@ pub(crate) async fn revoke_api(
     id: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Json<ApiTokenView>, ApiError> {
     let id = path_id(id)?;
+    Ok(Json(revoke_api_token(&state, &caller, id).await?))
+}
+
+/// The caller's API tokens (an admin's: everyone's).
+pub(crate) async fn api_tokens(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Vec<ApiTokenView>, ApiError> {
+    let whose = (!caller.has(Role::Admin)).then_some(caller.user.id);
+    let tokens = state.store.list_api_tokens(whose).await?;
+    Ok(tokens.iter().map(api_token_view).collect())
+}
+
+/// Revokes an API token of the caller's (an admin: anyone's): the API's and the account
+/// page's.
+pub(crate) async fn revoke_api_token(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<ApiTokenView, ApiError> {
     let whose = (!caller.has(Role::Admin)).then_some(caller.user.id);
     // Another user's token reads as missing: a caller cannot probe for other tokens' ids.
     if !state
@@ -167,7 +200,7 @@ pub(crate) async fn revoke_api(
         format!("api-token:{id}"),
     );
     let token = state.store.revoke_api_token(id, now, audit).await?;
-    Ok(Json(api_token_view(&token)))
+    Ok(api_token_view(&token))
 }
 
 /// Every enrollment token, revoked and expired ones included (never a secret).
@@ -199,6 +232,18 @@ pub(crate) async fn create_enrollment(
     body: Body,
 ) -> Result<(StatusCode, Json<CreatedEnrollmentToken>), ApiError> {
     let request: NewEnrollmentTokenRequest = body::json(&body::read(body, SMALL_BODY).await?)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(create_enrollment_token(&state, &caller, request).await?),
+    ))
+}
+
+/// Creates an enrollment token: the API's and the admin page's.
+pub(crate) async fn create_enrollment_token(
+    state: &AppState,
+    caller: &Caller,
+    request: NewEnrollmentTokenRequest,
+) -> Result<CreatedEnrollmentToken, ApiError> {
     let hours = request
         .expires_in_hours
         .unwrap_or(state.enrollment_token_ttl_hours);
@@ -219,13 +264,10 @@ pub(crate) async fn create_enrollment(
         clock::now(),
     )
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedEnrollmentToken {
-            token: enrollment_token_view(&token),
-            secret,
-        }),
-    ))
+    Ok(CreatedEnrollmentToken {
+        token: enrollment_token_view(&token),
+        secret,
+    })
 }
 
 /// Revoke an enrollment token: no host enrolls with it from now on.

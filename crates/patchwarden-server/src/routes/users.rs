@@ -64,12 +64,24 @@ pub(crate) async fn create(
     body: Body,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
     let request: NewUserRequest = body::json(&body::read(body, SMALL_BODY).await?)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(create_user(&state, &caller, request).await?),
+    ))
+}
+
+/// Creates a user with a one-time password: what `POST /api/v1/users` and the admin page do.
+pub(crate) async fn create_user(
+    state: &AppState,
+    caller: &Caller,
+    request: NewUserRequest,
+) -> Result<CreatedUser, ApiError> {
     let roles = store_roles(&request.roles);
     // Checked before the slow hash, so a bad request costs nothing.
     check_username(&request.username)?;
     check_roles(&roles, &request.groups)?;
     let password = secrets::one_time_password().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let password_hash = hash(&state, password.clone()).await?;
+    let password_hash = hash(state, password.clone()).await?;
     let now = clock::now();
     let audit = AuditEntry::new(
         now,
@@ -98,13 +110,10 @@ pub(crate) async fn create(
             audit,
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedUser {
-            user: user_view(&user),
-            one_time_password: password,
-        }),
-    ))
+    Ok(CreatedUser {
+        user: user_view(&user),
+        one_time_password: password,
+    })
 }
 
 /// Refuses a change of the caller's own account: a requester never changes their own roles.
@@ -123,7 +132,7 @@ async fn change(
     id: Uuid,
     change: UserChange,
     action: &str,
-) -> Result<Json<UserView>, ApiError> {
+) -> Result<UserView, ApiError> {
     let target = state.store.get_user(id).await?.ok_or(ApiError::NotFound)?;
     let now = clock::now();
     let audit = AuditEntry::new(
@@ -133,7 +142,48 @@ async fn change(
         format!("user:{}", target.username),
     );
     let user = state.store.update_user(id, change, now, audit).await?;
-    Ok(Json(user_view(&user)))
+    Ok(user_view(&user))
+}
+
+/// Replaces a user's roles (never the caller's own): the API's and the admin page's.
+pub(crate) async fn set_user_roles(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    request: RolesChange,
+) -> Result<UserView, ApiError> {
+    not_self(caller, id, "changes the roles of")?;
+    let roles = store_roles(&request.roles);
+    change(
+        state,
+        caller,
+        id,
+        UserChange::Roles {
+            roles,
+            groups: request.groups,
+        },
+        "user.roles",
+    )
+    .await
+}
+
+/// Disables a user (never the caller): the API's and the admin page's.
+pub(crate) async fn disable_user(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<UserView, ApiError> {
+    not_self(caller, id, "disables")?;
+    change(state, caller, id, UserChange::Disable, "user.disable").await
+}
+
+/// Enables a user again: the API's and the admin page's.
+pub(crate) async fn enable_user(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<UserView, ApiError> {
+    change(state, caller, id, UserChange::Enable, "user.enable").await
 }
 
 /// Replace a user's roles (and a provider's groups).
@@ -156,20 +206,10 @@ pub(crate) async fn set_roles(
     body: Body,
 ) -> Result<Json<UserView>, ApiError> {
     let id = path_id(id)?;
+    // Refused before the body is read, as before.
     not_self(&caller, id, "changes the roles of")?;
     let request: RolesChange = body::json(&body::read(body, SMALL_BODY).await?)?;
-    let roles = store_roles(&request.roles);
-    change(
-        &state,
-        &caller,
-        id,
-        UserChange::Roles {
-            roles,
-            groups: request.groups,
-        },
-        "user.roles",
-    )
-    .await
+    Ok(Json(set_user_roles(&state, &caller, id, request).await?))
 }
 
 /// Disable a user: every login, session and API token of theirs is refused from now on.
@@ -190,8 +230,7 @@ pub(crate) async fn disable(
     id: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Json<UserView>, ApiError> {
     let id = path_id(id)?;
-    not_self(&caller, id, "disables")?;
-    change(&state, &caller, id, UserChange::Disable, "user.disable").await
+    Ok(Json(disable_user(&state, &caller, id).await?))
 }
 
 /// Enable a disabled user again (their old sessions stay ended).
@@ -211,5 +250,5 @@ pub(crate) async fn enable(
     id: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Json<UserView>, ApiError> {
     let id = path_id(id)?;
-    change(&state, &caller, id, UserChange::Enable, "user.enable").await
+    Ok(Json(enable_user(&state, &caller, id).await?))
 }

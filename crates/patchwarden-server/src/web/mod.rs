@@ -12,10 +12,15 @@
 //! behind their back, so a rule the API enforces holds here too.
 
 pub(crate) mod account;
+pub(crate) mod admin;
 pub(crate) mod assets;
 pub(crate) mod calendar;
 pub(crate) mod changes;
+pub(crate) mod dashboard;
 pub(crate) mod exceptions;
+pub(crate) mod fleet;
+pub(crate) mod review;
+pub(crate) mod view;
 
 use std::collections::BTreeSet;
 
@@ -80,6 +85,162 @@ pub(crate) fn declare(routes: Routes) -> Routes {
         .with(changes::declare)
         .with(calendar::declare)
         .with(exceptions::declare)
+        .with(declare_fleet)
+}
+
+/// The fleet's pages (issue 10): dashboard, hosts, findings, advisories, triage, audit,
+/// admin and the account's API tokens. Each admits whom the API route it reads or acts
+/// through admits.
+fn declare_fleet(routes: Routes) -> Routes {
+    use crate::access::{
+        ADMIN, ADMIN_AUDITOR, ENROLLERS, ENROLLMENT_READERS, EVERYONE, FEED_OPERATORS,
+        TRIAGE_DECIDERS, TRIAGE_READERS,
+    };
+    routes
+        .page(
+            Access::Roles(ADMIN),
+            Method::GET,
+            "/admin",
+            get(admin::index),
+        )
+        .page(
+            Access::Roles(ADMIN_AUDITOR),
+            Method::GET,
+            "/admin/users",
+            get(admin::users),
+        )
+        .page(
+            Access::Roles(ADMIN),
+            Method::POST,
+            "/admin/users",
+            post(admin::create_user),
+        )
+        .page(
+            Access::Roles(ADMIN),
+            Method::POST,
+            "/admin/users/{id}/roles",
+            post(admin::set_roles),
+        )
+        .page(
+            Access::Roles(ADMIN),
+            Method::POST,
+            "/admin/users/{id}/disable",
+            post(admin::disable_user),
+        )
+        .page(
+            Access::Roles(ADMIN),
+            Method::POST,
+            "/admin/users/{id}/enable",
+            post(admin::enable_user),
+        )
+        .page(
+            Access::Roles(ENROLLMENT_READERS),
+            Method::GET,
+            "/admin/enrollment-tokens",
+            get(admin::enrollment_tokens),
+        )
+        .page(
+            Access::Roles(ENROLLERS),
+            Method::POST,
+            "/admin/enrollment-tokens",
+            post(admin::create_enrollment_token),
+        )
+        .page(
+            Access::Roles(ENROLLERS),
+            Method::POST,
+            "/admin/enrollment-tokens/{id}/revoke",
+            post(admin::revoke_enrollment_token),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/admin/feeds",
+            get(admin::feeds),
+        )
+        .page(
+            Access::Roles(FEED_OPERATORS),
+            Method::POST,
+            "/admin/feeds/{name}/sync",
+            post(admin::sync_feed),
+        )
+        .page(
+            Access::Roles(FEED_OPERATORS),
+            Method::POST,
+            "/admin/feeds/{name}/check",
+            post(admin::check_feed),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/account/tokens",
+            get(admin::api_tokens),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::POST,
+            "/account/tokens",
+            post(admin::create_api_token),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::POST,
+            "/account/tokens/{id}/revoke",
+            post(admin::revoke_api_token),
+        )
+        .page(
+            Access::Roles(TRIAGE_READERS),
+            Method::GET,
+            "/triage",
+            get(review::triage),
+        )
+        .page(
+            Access::Roles(TRIAGE_DECIDERS),
+            Method::POST,
+            "/triage/{id}/classify",
+            post(review::classify),
+        )
+        .page(
+            Access::Roles(ADMIN_AUDITOR),
+            Method::GET,
+            "/audit",
+            get(review::audit_log),
+        )
+        .page(
+            Access::Roles(ADMIN_AUDITOR),
+            Method::GET,
+            "/audit/verification",
+            get(review::verification),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/dashboard",
+            get(dashboard::dashboard),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/hosts",
+            get(fleet::hosts),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/hosts/{id}",
+            get(fleet::host),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/findings",
+            get(fleet::findings),
+        )
+        .page(
+            Access::Roles(EVERYONE),
+            Method::GET,
+            "/advisories/{id}",
+            get(fleet::advisory),
+        )
 }
 
 /// What every operator page's layout needs: who is logged in, the section to highlight, and
@@ -139,6 +300,11 @@ impl Chrome {
 
     pub(crate) fn reads_audit(&self) -> bool {
         self.can(crate::access::ADMIN_AUDITOR)
+    }
+
+    /// Whether the triage queue is for this caller (not for a provider).
+    pub(crate) fn reads_triage(&self) -> bool {
+        self.can(crate::access::TRIAGE_READERS)
     }
 
     pub(crate) fn reads_incidents(&self) -> bool {

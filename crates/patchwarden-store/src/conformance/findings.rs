@@ -158,6 +158,32 @@ pub async fn findings_open_keep_and_close_with_the_fixing_version(db: Arc<dyn Te
     let other = enrolled(&store, "web", "web-2").await;
     assert_eq!(store.count_open_findings(other.id).await.unwrap(), 0);
     assert!(!store.has_open_fixable_finding(other.id).await.unwrap());
+    // A page of hosts counted in one query: hosts without open findings, and ids of no
+    // host, are left out; the hosts read in one query are the ones that exist.
+    let counts = store
+        .count_open_findings_by_host(&[host.id, other.id, uuid::Uuid::new_v4()])
+        .await
+        .unwrap();
+    assert_eq!(counts, [(host.id, 2)].into_iter().collect());
+    assert!(
+        store
+            .count_open_findings_by_host(&[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut got: Vec<_> = store
+        .get_hosts(&[other.id, uuid::Uuid::new_v4(), host.id])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    got.sort();
+    let mut want = vec![host.id, other.id];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(store.get_hosts(&[]).await.unwrap().is_empty());
     let closed = only(&all, "CVE-2024-0001");
     assert_eq!(closed.state, FindingState::Closed);
     assert_eq!(closed.closed_at, Some(at(30)));
