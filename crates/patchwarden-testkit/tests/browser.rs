@@ -3,7 +3,10 @@
 //! logs in with the form, drafts a change from an open finding and submits it, and sees no
 //! Approve button on their own change although their roles include approving; an approver
 //! logs in and approves it with the button; an authoriser authorises it; the page shows each
-//! new state. Screenshots of each step are saved under `target/test-artifacts/browser/`.
+//! new state. The calendar and an exception through their forms. The officer's dashboard,
+//! and the public status page without a login, where a problem reported after maintenance
+//! becomes an incident the officer finds. Screenshots of each step are saved under
+//! `target/test-artifacts/browser/`.
 //!
 //! Skips (saying so) without Chromium and chromedriver, unless `PATCHWARDEN_REQUIRE_TOOLS` is
 //! set, when it fails naming the packages.
@@ -421,5 +424,122 @@ async fn the_calendar_and_an_exception_through_their_forms_in_the_browser() {
     b.screenshot("09-exception-approved").await;
     b.goto("/exceptions").await;
     b.screenshot("10-exceptions-list").await;
+    b.close().await;
+}
+
+/// The rest of issue 10's people in the browser: an officer's dashboard after logging in; the
+/// public status page opened without any login, showing the service's window; a member of
+/// the public reporting a problem after maintenance, which becomes an incident the officer
+/// then finds on the incidents page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_a_problem_reported_on_the_public_status_page() {
+    let (server, _feeds, agent) = server_with_a_finding().await;
+    // The host serves the web shop, which the status page names; its group has a window
+    // every evening.
+    let id = uuid::Uuid::parse_str(agent.client.host_id()).unwrap();
+    let now = patchwarden_testkit::now();
+    server
+        .store()
+        .set_host_placement(
+            id,
+            patchwarden_store::HostPlacement {
+                group: "default".into(),
+                ring: Some("test".into()),
+                labels: [
+                    ("application".to_owned(), "Web shop".to_owned()),
+                    ("impact".to_owned(), "checkout may pause".to_owned()),
+                ]
+                .into(),
+            },
+            now,
+            patchwarden_core::audit::AuditEntry::new(
+                now,
+                patchwarden_core::audit::Actor::Operator("test".into()),
+                "host.place",
+                format!("host:{id}"),
+            ),
+        )
+        .await
+        .unwrap();
+    let officer = server.operator("olga", &[Role::Officer], &[]).await;
+    officer
+        .put_calendar_entry(
+            "evenings",
+            &serde_json::from_value(json!({
+                "kind": "window", "rrule": "FREQ=DAILY", "start": "2026-01-01T21:00",
+                "time_zone": "UTC", "duration_minutes": 120, "groups": ["default"],
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    server
+        .user("ivan", &[Role::Officer], &[], PASSWORD, false)
+        .await;
+
+    let Some(b) = Browser::start(&server.url, "dashboard_and_status_page").await else {
+        return;
+    };
+    // The officer's dashboard: the open finding counted by class, the window coming.
+    b.log_in("ivan", PASSWORD).await;
+    assert_eq!(b.path().await, "/dashboard");
+    let page = b.client.source().await.unwrap();
+    assert!(page.contains("Dashboard"), "{page}");
+    assert!(
+        page.to_lowercase().contains("critical") || page.contains("Emergency"),
+        "{page}"
+    );
+    assert!(
+        page.contains("evenings"),
+        "the upcoming window is not on the dashboard: {page}"
+    );
+    b.screenshot("20-dashboard").await;
+    b.log_out().await;
+
+    // The status page needs no login.
+    b.goto("/status").await;
+    assert_eq!(b.path().await, "/status");
+    let page = b.client.source().await.unwrap();
+    assert!(
+        page.contains("Web shop") && page.contains("checkout may pause"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("web-1"),
+        "the status page names a host: {page}"
+    );
+    b.screenshot("21-status-page").await;
+    // Reporting a problem: the form answers with the incident's number.
+    b.find("#service option[value='Web shop']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.fill(
+        "#description",
+        "The checkout hangs since last night's maintenance",
+    )
+    .await;
+    b.fill("#contact", "ann@example.org").await;
+    b.click_and_wait("form[action='/status/report'] button[type=submit]")
+        .await;
+    let page = b.client.source().await.unwrap();
+    let at = page.find("INC-").expect("the answer names the incident");
+    let number: String = page[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    b.screenshot("22-problem-reported").await;
+
+    // The officer finds it among the incidents.
+    b.log_in("ivan", PASSWORD).await;
+    b.goto("/incidents").await;
+    let page = b.client.source().await.unwrap();
+    assert!(
+        page.contains(&number),
+        "{number} is not on the incidents page: {page}"
+    );
+    assert!(page.contains("The checkout hangs"), "{page}");
+    b.screenshot("23-incidents").await;
     b.close().await;
 }
