@@ -7,152 +7,22 @@
 //! stands for what the privileged executor did (its own tests run real apt; `rollout_real_apt`
 //! runs the two together).
 
+mod agent_support;
 mod operator_support;
 
 use std::time::Duration;
 
+use agent_support::{Host, NEW, OLD};
 use jiff::SignedDuration;
 use operator_support::{Answer, PASSWORD, Req, Server, Session};
-use patchwarden_api::v1::agent::{
-    CheckInRequest, EnrollRequest, EnrollmentSecret, InventoryUpload,
-};
 use patchwarden_api::v1::changes::{ChangeView, RingState};
-use patchwarden_api::v1::jobs::{Job, JobKind, JobOutcome, JobResult, PackageChange};
+use patchwarden_api::v1::jobs::{JobKind, JobOutcome};
 use patchwarden_api::v1::manifest::ManifestAction;
 use patchwarden_api::v1::problem::ProblemCode;
-use patchwarden_client::{AgentClient, AgentKey, Client, Trust};
-use patchwarden_core::audit::Actor;
+use patchwarden_client::{Client, Trust};
 use patchwarden_core::change::ChangeState;
-use patchwarden_core::inventory::{HostFacts, Inventory, Manager, OsInfo, Package, PackageStatus};
-use patchwarden_server::admin::{self, TokenRequest};
-use patchwarden_store::{HostPlacement, Role};
+use patchwarden_store::Role;
 use serde_json::json;
-use uuid::Uuid;
-
-const OLD: &str = "3.0.11-1~deb12u2";
-const NEW: &str = "3.0.15-1~deb12u1";
-
-fn facts(name: &str) -> HostFacts {
-    HostFacts {
-        hostname: name.into(),
-        os: OsInfo {
-            id: "debian".into(),
-            version_id: Some("12".into()),
-            codename: Some("bookworm".into()),
-            pretty_name: None,
-            id_like: Vec::new(),
-            ecosystem: Some("Debian:12".into()),
-        },
-        machine_id: Some(format!("{:032x}", Uuid::new_v4().as_u128())),
-        ..HostFacts::default()
-    }
-}
-
-fn inventory(facts: &HostFacts, openssl: &str) -> Inventory {
-    let pkg = |name: &str, version: &str| Package {
-        manager: Manager::Dpkg,
-        name: name.into(),
-        version: version.into(),
-        arch: Some("amd64".into()),
-        source_name: Some(name.into()),
-        source_version: Some(version.into()),
-        epoch: None,
-        module: None,
-        status: PackageStatus::Installed,
-    };
-    let mut inv = Inventory {
-        host: facts.clone(),
-        packages: vec![pkg("openssl", openssl), pkg("bash", "5.2.15-2+b7")],
-        // The host's own repository offers a security update of bash.
-        updates: vec![patchwarden_core::inventory::AvailableUpdate {
-            name: "bash".into(),
-            installed: "5.2.15-2+b7".into(),
-            candidate: "5.2.15-2+b9".into(),
-            origin: Some("Debian:bookworm-security".into()),
-            kind: patchwarden_core::inventory::UpdateKind::Security,
-            severity: None,
-            advisories: vec!["DSA-9998-1".into()],
-        }],
-        ..Inventory::default()
-    };
-    inv.canonicalize();
-    inv
-}
-
-/// A simulated host: a real enrolled agent identity, its facts, its check-in counter.
-struct Host {
-    agent: AgentClient,
-    facts: HostFacts,
-    seq: u64,
-    openssl: String,
-}
-
-impl Host {
-    fn id(&self) -> Uuid {
-        Uuid::parse_str(self.agent.host_id()).unwrap()
-    }
-
-    /// Checks in (uploading the inventory when asked) and returns the jobs leased.
-    async fn check_in(&mut self) -> Vec<Job> {
-        self.seq += 1;
-        let inv = inventory(&self.facts, &self.openssl);
-        let answer = self
-            .agent
-            .check_in(&CheckInRequest {
-                seq: self.seq,
-                facts: inv.host.clone(),
-                packages: inv.packages_digest(),
-                agent_version: "test".into(),
-            })
-            .await
-            .unwrap();
-        if answer.inventory != patchwarden_api::v1::agent::InventoryWanted::Nothing {
-            self.agent
-                .upload_inventory(&InventoryUpload::Full { inventory: inv })
-                .await
-                .unwrap();
-        }
-        answer
-            .jobs
-            .into_iter()
-            .filter(|j| !j.state.is_final())
-            .collect()
-    }
-
-    /// Does what an agent's executor would with an install or rollback job: checks the
-    /// manifest, then reports `outcome` with the package changes.
-    async fn run(&mut self, job: &Job, outcome: JobOutcome) {
-        let (packages, manifest, action) = match &job.work {
-            JobKind::Install { packages, manifest } => {
-                (packages, manifest, ManifestAction::Install)
-            }
-            JobKind::Rollback {
-                packages, manifest, ..
-            } => (packages, manifest, ManifestAction::Rollback),
-            other => panic!("unexpected job {other:?}"),
-        };
-        manifest
-            .check(
-                self.agent.host_id(),
-                action,
-                packages,
-                patchwarden_server::clock::now(),
-            )
-            .unwrap_or_else(|e| panic!("the manifest of {} does not check: {e}", job.id));
-        let target = packages[0].version.clone();
-        let mut result = JobResult::new(outcome, format!("{outcome:?}"));
-        result.changes = vec![PackageChange {
-            name: "openssl".into(),
-            arch: None,
-            from: Some(self.openssl.clone()),
-            to: Some(target.clone()),
-        }];
-        if outcome == JobOutcome::Succeeded {
-            self.openssl = target;
-        }
-        self.agent.job_result(&job.id, &result).await.unwrap();
-    }
-}
 
 struct World {
     server: Server,
@@ -187,67 +57,7 @@ impl World {
     }
 
     async fn host_with(&self, name: &str, ring: &str, labels: &[(&str, &str)]) -> Host {
-        let (_, secret) = admin::create_enrollment_token(
-            self.server.store().as_ref(),
-            TokenRequest {
-                group: "web".into(),
-                valid_for: SignedDuration::from_hours(1),
-                max_uses: 1,
-                note: None,
-            },
-            Actor::Operator("test".into()),
-            patchwarden_server::clock::now(),
-        )
-        .await
-        .unwrap();
-        let key = AgentKey::generate().unwrap();
-        let facts = facts(name);
-        let response = self
-            .client
-            .enroll(
-                &key,
-                &EnrollRequest {
-                    token: EnrollmentSecret(secret),
-                    public_key: key.public_hex(),
-                    facts: facts.clone(),
-                    replace: false,
-                    agent_version: "test".into(),
-                },
-            )
-            .await
-            .unwrap();
-        let now = patchwarden_server::clock::now();
-        let id = Uuid::parse_str(&response.host_id).unwrap();
-        self.server
-            .store()
-            .set_host_placement(
-                id,
-                HostPlacement {
-                    group: "web".into(),
-                    ring: (!ring.is_empty()).then(|| ring.to_owned()),
-                    labels: labels
-                        .iter()
-                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                        .collect(),
-                },
-                now,
-                patchwarden_core::audit::AuditEntry::new(
-                    now,
-                    Actor::Operator("test".into()),
-                    "host.place",
-                    format!("host:{id}"),
-                ),
-            )
-            .await
-            .unwrap();
-        let mut host = Host {
-            agent: self.client.agent(&response.host_id, key),
-            facts,
-            seq: 0,
-            openssl: OLD.into(),
-        };
-        assert!(host.check_in().await.is_empty());
-        host
+        Host::enroll(&self.server, &self.client, name, "web", Some(ring), labels).await
     }
 
     async fn send(&self, who: &Session, r: Req) -> Answer {

@@ -6,149 +6,30 @@
 //! `csv` module, and the PDF rendered by poppler (`pdftoppm`, `pdftotext`). The PDFs and the
 //! rendered first pages are kept under `target/test-artifacts/` to look at.
 
+mod agent_support;
 mod operator_support;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use agent_support::{Host, NEW, OLD, inventory};
 use jiff::{SignedDuration, Timestamp};
 use operator_support::{Answer, PASSWORD, Req, Server, Session};
-use patchwarden_api::v1::agent::{
-    CheckInRequest, EnrollRequest, EnrollmentSecret, InventoryUpload,
-};
 use patchwarden_api::v1::changes::ChangeView;
-use patchwarden_api::v1::jobs::{Job, JobKind, JobOutcome, JobResult, PackageChange};
-use patchwarden_client::{AgentClient, AgentKey, Client, Trust};
+use patchwarden_api::v1::jobs::JobOutcome;
+use patchwarden_client::{Client, Trust};
 use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::change::ChangeState;
 use patchwarden_core::finding::Finding;
-use patchwarden_core::inventory::{HostFacts, Inventory, Manager, OsInfo, Package, PackageStatus};
+use patchwarden_core::inventory::Manager;
 use patchwarden_core::policy::Class;
 use patchwarden_core::report::{APPENDIX_B_COLUMNS, Month};
-use patchwarden_server::admin::{self, TokenRequest};
-use patchwarden_store::{Classification, CurrentFinding, HostPlacement, Role};
+use patchwarden_store::{Classification, CurrentFinding, Role};
 use serde_json::json;
 use uuid::Uuid;
 
-const OLD: &str = "3.0.11-1~deb12u2";
-const NEW: &str = "3.0.15-1~deb12u1";
 const HYPERLINK: &str = "=HYPERLINK(\"http://evil.example\")";
-
-fn facts(name: &str) -> HostFacts {
-    HostFacts {
-        hostname: name.into(),
-        os: OsInfo {
-            id: "debian".into(),
-            version_id: Some("12".into()),
-            codename: Some("bookworm".into()),
-            pretty_name: None,
-            id_like: Vec::new(),
-            ecosystem: Some("Debian:12".into()),
-        },
-        machine_id: Some(format!("{:032x}", Uuid::new_v4().as_u128())),
-        ..HostFacts::default()
-    }
-}
-
-fn package(name: &str, version: &str) -> Package {
-    Package {
-        manager: Manager::Dpkg,
-        name: name.into(),
-        version: version.into(),
-        arch: Some("amd64".into()),
-        source_name: Some(name.into()),
-        source_version: Some(version.into()),
-        epoch: None,
-        module: None,
-        status: PackageStatus::Installed,
-    }
-}
-
-fn inventory(facts: &HostFacts, openssl: &str) -> Inventory {
-    let mut inv = Inventory {
-        host: facts.clone(),
-        packages: vec![package("openssl", openssl), package("bash", "5.2.15-2+b7")],
-        ..Inventory::default()
-    };
-    inv.canonicalize();
-    inv
-}
-
-/// A simulated host: a real enrolled agent identity.
-struct Host {
-    agent: AgentClient,
-    facts: HostFacts,
-    seq: u64,
-    openssl: String,
-}
-
-impl Host {
-    fn id(&self) -> Uuid {
-        Uuid::parse_str(self.agent.host_id()).unwrap()
-    }
-
-    async fn check_in(&mut self) -> Vec<Job> {
-        self.seq += 1;
-        let inv = inventory(&self.facts, &self.openssl);
-        let answer = self
-            .agent
-            .check_in(&CheckInRequest {
-                seq: self.seq,
-                facts: inv.host.clone(),
-                packages: inv.packages_digest(),
-                agent_version: "test".into(),
-            })
-            .await
-            .unwrap();
-        if answer.inventory != patchwarden_api::v1::agent::InventoryWanted::Nothing {
-            self.agent
-                .upload_inventory(&InventoryUpload::Full { inventory: inv })
-                .await
-                .unwrap();
-        }
-        answer
-            .jobs
-            .into_iter()
-            .filter(|j| !j.state.is_final())
-            .collect()
-    }
-
-    /// Reports `outcome` for an install or rollback job, as the executor would.
-    async fn run(&mut self, job: &Job, outcome: JobOutcome) {
-        let packages = match &job.work {
-            JobKind::Install { packages, .. } | JobKind::Rollback { packages, .. } => packages,
-            other => panic!("unexpected job {other:?}"),
-        };
-        let target = packages[0].version.clone();
-        let mut result = JobResult::new(outcome, format!("{outcome:?}"));
-        result.changes = vec![PackageChange {
-            name: "openssl".into(),
-            arch: None,
-            from: Some(self.openssl.clone()),
-            to: Some(target.clone()),
-        }];
-        if outcome == JobOutcome::Succeeded {
-            self.openssl = target;
-        }
-        self.agent.job_result(&job.id, &result).await.unwrap();
-    }
-
-    /// Checks in until a job comes, runs it with `outcome`, and checks in again so the server
-    /// has the new inventory (which closes the findings the install fixed).
-    async fn install(&mut self, outcome: JobOutcome) {
-        for _ in 0..100 {
-            let jobs = self.check_in().await;
-            if let Some(job) = jobs.first() {
-                self.run(job, outcome).await;
-                self.check_in().await;
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{} never got a job", self.facts.hostname);
-    }
-}
 
 struct World {
     server: Server,
@@ -175,64 +56,7 @@ impl World {
     }
 
     async fn host(&self, name: &str, group: &str, ring: &str) -> Host {
-        let (_, secret) = admin::create_enrollment_token(
-            self.server.store().as_ref(),
-            TokenRequest {
-                group: group.into(),
-                valid_for: SignedDuration::from_hours(1),
-                max_uses: 1,
-                note: None,
-            },
-            Actor::Operator("test".into()),
-            patchwarden_server::clock::now(),
-        )
-        .await
-        .unwrap();
-        let key = AgentKey::generate().unwrap();
-        let facts = facts(name);
-        let response = self
-            .client
-            .enroll(
-                &key,
-                &EnrollRequest {
-                    token: EnrollmentSecret(secret),
-                    public_key: key.public_hex(),
-                    facts: facts.clone(),
-                    replace: false,
-                    agent_version: "test".into(),
-                },
-            )
-            .await
-            .unwrap();
-        let now = patchwarden_server::clock::now();
-        let id = Uuid::parse_str(&response.host_id).unwrap();
-        self.server
-            .store()
-            .set_host_placement(
-                id,
-                HostPlacement {
-                    group: group.into(),
-                    ring: Some(ring.into()),
-                    labels: Default::default(),
-                },
-                now,
-                AuditEntry::new(
-                    now,
-                    Actor::Operator("test".into()),
-                    "host.place",
-                    format!("host:{id}"),
-                ),
-            )
-            .await
-            .unwrap();
-        let mut host = Host {
-            agent: self.client.agent(&response.host_id, key),
-            facts,
-            seq: 0,
-            openssl: OLD.into(),
-        };
-        assert!(host.check_in().await.is_empty());
-        host
+        Host::enroll(&self.server, &self.client, name, group, Some(ring), &[]).await
     }
 
     async fn send(&self, who: &Session, r: Req) -> Answer {

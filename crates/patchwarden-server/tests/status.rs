@@ -6,123 +6,27 @@
 //! Without `python3` and its `icalendar` module the feed's parse check says it skipped,
 //! unless `PATCHWARDEN_REQUIRE_TOOLS` is set, when it fails.
 
+mod agent_support;
 mod operator_support;
 
 use std::time::Duration;
 
+use agent_support::{Host, NEW, OLD};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use operator_support::{Answer, PASSWORD, Req, Server, Session};
-use patchwarden_api::v1::agent::{
-    CheckInRequest, EnrollRequest, EnrollmentSecret, InventoryUpload,
-};
 use patchwarden_api::v1::changes::ChangeView;
-use patchwarden_api::v1::jobs::{Job, JobKind, JobOutcome, JobResult, PackageChange};
-use patchwarden_client::{AgentClient, AgentKey, Client, Trust};
-use patchwarden_core::audit::Actor;
+use patchwarden_api::v1::jobs::JobOutcome;
+use patchwarden_client::{Client, Trust};
 use patchwarden_core::change::ChangeState;
-use patchwarden_core::inventory::{HostFacts, Inventory, Manager, OsInfo, Package, PackageStatus};
-use patchwarden_server::admin::{self, TokenRequest};
-use patchwarden_store::{HostPlacement, Role};
+use patchwarden_store::Role;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-const OLD: &str = "3.0.11-1~deb12u2";
-const NEW: &str = "3.0.15-1~deb12u1";
 /// Operator text that must never reach the public.
 const TITLE: &str = "OpenSSL security update for shop-web-1";
 const JUSTIFICATION: &str = "CVE-2024-5535 on the web tier";
 const FREEZE_REASON: &str = "finance closes the books on 10.0.0.7";
-
-fn facts(name: &str) -> HostFacts {
-    HostFacts {
-        hostname: name.into(),
-        os: OsInfo {
-            id: "debian".into(),
-            version_id: Some("12".into()),
-            codename: Some("bookworm".into()),
-            pretty_name: None,
-            id_like: Vec::new(),
-            ecosystem: Some("Debian:12".into()),
-        },
-        machine_id: Some(format!("{:032x}", Uuid::new_v4().as_u128())),
-        ..HostFacts::default()
-    }
-}
-
-fn inventory(facts: &HostFacts, openssl: &str) -> Inventory {
-    let mut inv = Inventory {
-        host: facts.clone(),
-        packages: vec![Package {
-            manager: Manager::Dpkg,
-            name: "openssl".into(),
-            version: openssl.into(),
-            arch: Some("amd64".into()),
-            source_name: Some("openssl".into()),
-            source_version: Some(openssl.into()),
-            epoch: None,
-            module: None,
-            status: PackageStatus::Installed,
-        }],
-        ..Inventory::default()
-    };
-    inv.canonicalize();
-    inv
-}
-
-/// A host speaking the real signed agent protocol.
-struct Host {
-    agent: AgentClient,
-    facts: HostFacts,
-    seq: u64,
-    openssl: String,
-}
-
-impl Host {
-    async fn check_in(&mut self) -> Vec<Job> {
-        self.seq += 1;
-        let inv = inventory(&self.facts, &self.openssl);
-        let answer = self
-            .agent
-            .check_in(&CheckInRequest {
-                seq: self.seq,
-                facts: inv.host.clone(),
-                packages: inv.packages_digest(),
-                agent_version: "test".into(),
-            })
-            .await
-            .unwrap();
-        if answer.inventory != patchwarden_api::v1::agent::InventoryWanted::Nothing {
-            self.agent
-                .upload_inventory(&InventoryUpload::Full { inventory: inv })
-                .await
-                .unwrap();
-        }
-        answer
-            .jobs
-            .into_iter()
-            .filter(|j| !j.state.is_final())
-            .collect()
-    }
-
-    /// Reports an install job as an executor that installed the package would.
-    async fn install(&mut self, job: &Job) {
-        let JobKind::Install { packages, .. } = &job.work else {
-            panic!("unexpected job {:?}", job.work)
-        };
-        let target = packages[0].version.clone();
-        let mut result = JobResult::new(JobOutcome::Succeeded, "installed");
-        result.changes = vec![PackageChange {
-            name: "openssl".into(),
-            arch: None,
-            from: Some(self.openssl.clone()),
-            to: Some(target.clone()),
-        }];
-        self.openssl = target;
-        self.agent.job_result(&job.id, &result).await.unwrap();
-    }
-}
 
 struct World {
     server: Server,
@@ -158,67 +62,7 @@ impl World {
 
     /// Enrolls a host into `group` with `labels`; it checks in once with its inventory.
     async fn host(&self, name: &str, group: &str, labels: &[(&str, &str)]) -> Host {
-        let (_, secret) = admin::create_enrollment_token(
-            self.server.store().as_ref(),
-            TokenRequest {
-                group: group.into(),
-                valid_for: SignedDuration::from_hours(1),
-                max_uses: 1,
-                note: None,
-            },
-            Actor::Operator("test".into()),
-            patchwarden_server::clock::now(),
-        )
-        .await
-        .unwrap();
-        let key = AgentKey::generate().unwrap();
-        let facts = facts(name);
-        let response = self
-            .client
-            .enroll(
-                &key,
-                &EnrollRequest {
-                    token: EnrollmentSecret(secret),
-                    public_key: key.public_hex(),
-                    facts: facts.clone(),
-                    replace: false,
-                    agent_version: "test".into(),
-                },
-            )
-            .await
-            .unwrap();
-        let now = patchwarden_server::clock::now();
-        let id = Uuid::parse_str(&response.host_id).unwrap();
-        self.server
-            .store()
-            .set_host_placement(
-                id,
-                HostPlacement {
-                    group: group.into(),
-                    ring: None,
-                    labels: labels
-                        .iter()
-                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                        .collect(),
-                },
-                now,
-                patchwarden_core::audit::AuditEntry::new(
-                    now,
-                    Actor::Operator("test".into()),
-                    "host.place",
-                    format!("host:{id}"),
-                ),
-            )
-            .await
-            .unwrap();
-        let mut host = Host {
-            agent: self.client.agent(&response.host_id, key),
-            facts,
-            seq: 0,
-            openssl: OLD.into(),
-        };
-        assert!(host.check_in().await.is_empty());
-        host
+        Host::enroll(&self.server, &self.client, name, group, None, labels).await
     }
 
     async fn send(&self, who: &Session, r: Req) -> Answer {
@@ -481,7 +325,7 @@ async fn the_status_page_publishes_windows_and_patches_in_plain_words_and_a_repo
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(jobs.len(), 1, "the shop's host got no install job");
-    shop.install(&jobs[0]).await;
+    shop.run(&jobs[0], JobOutcome::Succeeded).await;
     w.until(&done, ChangeState::Verified).await;
     w.act(&w.officer, &done, "close").await;
     let announced = w.scheduled_change("db").await;
