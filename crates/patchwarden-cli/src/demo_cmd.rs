@@ -1061,6 +1061,18 @@ async fn print_summary(
         login.token
     );
     println!("  curl -s '{url}/api/v1/openapi.json'");
+    // Last month's report holds the demo's change history.
+    let last_month = now
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .first_of_month()
+        .ok()
+        .and_then(|d| d.yesterday().ok())
+        .map(|d| d.strftime("%Y-%m").to_string())
+        .unwrap_or_default();
+    println!(
+        "  patchwarden report monthly --server {url} --insecure-plain-http --token {} \\\n      --month {last_month} --format pdf --output report.pdf",
+        login.token
+    );
     println!("Ctrl-C stops it; start it again with the same --data-dir to carry on.");
     std::io::stdout().flush()?;
     Ok(())

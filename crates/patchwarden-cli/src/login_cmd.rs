@@ -164,6 +164,7 @@ impl Connection {
         let server = self
             .server
             .clone()
+            .or_else(|| env("PATCHWARDEN_SERVER"))
             .or_else(|| config.server.clone())
             .ok_or_else(|| {
                 Failure::new(

@@ -170,6 +170,42 @@ async fn reports_through_the_cli() {
         "{stdout}"
     );
 
+    // A machine without a login (a cron job, CI) names the server and the token in the
+    // environment, as the documentation says.
+    let saved = std::fs::read_to_string(olive.config_home.join("patchwarden/cli.toml")).unwrap();
+    let token = saved
+        .lines()
+        .find_map(|l| l.strip_prefix("token = "))
+        .map(|t| t.trim_matches('"').to_owned())
+        .expect("the login saved a token");
+    let cron = Cli {
+        config_home: dir.path().join("cron"),
+        server: server.url.clone(),
+        fingerprint: server.fingerprint.to_string(),
+    };
+    let out = cron
+        .cmd()
+        .env("PATCHWARDEN_SERVER", &server.url)
+        .env("PATCHWARDEN_TOKEN", &token)
+        .args([
+            "report",
+            "monthly",
+            "--month",
+            &month,
+            "--format",
+            "html",
+            "--output",
+            "-",
+            "--ca-fingerprint",
+            &server.fingerprint.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("<!doctype html>"),
+        "{out:?}"
+    );
+
     // Refusals: a malformed month before any request, an unknown change from the server.
     let bad = dir.path().join("bad.pdf");
     let out = olive.run(&[
