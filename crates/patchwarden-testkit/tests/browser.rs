@@ -543,3 +543,95 @@ async fn the_dashboard_and_a_problem_reported_on_the_public_status_page() {
     b.screenshot("23-incidents").await;
     b.close().await;
 }
+
+/// Every kind of page passes an accessibility checker that is not ours: axe-core's WCAG 2.1 A
+/// and AA rules and its best practices (labels, contrast, landmarks, headings, names), in the
+/// real browser, for an operator who may see everything and for the public pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_passes_the_accessibility_checks() {
+    let (server, _feeds, agent) = server_with_a_finding().await;
+    let host = agent.client.host_id().to_owned();
+    let officer = server.operator("olga", &[Role::Officer], &[]).await;
+    let change = officer
+        .create_change(
+            &serde_json::from_value(json!({
+                "kind": "normal", "title": "bash on the web servers",
+                "justification": "CVE-2099-35", "risk": "medium",
+                "testing": {"required": "required"}, "rollback_plan": "reinstall 5.2.15-2",
+                "targets": {"hosts": [host]},
+                "patches": [{"package": "bash", "version": "5.2.15-3"}],
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    officer
+        .put_calendar_entry(
+            "evenings",
+            &serde_json::from_value(json!({
+                "kind": "window", "rrule": "FREQ=DAILY", "start": "2026-01-01T21:00",
+                "time_zone": "UTC", "duration_minutes": 120,
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    server
+        .user(
+            "root",
+            &[Role::Admin, Role::Officer, Role::Approver],
+            &[],
+            PASSWORD,
+            false,
+        )
+        .await;
+    let Some(b) = Browser::start(&server.url, "accessibility").await else {
+        return;
+    };
+    let mut failures = Vec::new();
+    let mut check = async |b: &Browser, path: &str| {
+        b.goto(path).await;
+        b.find("body").await;
+        for v in b.accessibility_violations().await {
+            failures.push(format!("{path}: {v}"));
+        }
+    };
+    for path in ["/login", "/status"] {
+        check(&b, path).await;
+    }
+    b.log_in("root", PASSWORD).await;
+    let number = &change.number;
+    for path in [
+        "/dashboard".to_owned(),
+        "/hosts".to_owned(),
+        format!("/hosts/{host}"),
+        "/findings".to_owned(),
+        "/advisories/ADV-1".to_owned(),
+        "/triage".to_owned(),
+        "/changes".to_owned(),
+        "/changes/new".to_owned(),
+        format!("/changes/{number}"),
+        format!("/changes/{number}/form"),
+        "/calendar".to_owned(),
+        "/exceptions".to_owned(),
+        "/exceptions/new".to_owned(),
+        "/reports".to_owned(),
+        "/reports/monthly/2026-10".to_owned(),
+        "/incidents".to_owned(),
+        "/audit".to_owned(),
+        "/admin".to_owned(),
+        "/admin/users".to_owned(),
+        "/admin/enrollment-tokens".to_owned(),
+        "/admin/feeds".to_owned(),
+        "/account".to_owned(),
+        "/account/tokens".to_owned(),
+    ] {
+        check(&b, &path).await;
+    }
+    b.close().await;
+    assert!(
+        failures.is_empty(),
+        "accessibility violations:\n{}",
+        failures.join("\n")
+    );
+}

@@ -188,6 +188,32 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// The accessibility violations on the page shown, as axe-core (`axe.min.js`, not ours)
+    /// finds them against WCAG 2.x A and AA: each as `rule (impact): N element(s), e.g. …`.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        const AXE: &str = include_str!("axe.min.js");
+        self.client
+            .execute(AXE, Vec::new())
+            .await
+            .expect("loading axe-core into the page");
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {
+                     runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']},
+                     resultTypes: ['violations'],
+                 }).then(r => done(r.violations.map(v =>
+                     v.id + ' (' + v.impact + '): ' + v.nodes.length + ' element(s), e.g. '
+                     + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))),
+                     e => done(['axe failed: ' + e]));",
+                Vec::new(),
+            )
+            .await
+            .expect("running axe-core");
+        serde_json::from_value(found).expect("axe-core's answer is a list of strings")
+    }
+
     /// Whether the page shown has an element `css` (no waiting: the page has loaded).
     pub async fn has(&self, css: &str) -> bool {
         !self
