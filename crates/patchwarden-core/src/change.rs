@@ -45,6 +45,17 @@ pub enum ChangeKind {
     Emergency,
 }
 
+impl ChangeKind {
+    /// The kind as the JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Standard => "standard",
+            ChangeKind::Normal => "normal",
+            ChangeKind::Emergency => "emergency",
+        }
+    }
+}
+
 /// Where a change stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

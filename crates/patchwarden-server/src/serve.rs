@@ -324,7 +324,7 @@ pub async fn start_with_store(
         state.clone(),
         crate::notify::Settings {
             config: config.notifications.clone(),
-            public_url: config.public_url().unwrap_or_default().to_owned(),
+            public_url: state.public_url.clone(),
         },
     )
     .map_err(ServeError::Notifications)?;

@@ -27,6 +27,17 @@ pub enum Risk {
     High,
 }
 
+impl Risk {
+    /// The rating as the JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+        }
+    }
+}
+
 /// One package to bring to a version: on every targeted host of `ecosystem` (all, when
 /// `None`) that has the package installed at a lower version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]

@@ -156,14 +156,6 @@ pub(crate) fn capacities(caller: &Caller) -> Capacities {
     }
 }
 
-fn kind_name(k: ChangeKind) -> &'static str {
-    match k {
-        ChangeKind::Standard => "standard",
-        ChangeKind::Normal => "normal",
-        ChangeKind::Emergency => "emergency",
-    }
-}
-
 fn text(field: &str, s: &str, max: usize, required: bool) -> Result<(), ApiError> {
     if required && s.trim().is_empty() {
         return Err(ApiError::MalformedBody(format!("the {field} is empty")));
@@ -357,7 +349,7 @@ pub(crate) async fn create_as(
     let doc = draft_doc(state, requester, scope, request, now).await?;
     let body = doc.to_value()?;
     let audit = AuditEntry::new(now, audit_actor, "change.create", "change:new").after(
-        serde_json::json!({"kind": kind_name(doc.change.kind), "title": doc.title,
+        serde_json::json!({"kind": doc.change.kind.as_str(), "title": doc.title,
                             "patches": doc.patches.len()}),
     );
     Ok(state
@@ -366,7 +358,7 @@ pub(crate) async fn create_as(
             NewChange {
                 id: Uuid::new_v4(),
                 year: now.to_zoned(TimeZone::UTC).year(),
-                kind: kind_name(doc.change.kind).into(),
+                kind: doc.change.kind.as_str().into(),
                 state: doc.change.state.as_str().into(),
                 requester: requester.to_owned(),
                 body,
@@ -403,7 +395,7 @@ pub(crate) async fn edit(
         return Err(ApiError::Conflict(format!(
             "{} is a {} change: another kind is a new change",
             stored.number,
-            kind_name(doc.change.kind)
+            doc.change.kind.as_str()
         )));
     }
     let next = draft_doc(state, &caller.user.username, &caller.scope(), request, now).await?;

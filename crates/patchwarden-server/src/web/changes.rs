@@ -140,22 +140,6 @@ pub(crate) fn declare(routes: Routes) -> Routes {
         )
 }
 
-fn kind_name(k: ChangeKind) -> &'static str {
-    match k {
-        ChangeKind::Standard => "standard",
-        ChangeKind::Normal => "normal",
-        ChangeKind::Emergency => "emergency",
-    }
-}
-
-fn risk_name(r: Risk) -> &'static str {
-    match r {
-        Risk::Low => "low",
-        Risk::Medium => "medium",
-        Risk::High => "high",
-    }
-}
-
 /// The badge colour of a change's state.
 fn state_badge(s: ChangeState) -> &'static str {
     match s {
@@ -371,7 +355,7 @@ pub(crate) async fn list(
         .map(|(s, doc)| Row {
             number: s.number.clone(),
             title: doc.title.clone(),
-            kind: kind_name(doc.change.kind),
+            kind: doc.change.kind.as_str(),
             state: doc.change.state.as_str(),
             badge: state_badge(doc.change.state),
             requester: doc.change.requester.clone(),
@@ -1119,10 +1103,10 @@ async fn show_page(
     }
     let page = ShowPage {
         hosts_named,
-        kind: kind_name(c.kind),
+        kind: c.kind.as_str(),
         state: c.state.as_str(),
         badge: state_badge(c.state),
-        risk: risk_name(c.risk),
+        risk: c.risk.as_str(),
         testing,
         hotfix,
         signatures,
