@@ -83,17 +83,9 @@ impl World {
     }
 
     async fn show(&self, number: &str) -> ChangeView {
-        let a = self
-            .send(
-                &self.officer,
-                Req::get(&format!("/api/v1/changes/{number}")),
-            )
-            .await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        a.json()
+        agent_support::show(&self.server, &self.officer, number).await
     }
 
-    /// Waits until the change satisfies `done` (the rollout engine runs in the server).
     async fn until(
         &self,
         number: &str,

@@ -11,7 +11,6 @@ mod operator_support;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use agent_support::{Host, NEW, OLD, inventory};
 use jiff::{SignedDuration, Timestamp};
@@ -64,42 +63,13 @@ impl World {
     }
 
     async fn act(&self, who: &Session, number: &str, action: &str) -> ChangeView {
-        let a = self
-            .send(
-                who,
-                Req::post(&format!("/api/v1/changes/{number}/{action}")).json(&json!({})),
-            )
-            .await;
-        assert_eq!(a.status, 200, "{action} {number}: {}", a.text());
-        a.json()
-    }
-
-    async fn show(&self, number: &str) -> ChangeView {
-        let a = self
-            .send(
-                &self.officer,
-                Req::get(&format!("/api/v1/changes/{number}")),
-            )
-            .await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        a.json()
+        agent_support::act(&self.server, who, number, action).await
     }
 
     async fn until(&self, number: &str, state: ChangeState) -> ChangeView {
-        for _ in 0..100 {
-            let c = self.show(number).await;
-            if c.state == state {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "{number} never reached {state}: {:#?}",
-            self.show(number).await
-        );
+        agent_support::until(&self.server, &self.officer, number, state).await
     }
 
-    /// Creates, submits, approves, authorises and schedules a change of `group`.
     async fn scheduled(&self, kind: &str, title: &str, group: &str) -> String {
         let a = self
             .send(

@@ -80,17 +80,9 @@ impl World {
     }
 
     async fn act(&self, who: &Session, number: &str, action: &str) -> ChangeView {
-        let a = self
-            .send(
-                who,
-                Req::post(&format!("/api/v1/changes/{number}/{action}")).json(&json!({})),
-            )
-            .await;
-        assert_eq!(a.status, 200, "{action} {number}: {}", a.text());
-        a.json()
+        agent_support::act(&self.server, who, number, action).await
     }
 
-    /// A change for the hosts of `group`, signed by three people and scheduled.
     async fn scheduled_change(&self, group: &str) -> String {
         let a = self
             .send(
@@ -118,28 +110,11 @@ impl World {
     }
 
     async fn change(&self, number: &str) -> ChangeView {
-        let a = self
-            .send(
-                &self.officer,
-                Req::get(&format!("/api/v1/changes/{number}")),
-            )
-            .await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        a.json()
+        agent_support::show(&self.server, &self.officer, number).await
     }
 
     async fn until(&self, number: &str, want: ChangeState) -> ChangeView {
-        for _ in 0..100 {
-            let c = self.change(number).await;
-            if c.state == want {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "{number} never reached {want}: {:#?}",
-            self.change(number).await
-        );
+        agent_support::until(&self.server, &self.officer, number, want).await
     }
 
     async fn incidents(&self) -> Vec<Value> {

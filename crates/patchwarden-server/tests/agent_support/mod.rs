@@ -240,3 +240,56 @@ impl Host {
         panic!("{} never got a job", self.facts.hostname);
     }
 }
+
+/// Posts the change event `action` (an empty body) as `who`; the change, or a panic with the
+/// answer.
+pub(crate) async fn act(
+    server: &Server,
+    who: &crate::operator_support::Session,
+    number: &str,
+    action: &str,
+) -> patchwarden_api::v1::changes::ChangeView {
+    use crate::operator_support::Req;
+    let a = server
+        .send(who.apply(
+            Req::post(&format!("/api/v1/changes/{number}/{action}")).json(&serde_json::json!({})),
+        ))
+        .await;
+    assert_eq!(a.status, 200, "{action} {number}: {}", a.text());
+    a.json()
+}
+
+/// The change `number` as `who` sees it.
+pub(crate) async fn show(
+    server: &Server,
+    who: &crate::operator_support::Session,
+    number: &str,
+) -> patchwarden_api::v1::changes::ChangeView {
+    use crate::operator_support::Req;
+    let a = server
+        .send(who.apply(Req::get(&format!("/api/v1/changes/{number}"))))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    a.json()
+}
+
+/// Waits until the change reaches `state` (the rollout engine runs in the server); panics
+/// with the change after a bounded wait.
+pub(crate) async fn until(
+    server: &Server,
+    who: &crate::operator_support::Session,
+    number: &str,
+    state: patchwarden_core::change::ChangeState,
+) -> patchwarden_api::v1::changes::ChangeView {
+    for _ in 0..100 {
+        let c = show(server, who, number).await;
+        if c.state == state {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{number} never reached {state}: {:#?}",
+        show(server, who, number).await
+    );
+}
