@@ -237,6 +237,23 @@ fn rss(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The CPU time the process has used so far (user + system), from `/proc/PID/stat`. The
+/// machine is shared, so throughput moves with the load; CPU time per upload much less.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces): utime and
+    // stime are the 12th and 13th of them, in clock ticks (100 a second on Linux).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// The server's own view of a route's latency: the bucket bounds under which half and 99 % of
 /// its requests finished, from the request histogram on `/metrics` (so client-side queueing
 /// and the server's time can be told apart).
@@ -427,6 +444,7 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     let enroll = started.elapsed();
 
     // Full inventories: 32 uploads in flight.
+    let cpu_before = cpu_seconds(server.child.id());
     let started = Instant::now();
     let agents = Arc::new(agents);
     let sets = Arc::new(sets);
@@ -465,6 +483,7 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
         upload_errors += e;
     }
     let upload = started.elapsed();
+    let upload_cpu = cpu_seconds(server.child.id()) - cpu_before;
     let (rss_uploaded, _) = rss(server.child.id());
 
     // Paced check-ins: every host once a minute (or every `PW_BENCH_INTERVAL` seconds, to
@@ -558,6 +577,13 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
          32 in flight), {findings} findings open, {upload_errors} errors; RSS after {rss_uploaded:.0} MiB",
         hosts as f64 / upload.as_secs_f64(),
         upload.as_secs_f64()
+    );
+    println!(
+        "  server CPU during the uploads: {:.2} ms an upload ({upload_cpu:.1} s of CPU in {:.1} s, \
+         {:.2} cores busy)",
+        upload_cpu * 1e3 / hosts as f64,
+        upload.as_secs_f64(),
+        upload_cpu / upload.as_secs_f64()
     );
     println!(
         "  check-ins paced at {:.0} /s for {:.0} s: {} done, p50 {:.2} ms, p99 {:.2} ms, {errors} errors",

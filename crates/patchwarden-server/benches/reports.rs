@@ -311,6 +311,7 @@ fn served(c: &mut Criterion) {
             let finding = |j: i64| {
                 let seen = within(h * 7 + j * 3600);
                 CurrentFinding {
+                    body: None,
                     finding: Finding {
                         vulnerability: format!("CVE-2026-{:05}", (h * 10 + j) % 3000),
                         aliases: vec![],

@@ -93,6 +93,7 @@ pub(crate) async fn refresh_host(
         .into_iter()
         .filter(|f| !touched.contains(&f.finding.package, f.finding.arch.as_deref()))
         .map(|f| CurrentFinding {
+            body: None,
             finding: f.finding,
             classification: f.classification,
         })

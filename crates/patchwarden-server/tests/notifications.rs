@@ -387,6 +387,7 @@ impl World {
         let now = clock::now();
         let p = installed();
         let f = |pkg: &Package, vuln: &str, class: Class, due: SignedDuration| CurrentFinding {
+            body: None,
             finding: patchwarden_store::conformance::fixtures::finding(pkg, vuln, None),
             classification: Classification {
                 class: Some(class),
@@ -1404,6 +1405,7 @@ async fn a_standard_change_raised_by_its_rule_asks_nobody_for_approval() {
         .sync_findings(
             w.host,
             &[CurrentFinding {
+                body: None,
                 finding: patchwarden_store::conformance::fixtures::finding(
                     &p[2],
                     "CVE-2026-2001",

@@ -129,6 +129,7 @@ impl World {
             .sync_findings(
                 host.id(),
                 &[CurrentFinding {
+                    body: None,
                     finding,
                     classification: Classification {
                         class: Some(class),

@@ -7,13 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use deadpool_postgres::GenericClient;
 use jiff::Timestamp;
 use patchwarden_core::audit::AuditEntry;
-use patchwarden_core::inventory::Package;
 use patchwarden_core::policy::Class;
 use patchwarden_store::codec::{from_json, opt_ts_from_db, opt_ts_to_db, ts_from_db, ts_to_db};
-use patchwarden_store::finding::{FindingKey, OpenRow, plan_sync};
+use patchwarden_store::finding::{FindingKey, FixingVersions, OpenRow, PreparedFinding, plan_sync};
 use patchwarden_store::{
-    Classification, ClassificationChange, CurrentFinding, FindingFilter, FindingState, FindingSync,
-    Result, StoreError, StoredFinding,
+    Classification, ClassificationChange, FindingFilter, FindingState, FindingSync, Result,
+    StoreError, StoredFinding,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -120,15 +119,15 @@ async fn body_ids<C: GenericClient>(
 pub(crate) async fn sync<C: GenericClient>(
     c: &C,
     host: Uuid,
-    current: &[CurrentFinding],
-    installed: &[Package],
+    current: Vec<PreparedFinding>,
+    fixing: &FixingVersions,
     now: Timestamp,
     entry: &AuditEntry,
 ) -> Result<FindingSync> {
     hosts::get_locked(c, host).await?;
     let rows = query(
         c,
-        "SELECT f.id, f.package, f.arch, f.vulnerability, b.body, f.class, f.due_at, f.policy,
+        "SELECT f.id, f.package, f.arch, f.vulnerability, b.digest, f.class, f.due_at, f.policy,
                 f.rule
          FROM findings f JOIN finding_bodies b ON b.id = f.body_id
          WHERE f.host = $1 AND f.state = 'open'",
@@ -146,18 +145,20 @@ pub(crate) async fn sync<C: GenericClient>(
                 arch: col(T, r, 2)?,
                 vulnerability: col(T, r, 3)?,
             },
-            finding_json: col(T, r, 4)?,
+            // The plan compares digests, not bodies.
+            body_digest: col::<Option<Vec<u8>>>(T, r, 4)?
+                .and_then(|d| <[u8; 32]>::try_from(d).ok()),
             classification: classification(id, r, 5)?,
         });
     }
-    let plan = plan_sync(open, current, installed)?;
+    let plan = plan_sync(open, current, fixing)?;
     let now_db = ts_to_db("now", now)?;
     let mut wanted: BTreeMap<[u8; 32], &str> = BTreeMap::new();
     for n in &plan.open {
-        wanted.insert(n.digest, &n.finding_json);
+        wanted.insert(n.body.digest, &n.body.json);
     }
-    for (_, json, digest) in &plan.refresh {
-        wanted.insert(*digest, json);
+    for (_, new) in &plan.refresh {
+        wanted.insert(new.digest, &new.json);
     }
     let bodies = body_ids(c, &wanted).await?;
     let body_of = |digest: &[u8; 32]| {
@@ -184,7 +185,7 @@ pub(crate) async fn sync<C: GenericClient>(
             package.push(n.key.package.as_str());
             arch.push(n.key.arch.as_str());
             vulnerability.push(n.key.vulnerability.as_str());
-            body.push(body_of(&n.digest)?);
+            body.push(body_of(&n.body.digest)?);
             class.push(n.classification.class.map(Class::as_str));
             due_at.push(opt_ts_to_db("finding due_at", n.classification.due_at)?);
             policy.push(n.classification.policy.as_deref());
@@ -214,11 +215,11 @@ pub(crate) async fn sync<C: GenericClient>(
         .map_err(pg("open finding"))?;
     }
     if !plan.refresh.is_empty() {
-        let ids: Vec<i64> = plan.refresh.iter().map(|(id, _, _)| *id).collect();
+        let ids: Vec<i64> = plan.refresh.iter().map(|(id, _)| *id).collect();
         let body = plan
             .refresh
             .iter()
-            .map(|(_, _, d)| body_of(d))
+            .map(|(_, new)| body_of(&new.digest))
             .collect::<Result<Vec<i64>>>()?;
         execute(
             c,

@@ -401,8 +401,11 @@ impl Store for PgStore {
         now: Timestamp,
         audit: AuditEntry,
     ) -> Result<FindingSync> {
+        // Serialised and digested before the transaction takes the host's row lock.
+        let current = patchwarden_store::finding::prepare(current)?;
+        let fixing = patchwarden_store::finding::FixingVersions::of(installed);
         in_tx!(self, "sync findings", |tx| findings::sync(
-            &tx, host, current, installed, now, &audit
+            &tx, host, current, &fixing, now, &audit
         )
         .await?)
     }

@@ -4,13 +4,12 @@
 
 use jiff::Timestamp;
 use patchwarden_core::audit::AuditEntry;
-use patchwarden_core::inventory::Package;
 use patchwarden_core::policy::Class;
 use patchwarden_store::codec::{from_json, opt_ts_from_db, opt_ts_to_db, ts_from_db, ts_to_db};
-use patchwarden_store::finding::{FindingKey, OpenRow, plan_sync};
+use patchwarden_store::finding::{FindingKey, FixingVersions, OpenRow, PreparedFinding, plan_sync};
 use patchwarden_store::{
-    Classification, ClassificationChange, CurrentFinding, FindingFilter, FindingState, FindingSync,
-    Result, StoreError, StoredFinding,
+    Classification, ClassificationChange, FindingFilter, FindingState, FindingSync, Result,
+    StoreError, StoredFinding,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -64,6 +63,29 @@ fn add_history(c: &Connection, id: i64, at: i64, cl: &Classification) -> Result<
     Ok(())
 }
 
+/// Finding bodies' row ids by digest, remembered across syncs so that a fleet of like hosts
+/// does not look up the same few thousand bodies once per finding. Only ids of committed rows
+/// are added (after the sync's transaction commits), and bodies are never deleted, so an id
+/// found here is always valid; should bodies ever be collected, this must be cleared then.
+#[derive(Debug, Default)]
+pub(crate) struct BodyIds(rustc_hash::FxHashMap<[u8; 32], i64>);
+
+impl BodyIds {
+    /// Bounded: a fleet's distinct bodies are few, but nothing here may grow without limit.
+    const MAX: usize = 50_000;
+
+    pub(crate) fn get(&self, digest: &[u8; 32]) -> Option<i64> {
+        self.0.get(digest).copied()
+    }
+
+    pub(crate) fn remember(&mut self, ids: Vec<([u8; 32], i64)>) {
+        if self.0.len() + ids.len() > Self::MAX {
+            self.0.clear();
+        }
+        self.0.extend(ids);
+    }
+}
+
 /// The id of the stored body with `digest`, storing `json` under it first if no finding had it.
 fn body_id(c: &Connection, digest: &[u8; 32], json: &str) -> Result<i64> {
     let found: Option<i64> = c
@@ -79,14 +101,21 @@ fn body_id(c: &Connection, digest: &[u8; 32], json: &str) -> Result<i64> {
     Ok(c.last_insert_rowid())
 }
 
+/// What a sync did, and the body ids it used, for [`BodyIds::remember`] once it committed.
+pub(crate) struct Synced {
+    pub(crate) summary: FindingSync,
+    pub(crate) body_ids: Vec<([u8; 32], i64)>,
+}
+
 pub(crate) fn sync(
     c: &Connection,
     host: Uuid,
-    current: &[CurrentFinding],
-    installed: &[Package],
+    current: Vec<PreparedFinding>,
+    fixing: &FixingVersions,
+    known: &std::sync::Mutex<BodyIds>,
     now: Timestamp,
     entry: &AuditEntry,
-) -> Result<FindingSync> {
+) -> Result<Synced> {
     let host_text = host.to_string();
     let exists: i64 = c
         .prepare_cached("SELECT count(*) FROM hosts WHERE id = ?1")
@@ -100,9 +129,10 @@ pub(crate) fn sync(
     }
     let mut open = Vec::new();
     {
+        // The bodies' digests, not the bodies: the plan compares digests.
         let mut stmt = c
             .prepare_cached(
-                "SELECT f.id, f.package, f.arch, f.vulnerability, b.body, f.class, f.due_at,
+                "SELECT f.id, f.package, f.arch, f.vulnerability, b.digest, f.class, f.due_at,
                         f.policy, f.rule
                  FROM findings f JOIN finding_bodies b ON b.id = f.body_id
                  WHERE f.host = ?1 AND f.state = 'open'",
@@ -117,7 +147,7 @@ pub(crate) fn sync(
                         arch: r.get(2)?,
                         vulnerability: r.get(3)?,
                     },
-                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, Option<i64>>(6)?,
                     r.get::<_, Option<String>>(7)?,
@@ -126,19 +156,32 @@ pub(crate) fn sync(
             })
             .map_err(db("sync findings"))?;
         for r in rows {
-            let (id, key, body, class, due_at, policy, rule) = r.map_err(db("sync findings"))?;
+            let (id, key, digest, class, due_at, policy, rule) = r.map_err(db("sync findings"))?;
             open.push(OpenRow {
                 id,
                 key,
-                finding_json: body,
+                body_digest: digest.and_then(|d| <[u8; 32]>::try_from(d).ok()),
                 classification: classification(id, class, due_at, policy, rule)?,
             });
         }
     }
-    let plan = plan_sync(open, current, installed)?;
+    let plan = plan_sync(open, current, fixing)?;
     let now_db = ts_to_db("now", now)?;
+    let mut body_ids = Vec::with_capacity(plan.open.len() + plan.refresh.len());
+    let mut body_of = |digest: &[u8; 32], json: &str| -> Result<i64> {
+        let cached = known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(digest);
+        let id = match cached {
+            Some(id) => id,
+            None => body_id(c, digest, json)?,
+        };
+        body_ids.push((*digest, id));
+        Ok(id)
+    };
     for n in &plan.open {
-        let body = body_id(c, &n.digest, &n.finding_json)?;
+        let body = body_of(&n.body.digest, &n.body.json)?;
         let due_at = opt_ts_to_db("finding due_at", n.classification.due_at)?;
         // No history row: a finding's first classification is its row's until the first
         // change (see `reclassify` and `history`), so opening writes one row, not two.
@@ -163,8 +206,8 @@ pub(crate) fn sync(
         })
         .map_err(db("open finding"))?;
     }
-    for (id, json, digest) in &plan.refresh {
-        let body = body_id(c, digest, json)?;
+    for (id, new) in &plan.refresh {
+        let body = body_of(&new.digest, &new.json)?;
         c.prepare_cached("UPDATE findings SET body_id = ?2 WHERE id = ?1")
             .and_then(|mut s| s.execute(params![id, body]))
             .map_err(db("refresh finding"))?;
@@ -217,7 +260,10 @@ pub(crate) fn sync(
         }
         audit::append(c, &entry)?;
     }
-    Ok(plan.summary)
+    Ok(Synced {
+        summary: plan.summary,
+        body_ids,
+    })
 }
 
 /// The body is read by a subquery rather than a join, so that filters can name the findings'

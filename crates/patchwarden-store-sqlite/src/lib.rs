@@ -55,8 +55,24 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// Shared with the checkpointer, which takes it for the last frames of a checkpoint.
+    writer: Arc<Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
+    /// Finding bodies' ids by digest (see `findings::BodyIds`); used under the writer lock.
+    body_ids: Mutex<findings::BodyIds>,
+    /// The checkpointer: dropping the sender stops it.
+    checkpointer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The checkpointer's connection closes first, so that the writer's is the last one
+        // and, closing, checkpoints the WAL into the file and removes it, as SQLite does.
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -117,6 +133,56 @@ fn connect(path: &Path, create: bool) -> Result<Connection> {
     Ok(conn)
 }
 
+/// How often the checkpointer looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies committed WAL frames back into the database file, every [`CHECKPOINT_EVERY`], for as
+/// long as the store lives (until `stop`'s sender is dropped), so that the writer does not do
+/// it in its commits while every other writer waits.
+///
+/// Each round ends with the writer held for a moment. SQLite starts the WAL over from its
+/// beginning only in a write transaction that *began* after every frame was back in the file;
+/// under a steady stream of commits, a checkpoint made only beside the writer always finishes
+/// while some transaction is under way, and the WAL would grow without end. So each round
+/// copies the bulk beside the writer (PASSIVE, blocking no one), then takes the writer's lock
+/// and copies the few frames committed meanwhile: the next transaction then starts the WAL over.
+fn checkpoint_loop(
+    conn: Connection,
+    writer: Arc<Mutex<Connection>>,
+    stop: std::sync::mpsc::Receiver<()>,
+) {
+    // The frames in the WAL (-1 when not in WAL mode), having copied what it could.
+    let passive = |c: &Connection| -> rusqlite::Result<i64> {
+        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+    };
+    let mut failures = 0u32;
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            // Dropped (or, never, sent): the store is closing.
+            _ => return,
+        }
+        let round = passive(&conn).and_then(|frames| {
+            if frames <= 0 {
+                return Ok(());
+            }
+            let _held = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            passive(&conn).map(|_| ())
+        });
+        match round {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                // Busy or locked now and then is normal (another process's checkpoint); said
+                // once a minute at most when it persists.
+                if failures % 240 == 1 {
+                    tracing::warn!(failures, error = %e, "SQLite checkpoint failed");
+                }
+            }
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and applies the missing
     /// migrations.
@@ -133,11 +199,27 @@ impl SqliteStore {
                 return Err(open_failed(&path, format!("integrity check: {check}")));
             }
             migrate::migrate(&mut writer)?;
+            let checkpointer = connect(&path, false)?;
+            // The writer no longer checkpoints as it commits: a thread of the store's own does
+            // it beside the writer (see `checkpoint_loop`), so a commit that crosses the WAL's
+            // threshold does not make every other writer wait while pages are copied back.
+            writer
+                .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+                .map_err(|e| open_failed(&path, e))?;
+            let writer = Arc::new(Mutex::new(writer));
+            let (stop, stopped) = std::sync::mpsc::channel();
+            let shared = writer.clone();
+            let thread = std::thread::Builder::new()
+                .name("sqlite-checkpoint".into())
+                .spawn(move || checkpoint_loop(checkpointer, shared, stopped))
+                .map_err(|e| open_failed(&path, e))?;
             Ok(SqliteStore {
                 inner: Arc::new(Inner {
                     path,
-                    writer: Mutex::new(writer),
+                    writer,
                     readers: Mutex::new(Vec::new()),
+                    body_ids: Mutex::new(findings::BodyIds::default()),
+                    checkpointer: Some((stop, thread)),
                 }),
             })
         })
@@ -440,12 +522,22 @@ impl Store for SqliteStore {
         now: Timestamp,
         audit: AuditEntry,
     ) -> Result<FindingSync> {
-        let current = current.to_vec();
-        let installed = installed.to_vec();
-        self.write("sync findings", move |c| {
-            findings::sync(c, host, &current, &installed, now, &audit)
-        })
-        .await
+        // Serialising, digesting and indexing happen here, before the write lock: other hosts'
+        // syncs wait only for the database work.
+        let current = patchwarden_store::finding::prepare(current)?;
+        let fixing = patchwarden_store::finding::FixingVersions::of(installed);
+        let inner = self.inner.clone();
+        let synced = self
+            .write("sync findings", move |c| {
+                findings::sync(c, host, current, &fixing, &inner.body_ids, now, &audit)
+            })
+            .await?;
+        self.inner
+            .body_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remember(synced.body_ids);
+        Ok(synced.summary)
     }
 
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>> {

@@ -60,6 +60,39 @@ impl Classification {
 pub struct CurrentFinding {
     pub finding: Finding,
     pub classification: Classification,
+    /// The finding's stored form, when the caller has it already: the server's matcher keeps it
+    /// with each package's findings, so a fleet of like hosts does not serialise and digest the
+    /// same findings once per host. `None`: the store makes it. When given, it must be
+    /// [`FindingBody::of`] the `finding` (debug builds check).
+    pub body: Option<std::sync::Arc<FindingBody>>,
+}
+
+impl CurrentFinding {
+    /// A finding whose stored form the store will make.
+    pub fn new(finding: Finding, classification: Classification) -> CurrentFinding {
+        CurrentFinding {
+            finding,
+            classification,
+            body: None,
+        }
+    }
+}
+
+/// A finding's stored form: its JSON body and the body's [`body_digest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingBody {
+    pub json: String,
+    pub digest: [u8; 32],
+}
+
+impl FindingBody {
+    pub fn of(finding: &Finding) -> Result<FindingBody> {
+        let json = crate::codec::to_json("finding", finding, MAX_FINDING_JSON)?;
+        Ok(FindingBody {
+            digest: body_digest(&json),
+            json,
+        })
+    }
 }
 
 /// Open or closed.
@@ -159,22 +192,25 @@ impl FindingKey {
     }
 }
 
-/// An open finding as a backend reads it for a sync.
+/// An open finding as a backend reads it for a sync: its key, the digest of its stored body
+/// (`None` for a body whose digest is not known, which then counts as changed) and its
+/// classification. The body itself is not read: comparing digests says whether it changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenRow {
     pub id: i64,
     pub key: FindingKey,
-    pub finding_json: String,
+    pub body_digest: Option<[u8; 32]>,
     pub classification: Classification,
 }
 
-/// A finding to open.
+/// A current finding made ready to store: checked, keyed, its JSON body written and digested.
+/// Backends prepare before they take their write lock or open their transaction, so that none
+/// of this work holds up other hosts' syncs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenNew {
+pub struct PreparedFinding {
     pub key: FindingKey,
-    pub finding_json: String,
-    /// [`body_digest`] of `finding_json`: the key of the deduplicated body row.
-    pub digest: [u8; 32],
+    /// The JSON body and its digest, the key of the deduplicated body row.
+    pub body: std::sync::Arc<FindingBody>,
     pub classification: Classification,
 }
 
@@ -185,31 +221,11 @@ pub fn body_digest(finding_json: &str) -> [u8; 32] {
     Sha256::digest(finding_json.as_bytes()).into()
 }
 
-/// The writes a sync makes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncPlan {
-    pub open: Vec<OpenNew>,
-    /// Kept findings whose details (fixed version, advisories, explanation) changed: the new
-    /// body and its [`body_digest`].
-    pub refresh: Vec<(i64, String, [u8; 32])>,
-    /// Kept findings whose classification changed; each gets a history entry.
-    pub reclassify: Vec<(i64, Classification)>,
-    /// Findings no longer found, with the version now installed.
-    pub close: Vec<(i64, Option<String>)>,
-    pub summary: FindingSync,
-}
-
-/// Compares the open findings with the current ones. `installed` is the host's inventory, used
-/// to record the version that closed a finding.
-pub fn plan_sync(
-    open: Vec<OpenRow>,
-    current: &[CurrentFinding],
-    installed: &[Package],
-) -> Result<SyncPlan> {
-    let mut plan = SyncPlan::default();
-    let mut by_key: HashMap<FindingKey, OpenRow> =
-        open.into_iter().map(|r| (r.key.clone(), r)).collect();
-    let mut seen: HashSet<FindingKey> = HashSet::new();
+/// Checks, keys and serialises the current findings. The matcher gives one finding per key;
+/// should a caller repeat one, the first wins rather than the sync failing for the whole host.
+pub fn prepare(current: &[CurrentFinding]) -> Result<Vec<PreparedFinding>> {
+    let mut seen: HashSet<FindingKey> = HashSet::with_capacity(current.len());
+    let mut out = Vec::with_capacity(current.len());
     for c in current {
         let f = &c.finding;
         check_name("finding package", &f.package, MAX_ID)?;
@@ -217,31 +233,105 @@ pub fn plan_sync(
         check_opt("finding arch", f.arch.as_deref(), MAX_ID)?;
         c.classification.check()?;
         let key = FindingKey::of(f);
-        // The matcher gives one finding per key; should a caller repeat one, the first wins
-        // rather than the sync failing for the whole host.
-        if !seen.insert(key.clone()) {
+        if seen.contains(&key) {
             continue;
         }
-        let json = crate::codec::to_json("finding", f, MAX_FINDING_JSON)?;
-        match by_key.remove(&key) {
+        seen.insert(key.clone());
+        let body = match &c.body {
+            Some(body) => {
+                debug_assert_eq!(
+                    **body,
+                    FindingBody::of(f)?,
+                    "a current finding's body is not its finding's"
+                );
+                body.clone()
+            }
+            None => std::sync::Arc::new(FindingBody::of(f)?),
+        };
+        out.push(PreparedFinding {
+            key,
+            body,
+            classification: c.classification.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// The version each installed package would close a finding with, by (name, architecture):
+/// the source version for dpkg (Debian advisories are about source packages), the EVR for rpm
+/// and apk. A package installed in several versions (rpm kernels) answers with the first, as
+/// the canonical inventory orders them. Packages whose files are gone are left out: a finding
+/// they close closed because the package went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FixingVersions(HashMap<(String, String), Option<String>>);
+
+impl FixingVersions {
+    pub fn of(installed: &[Package]) -> FixingVersions {
+        let mut map = HashMap::with_capacity(installed.len());
+        for p in installed {
+            let key = (p.name.clone(), p.arch.clone().unwrap_or_default());
+            if map.contains_key(&key) {
+                continue;
+            }
+            // A package whose files are gone still shadows a later one of the same identity.
+            let version = p.status.files_present().then(|| match p.manager {
+                Manager::Dpkg => p
+                    .source_version
+                    .clone()
+                    .unwrap_or_else(|| p.version.clone()),
+                Manager::Rpm | Manager::Apk => p.full_version().into_owned(),
+            });
+            map.insert(key, version);
+        }
+        FixingVersions(map)
+    }
+
+    fn get(&self, key: &FindingKey) -> Option<String> {
+        self.0
+            .get(&(key.package.clone(), key.arch.clone()))
+            .cloned()
+            .flatten()
+    }
+}
+
+/// The writes a sync makes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncPlan {
+    pub open: Vec<PreparedFinding>,
+    /// Kept findings whose details (fixed version, advisories, explanation) changed, with the
+    /// new body.
+    pub refresh: Vec<(i64, std::sync::Arc<FindingBody>)>,
+    /// Kept findings whose classification changed; each gets a history entry.
+    pub reclassify: Vec<(i64, Classification)>,
+    /// Findings no longer found, with the version now installed.
+    pub close: Vec<(i64, Option<String>)>,
+    pub summary: FindingSync,
+}
+
+/// Compares the open findings with the current ones (from [`prepare`]). `fixing` is the
+/// host's inventory as [`FixingVersions`], which records the version that closed a finding.
+pub fn plan_sync(
+    open: Vec<OpenRow>,
+    current: Vec<PreparedFinding>,
+    fixing: &FixingVersions,
+) -> Result<SyncPlan> {
+    let mut plan = SyncPlan::default();
+    let mut by_key: HashMap<FindingKey, OpenRow> =
+        open.into_iter().map(|r| (r.key.clone(), r)).collect();
+    for c in current {
+        match by_key.remove(&c.key) {
             None => {
                 plan.summary.opened += 1;
-                plan.open.push(OpenNew {
-                    key,
-                    digest: body_digest(&json),
-                    finding_json: json,
-                    classification: c.classification.clone(),
-                });
+                plan.open.push(c);
             }
             Some(row) => {
                 plan.summary.kept += 1;
-                if row.finding_json != json {
-                    let digest = body_digest(&json);
-                    plan.refresh.push((row.id, json, digest));
+                if row.body_digest != Some(c.body.digest) {
+                    plan.refresh.push((row.id, c.body));
                 }
                 if row.classification != c.classification {
                     plan.summary.reclassified += 1;
-                    plan.reclassify.push((row.id, c.classification.clone()));
+                    plan.reclassify.push((row.id, c.classification));
                 }
             }
         }
@@ -250,26 +340,7 @@ pub fn plan_sync(
     gone.sort_by_key(|r| r.id);
     for row in gone {
         plan.summary.closed += 1;
-        let fixed = fixing_version(&row, installed);
-        plan.close.push((row.id, fixed));
+        plan.close.push((row.id, fixing.get(&row.key)));
     }
     Ok(plan)
-}
-
-/// The installed version of the finding's package, in the form its finding compared: the
-/// source version for dpkg (Debian advisories are about source packages), the EVR for rpm.
-fn fixing_version(row: &OpenRow, installed: &[Package]) -> Option<String> {
-    let p = installed
-        .iter()
-        .find(|p| p.name == row.key.package && p.arch.as_deref().unwrap_or("") == row.key.arch)?;
-    if !p.status.files_present() {
-        return None;
-    }
-    Some(match p.manager {
-        Manager::Dpkg => p
-            .source_version
-            .clone()
-            .unwrap_or_else(|| p.version.clone()),
-        Manager::Rpm | Manager::Apk => p.full_version().into_owned(),
-    })
 }

@@ -55,8 +55,8 @@ pub use error::{EnrollRejection, Result, StoreError};
 pub use exception_store::ExceptionStore;
 pub use feed_store::FeedStore;
 pub use finding::{
-    Classification, ClassificationChange, CurrentFinding, FindingFilter, FindingState, FindingSync,
-    StoredFinding,
+    Classification, ClassificationChange, CurrentFinding, FindingBody, FindingFilter, FindingState,
+    FindingSync, StoredFinding,
 };
 pub use host::{Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost};
 pub use incident_store::IncidentStore;

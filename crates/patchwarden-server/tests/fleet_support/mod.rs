@@ -128,6 +128,7 @@ fn finding(vulnerability: &str, package: &str, installed: &str, fixed: &str) -> 
 
 fn classified(f: Finding, class: Class, due_at: Timestamp) -> CurrentFinding {
     CurrentFinding {
+        body: None,
         finding: f,
         classification: Classification {
             class: Some(class),

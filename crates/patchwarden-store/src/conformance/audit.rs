@@ -65,6 +65,7 @@ pub async fn every_change_appends_an_audit_event_and_the_chain_verifies(db: Arc<
         .await
         .unwrap();
     let cf = CurrentFinding {
+        body: None,
         finding: super::fixtures::finding(&before.packages[0], "CVE-2024-9", None),
         classification: Classification {
             class: Some(Class::High),
@@ -323,6 +324,7 @@ pub async fn a_change_whose_audit_append_fails_leaves_no_change(db: Arc<dyn Test
     assert_eq!(store.advisory_count().await.unwrap(), 0);
 
     let cf = CurrentFinding {
+        body: None,
         finding: super::fixtures::finding(&before.packages[0], "CVE-2024-9", None),
         classification: Classification::default(),
     };

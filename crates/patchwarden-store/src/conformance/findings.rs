@@ -22,6 +22,7 @@ fn classified(class: Class, due: i64) -> Classification {
 
 fn current(p: &Package, vuln: &str, fixed: Option<&Package>, c: Classification) -> CurrentFinding {
     CurrentFinding {
+        body: None,
         finding: finding(p, vuln, fixed),
         classification: c,
     }
