@@ -214,10 +214,14 @@ pub(crate) async fn refresh_for_advisories(
 }
 
 /// The JSON the audit chain records for an inventory change: its digest and size, not the
-/// packages themselves (the inventory table has those).
-pub(crate) fn inventory_summary(inventory: &Inventory) -> serde_json::Value {
+/// packages themselves (the inventory table has those). The digest is the caller's, who has
+/// it already or computes it once.
+pub(crate) fn inventory_summary(
+    inventory: &Inventory,
+    digest: &patchwarden_core::inventory::PackagesDigest,
+) -> serde_json::Value {
     json!({
         "packages": inventory.packages.len(),
-        "digest": inventory.packages_digest().to_string(),
+        "digest": digest.to_string(),
     })
 }

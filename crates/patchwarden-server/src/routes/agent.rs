@@ -446,9 +446,12 @@ async fn inventory_inner(
         format!("host:{}", host.id),
     )
     .before(old.as_ref().map_or(serde_json::Value::Null, |o| {
-        findings::inventory_summary(&o.inventory)
+        findings::inventory_summary(&o.inventory, &o.digest)
     }))
-    .after(findings::inventory_summary(&new));
+    .after(findings::inventory_summary(
+        &new,
+        &patchwarden_core::inventory::PackagesDigest::of(&new.packages),
+    ));
     let digest = state
         .store
         .replace_inventory(host.id, &new, now, audit)
