@@ -445,6 +445,7 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
 
     // Full inventories: 32 uploads in flight.
     let cpu_before = cpu_seconds(server.child.id());
+    let own_cpu_before = cpu_seconds(std::process::id());
     let started = Instant::now();
     let agents = Arc::new(agents);
     let sets = Arc::new(sets);
@@ -484,6 +485,7 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     }
     let upload = started.elapsed();
     let upload_cpu = cpu_seconds(server.child.id()) - cpu_before;
+    let agents_cpu = cpu_seconds(std::process::id()) - own_cpu_before;
     let (rss_uploaded, _) = rss(server.child.id());
 
     // Paced check-ins: every host once a minute (or every `PW_BENCH_INTERVAL` seconds, to
@@ -584,6 +586,10 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
         upload_cpu * 1e3 / hosts as f64,
         upload.as_secs_f64(),
         upload_cpu / upload.as_secs_f64()
+    );
+    println!(
+        "  the simulated agents' CPU meanwhile (this process, on the same 2 cores): {:.2} cores",
+        agents_cpu / upload.as_secs_f64()
     );
     println!(
         "  check-ins paced at {:.0} /s for {:.0} s: {} done, p50 {:.2} ms, p99 {:.2} ms, {errors} errors",

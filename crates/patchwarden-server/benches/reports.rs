@@ -312,7 +312,7 @@ fn served(c: &mut Criterion) {
                 let seen = within(h * 7 + j * 3600);
                 CurrentFinding {
                     body: None,
-                    finding: Finding {
+                    finding: std::sync::Arc::new(Finding {
                         vulnerability: format!("CVE-2026-{:05}", (h * 10 + j) % 3000),
                         aliases: vec![],
                         advisories: vec![],
@@ -326,7 +326,7 @@ fn served(c: &mut Criterion) {
                         available_at: Some(seen),
                         published_at: Some(seen),
                         explanation: "bench".into(),
-                    },
+                    }),
                     classification: Classification {
                         class: Some(
                             [Class::Emergency, Class::High, Class::Medium, Class::Low]

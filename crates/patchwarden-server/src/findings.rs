@@ -94,7 +94,7 @@ pub(crate) async fn refresh_host(
         .filter(|f| !touched.contains(&f.finding.package, f.finding.arch.as_deref()))
         .map(|f| CurrentFinding {
             body: None,
-            finding: f.finding,
+            finding: f.finding.into(),
             classification: f.classification,
         })
         .collect();

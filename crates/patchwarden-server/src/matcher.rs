@@ -42,7 +42,7 @@ pub struct Matcher {
 struct PackageMatches {
     ecosystem: String,
     package: Package,
-    findings: Vec<(Finding, Ratings, Option<Arc<FindingBody>>)>,
+    findings: Vec<(Arc<Finding>, Ratings, Option<Arc<FindingBody>>)>,
     problems: Vec<MatchProblem>,
 }
 
@@ -185,7 +185,7 @@ impl Matcher {
                     // A body that cannot be made (over the size limit) is left to the store,
                     // which then refuses the sync with its typed error.
                     let body = FindingBody::of(&f).ok().map(Arc::new);
-                    (f, ratings, body)
+                    (Arc::new(f), ratings, body)
                 })
                 .collect();
             let m = Arc::new(PackageMatches {
@@ -334,7 +334,7 @@ mod tests {
         );
         let (second, _) = m.evaluate(&host("b"), &labels, &refs, now);
         for run in [&first, &second] {
-            let found: Vec<&Finding> = run.iter().map(|c| &c.finding).collect();
+            let found: Vec<&Finding> = run.iter().map(|c| &*c.finding).collect();
             let expected: Vec<&Finding> = whole.findings.iter().collect();
             assert_eq!(found, expected, "the same findings in the same order");
             for c in run.iter() {

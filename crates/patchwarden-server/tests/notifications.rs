@@ -388,7 +388,7 @@ impl World {
         let p = installed();
         let f = |pkg: &Package, vuln: &str, class: Class, due: SignedDuration| CurrentFinding {
             body: None,
-            finding: patchwarden_store::conformance::fixtures::finding(pkg, vuln, None),
+            finding: patchwarden_store::conformance::fixtures::finding(pkg, vuln, None).into(),
             classification: Classification {
                 class: Some(class),
                 due_at: Some(now.checked_add(due).unwrap()),
@@ -1410,7 +1410,8 @@ async fn a_standard_change_raised_by_its_rule_asks_nobody_for_approval() {
                     &p[2],
                     "CVE-2026-2001",
                     Some(&fixed),
-                ),
+                )
+                .into(),
                 classification: Classification {
                     class: Some(Class::Medium),
                     due_at: Some(

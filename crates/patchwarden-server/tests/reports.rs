@@ -130,7 +130,7 @@ impl World {
                 host.id(),
                 &[CurrentFinding {
                     body: None,
-                    finding,
+                    finding: finding.into(),
                     classification: Classification {
                         class: Some(class),
                         due_at: Some(due),

@@ -58,7 +58,8 @@ impl Classification {
 /// A finding as the matcher and the policy produced it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrentFinding {
-    pub finding: Finding,
+    /// Shared: the server's matcher hands the same finding to every host with the package.
+    pub finding: std::sync::Arc<Finding>,
     pub classification: Classification,
     /// The finding's stored form, when the caller has it already: the server's matcher keeps it
     /// with each package's findings, so a fleet of like hosts does not serialise and digest the
@@ -71,7 +72,7 @@ impl CurrentFinding {
     /// A finding whose stored form the store will make.
     pub fn new(finding: Finding, classification: Classification) -> CurrentFinding {
         CurrentFinding {
-            finding,
+            finding: std::sync::Arc::new(finding),
             classification,
             body: None,
         }

@@ -129,7 +129,7 @@ fn finding(vulnerability: &str, package: &str, installed: &str, fixed: &str) -> 
 fn classified(f: Finding, class: Class, due_at: Timestamp) -> CurrentFinding {
     CurrentFinding {
         body: None,
-        finding: f,
+        finding: f.into(),
         classification: Classification {
             class: Some(class),
             due_at: Some(due_at),

@@ -66,7 +66,7 @@ pub async fn every_change_appends_an_audit_event_and_the_chain_verifies(db: Arc<
         .unwrap();
     let cf = CurrentFinding {
         body: None,
-        finding: super::fixtures::finding(&before.packages[0], "CVE-2024-9", None),
+        finding: super::fixtures::finding(&before.packages[0], "CVE-2024-9", None).into(),
         classification: Classification {
             class: Some(Class::High),
             ..Classification::default()
@@ -325,7 +325,7 @@ pub async fn a_change_whose_audit_append_fails_leaves_no_change(db: Arc<dyn Test
 
     let cf = CurrentFinding {
         body: None,
-        finding: super::fixtures::finding(&before.packages[0], "CVE-2024-9", None),
+        finding: super::fixtures::finding(&before.packages[0], "CVE-2024-9", None).into(),
         classification: Classification::default(),
     };
     assert!(is_refusal(

@@ -23,7 +23,7 @@ fn classified(class: Class, due: i64) -> Classification {
 fn current(p: &Package, vuln: &str, fixed: Option<&Package>, c: Classification) -> CurrentFinding {
     CurrentFinding {
         body: None,
-        finding: finding(p, vuln, fixed),
+        finding: finding(p, vuln, fixed).into(),
         classification: c,
     }
 }
@@ -94,7 +94,7 @@ pub async fn findings_open_keep_and_close_with_the_fixing_version(db: Arc<dyn Te
     let f1 = only(&open, "CVE-2024-0001");
     assert_eq!(f1.state, FindingState::Open);
     assert_eq!(f1.first_seen, at(10));
-    assert_eq!(f1.finding, first[0].finding);
+    assert_eq!(f1.finding, *first[0].finding);
     assert_eq!(f1.classification, first[0].classification);
     assert_eq!((f1.closed_at, f1.fixed_version.as_deref()), (None, None));
 
@@ -516,10 +516,10 @@ pub async fn hosts_with_the_same_finding_share_its_body_and_each_keeps_its_own_c
     let fa = of(a.id).await;
     let fb = of(b.id).await;
     assert_eq!((fa.len(), fb.len()), (1, 1));
-    assert_eq!(fa[0].finding, changed[0].finding);
+    assert_eq!(fa[0].finding, *changed[0].finding);
     assert_eq!(fa[0].classification, changed[0].classification);
     assert_eq!((fa[0].first_seen, fa[0].last_seen), (at(10), at(40)));
-    assert_eq!(fb[0].finding, both[0].finding);
+    assert_eq!(fb[0].finding, *both[0].finding);
     assert_eq!(fb[0].classification, both[0].classification);
     assert_eq!((fb[0].first_seen, fb[0].last_seen), (at(20), at(20)));
     let steps = |h: Vec<crate::ClassificationChange>| -> Vec<(jiff::Timestamp, Option<Class>)> {
@@ -550,7 +550,7 @@ pub async fn hosts_with_the_same_finding_share_its_body_and_each_keeps_its_own_c
             (at(50), Some(Class::High))
         ]
     );
-    assert_eq!(of(a.id).await[0].finding, both[0].finding);
+    assert_eq!(of(a.id).await[0].finding, *both[0].finding);
     assert!(!store.has_open_fixable_finding(b.id).await.unwrap());
     assert!(store.finding_history(i64::MAX).await.unwrap().is_empty());
 }
