@@ -26,14 +26,18 @@ impl Bound {
             Bound::Fixed(v) | Bound::LastAffected(v) | Bound::Limit(v) => Some(v),
         }
     }
+
+    /// The event's version as the feed wrote it (a parsed version keeps its text exactly).
+    pub(crate) fn text(&self) -> &str {
+        self.version().map_or("0", Version::as_str)
+    }
 }
 
-/// A range whose events are parsed and sorted.
+/// A range whose events are parsed and sorted. The events' texts, for explanations, are the
+/// parsed versions' own.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledRange {
-    pub(crate) bounds: Vec<Bound>,
-    /// The raw event texts, in the same order, for explanations.
-    pub(crate) texts: Vec<String>,
+    pub(crate) bounds: Box<[Bound]>,
 }
 
 /// How a range judges an installed version.
@@ -51,8 +55,8 @@ pub(crate) enum Verdict<'a> {
 impl CompiledRange {
     /// Sorts the events by version; `introduced: "0"` (no version) sorts first. On equal
     /// versions `introduced` goes before the others, as OSV's reference implementation does.
-    pub(crate) fn new(mut pairs: Vec<(Bound, String)>) -> CompiledRange {
-        pairs.sort_by(|(a, _), (b, _)| match (a.version(), b.version()) {
+    pub(crate) fn new(mut bounds: Vec<Bound>) -> CompiledRange {
+        bounds.sort_by(|a, b| match (a.version(), b.version()) {
             (None, None) => Ordering::Equal,
             (None, Some(_)) => Ordering::Less,
             (Some(_), None) => Ordering::Greater,
@@ -61,8 +65,9 @@ impl CompiledRange {
                 .unwrap_or(Ordering::Equal)
                 .then_with(|| rank(a).cmp(&rank(b))),
         });
-        let (bounds, texts) = pairs.into_iter().unzip();
-        CompiledRange { bounds, texts }
+        CompiledRange {
+            bounds: bounds.into(),
+        }
     }
 
     pub(crate) fn judge<'a>(&'a self, installed: &Version) -> Verdict<'a> {
@@ -70,23 +75,21 @@ impl CompiledRange {
         let mut affected = false;
         let mut introduced = "";
         let mut next_fix = None;
-        for (i, b) in self.bounds.iter().enumerate() {
+        for b in self.bounds.iter() {
             match b {
                 Bound::Introduced(None) => {
                     affected = true;
-                    introduced = &self.texts[i];
+                    introduced = b.text();
                 }
                 Bound::Introduced(Some(v)) if at_or_above(v) => {
                     affected = true;
-                    introduced = &self.texts[i];
+                    introduced = b.text();
                 }
                 Bound::Fixed(v) | Bound::Limit(v) if at_or_above(v) => affected = false,
                 Bound::LastAffected(v) if installed.compare(v) == Some(Ordering::Greater) => {
                     affected = false
                 }
-                Bound::Fixed(v) if next_fix.is_none() => {
-                    next_fix = Some((v, self.texts[i].as_str()))
-                }
+                Bound::Fixed(v) if next_fix.is_none() => next_fix = Some((v, v.as_str())),
                 _ => {}
             }
         }
@@ -121,15 +124,12 @@ mod tests {
         CompiledRange::new(
             events
                 .iter()
-                .map(|&(kind, text)| {
-                    let b = match kind {
-                        "introduced" if text == "0" => Bound::Introduced(None),
-                        "introduced" => Bound::Introduced(Some(v(text))),
-                        "fixed" => Bound::Fixed(v(text)),
-                        "last_affected" => Bound::LastAffected(v(text)),
-                        _ => Bound::Limit(v(text)),
-                    };
-                    (b, text.to_owned())
+                .map(|&(kind, text)| match kind {
+                    "introduced" if text == "0" => Bound::Introduced(None),
+                    "introduced" => Bound::Introduced(Some(v(text))),
+                    "fixed" => Bound::Fixed(v(text)),
+                    "last_affected" => Bound::LastAffected(v(text)),
+                    _ => Bound::Limit(v(text)),
                 })
                 .collect(),
         )
