@@ -191,6 +191,7 @@ pub async fn start_with_store(
     for p in problems.iter().take(10) {
         tracing::warn!(problem = %p, "advisory not indexed");
     }
+    drop((docs, problems));
     if crate::operators::no_operator_yet(store.as_ref()).await? {
         tracing::warn!(
             "no operator exists yet: run `patchwarden admin bootstrap` on this machine to make \
@@ -240,6 +241,9 @@ pub async fn start_with_store(
             "re-matched after advisory changes"
         );
     }
+    // Everything read to build the matcher and to re-match is garbage now, spread over the
+    // arenas of the threads that read it: give it back (src/memory.rs).
+    crate::memory::release_freed();
 
     let api_handle = Handle::new();
     let metrics_handle = Handle::new();

@@ -194,6 +194,10 @@ pub async fn rebuild_matcher(state: &AppState) -> Result<(), FeedsError> {
     }
     state.set_matcher(matcher);
     state.feeds.mark_built(generation);
+    // The advisories read for the build and the replaced matcher are garbage now (the old one
+    // once its last reader lets go): give the memory back (src/memory.rs).
+    drop(problems);
+    crate::memory::release_freed();
     Ok(())
 }
 
