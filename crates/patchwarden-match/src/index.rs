@@ -2,6 +2,7 @@
 
 use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 // The index is hashed on every package of every host: FxHash is several times cheaper than
@@ -123,6 +124,7 @@ impl Index {
         }
         let mut ecosystems: HashMap<String, EcosystemEntries> = HashMap::default();
         let mut kept = Vec::with_capacity(advisories.len());
+        let mut versions = Versions::default();
         // Each advisory is dropped as soon as it is compiled, so the whole set and the index
         // are not both held longer than they must be.
         for (i, adv) in advisories.into_iter().enumerate() {
@@ -143,7 +145,7 @@ impl Index {
                     // them on hosts either.
                     continue;
                 };
-                match compile_entry(i as u32, scheme, affected) {
+                match compile_entry(i as u32, scheme, affected, &mut versions) {
                     Ok(entry) => {
                         let eco = ecosystem_entries(&mut ecosystems, &pkg.ecosystem);
                         eco.naming = Some(pkg.naming());
@@ -630,10 +632,29 @@ fn problem(pkg: &Package, version: &str, e: &VersionError) -> MatchProblem {
     }
 }
 
+/// Parsed range versions, shared by every event that names them while the index is built: the
+/// AlmaLinux archive's 142,000 range events name fewer than 10,000 distinct versions (every
+/// package an advisory fixes is fixed at the same release), so each is parsed and held once.
+#[derive(Default)]
+struct Versions(HashMap<Scheme, HashMap<Box<str>, Arc<Version>>>);
+
+impl Versions {
+    fn parse(&mut self, scheme: Scheme, text: &str) -> Result<Arc<Version>, VersionError> {
+        let known = self.0.entry(scheme).or_default();
+        if let Some(v) = known.get(text) {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(scheme.parse(text)?);
+        known.insert(text.into(), v.clone());
+        Ok(v)
+    }
+}
+
 fn compile_entry(
     advisory: u32,
     scheme: Scheme,
     affected: &patchwarden_core::advisory::Affected,
+    shared: &mut Versions,
 ) -> Result<Entry, VersionError> {
     let mut ranges = Vec::new();
     for r in &affected.ranges {
@@ -647,11 +668,11 @@ fn compile_entry(
         for e in &r.events {
             let bound = match e {
                 Event::Introduced(v) if v == "0" => Bound::Introduced(None),
-                Event::Introduced(v) => Bound::Introduced(Some(scheme.parse(v)?)),
-                Event::Fixed(v) => Bound::Fixed(scheme.parse(v)?),
-                Event::LastAffected(v) => Bound::LastAffected(scheme.parse(v)?),
+                Event::Introduced(v) => Bound::Introduced(Some(shared.parse(scheme, v)?)),
+                Event::Fixed(v) => Bound::Fixed(shared.parse(scheme, v)?),
+                Event::LastAffected(v) => Bound::LastAffected(shared.parse(scheme, v)?),
                 Event::Limit(v) if v == "*" => continue,
-                Event::Limit(v) => Bound::Limit(scheme.parse(v)?),
+                Event::Limit(v) => Bound::Limit(shared.parse(scheme, v)?),
             };
             bounds.push(bound);
         }

@@ -7,23 +7,25 @@
 //! lowest `fixed` event above it.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use patchwarden_version::Version;
 
 /// One event with its version parsed (`None` for `introduced: "0"`, the beginning of time).
+/// The version is shared with every other event that names it (see `index::Versions`).
 #[derive(Debug, Clone)]
 pub(crate) enum Bound {
-    Introduced(Option<Version>),
-    Fixed(Version),
-    LastAffected(Version),
-    Limit(Version),
+    Introduced(Option<Arc<Version>>),
+    Fixed(Arc<Version>),
+    LastAffected(Arc<Version>),
+    Limit(Arc<Version>),
 }
 
 impl Bound {
     fn version(&self) -> Option<&Version> {
         match self {
-            Bound::Introduced(v) => v.as_ref(),
-            Bound::Fixed(v) | Bound::LastAffected(v) | Bound::Limit(v) => Some(v),
+            Bound::Introduced(v) => v.as_deref(),
+            Bound::Fixed(v) | Bound::LastAffected(v) | Bound::Limit(v) => Some(&**v),
         }
     }
 
@@ -89,7 +91,7 @@ impl CompiledRange {
                 Bound::LastAffected(v) if installed.compare(v) == Some(Ordering::Greater) => {
                     affected = false
                 }
-                Bound::Fixed(v) if next_fix.is_none() => next_fix = Some((v, v.as_str())),
+                Bound::Fixed(v) if next_fix.is_none() => next_fix = Some((&**v, v.as_str())),
                 _ => {}
             }
         }
@@ -120,7 +122,7 @@ mod tests {
     use super::*;
 
     fn range(events: &[(&str, &str)]) -> CompiledRange {
-        let v = |s: &str| Scheme::Dpkg.parse(s).unwrap();
+        let v = |s: &str| Arc::new(Scheme::Dpkg.parse(s).unwrap());
         CompiledRange::new(
             events
                 .iter()
