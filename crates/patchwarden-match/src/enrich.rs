@@ -96,24 +96,12 @@ impl Index {
     pub fn ratings(&self, finding: &Finding) -> Ratings {
         let mut out = Ratings::default();
         for a in self.vulnerability_sources(&finding.vulnerability) {
-            out.cvss.extend(
-                a.severity
-                    .iter()
-                    .filter(|s| s.base_score.is_some())
-                    .cloned(),
-            );
-            out.vendor.extend(a.vendor_severity.iter().cloned());
-            if finding.advisories.contains(&a.id) {
-                for entry in &a.affected {
-                    out.cvss.extend(
-                        entry
-                            .severity
-                            .iter()
-                            .filter(|s| s.base_score.is_some())
-                            .cloned(),
-                    );
-                    out.vendor.extend(entry.vendor_severity.iter().cloned());
-                }
+            out.cvss.extend(a.cvss().iter().cloned());
+            out.vendor.extend(a.vendor_severity().cloned());
+            if finding.advisories.iter().any(|id| id == a.id()) {
+                out.cvss.extend(a.package_cvss().iter().cloned());
+                out.vendor
+                    .extend(a.package_vendor_severity().iter().cloned());
             }
         }
         out

@@ -2,6 +2,7 @@
 
 use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 // The index is hashed on every package of every host: FxHash is several times cheaper than
@@ -16,18 +17,21 @@ use patchwarden_version::{Scheme, Version, VersionError};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::ecosystem::ecosystem_applies;
+use crate::kept::AdvisoryFacts;
 use crate::module;
 use crate::range::{Bound, CompiledRange, Verdict};
 
-/// One `affected[]` entry, compiled.
+/// One `affected[]` entry, compiled. Boxed slices rather than vectors: the index holds one
+/// entry per package per advisory (71,329 for the AlmaLinux archive) for as long as
+/// the server runs, and never grows them.
 #[derive(Debug)]
 struct Entry {
     advisory: u32,
-    ranges: Vec<CompiledRange>,
+    ranges: Box<[CompiledRange]>,
     /// Explicitly listed affected versions.
-    versions: Vec<Version>,
+    versions: Box<[Version]>,
     /// The rpm epoch the entry's versions carry (`1` of `1:3.0.7-25.el9`), when not 0.
-    epoch: Option<String>,
+    epoch: Option<Box<str>>,
 }
 
 /// How to read the packages given to [`Index::match_packages_with`].
@@ -88,22 +92,25 @@ pub struct MatchReport {
 }
 
 /// Advisories indexed for matching.
+///
+/// The index keeps what matching needs of each advisory ([`AdvisoryFacts`]), not the whole
+/// advisory: a caller that shows or re-matches one reads it from where the advisories came
+/// from (the server: its store).
 #[derive(Debug)]
 pub struct Index {
-    advisories: Vec<Advisory>,
+    advisories: Vec<AdvisoryFacts>,
     /// For each advisory, the vulnerabilities (indices into `vulnerabilities`) it speaks of.
     advisory_vulns: Vec<Vec<u32>>,
     vulnerabilities: Vec<patchwarden_core::advisory::Vulnerability>,
     /// Every name of every vulnerability → its index in `vulnerabilities`.
     vulnerability_names: HashMap<String, u32>,
-    /// Advisory module streams (AlmaLinux/Rocky summaries), per advisory.
-    streams: Vec<Vec<String>>,
     ecosystems: HashMap<String, EcosystemEntries>,
 }
 
 impl Index {
     /// Indexes advisories. Withdrawn ones are kept out; entries whose versions cannot be
     /// ordered are kept out with a problem each, and the rest of their advisory still counts.
+    /// The advisories are consumed: the index keeps only their [`AdvisoryFacts`].
     pub fn build(advisories: Vec<Advisory>) -> (Index, Vec<IndexProblem>) {
         let mut problems = Vec::new();
         let vulnerabilities = group_vulnerabilities(&advisories);
@@ -116,14 +123,12 @@ impl Index {
             }
         }
         let mut ecosystems: HashMap<String, EcosystemEntries> = HashMap::default();
-        let mut streams = Vec::with_capacity(advisories.len());
-        for (i, adv) in advisories.iter().enumerate() {
-            streams.push(
-                adv.summary
-                    .as_deref()
-                    .map(module::summary_streams)
-                    .unwrap_or_default(),
-            );
+        let mut kept = Vec::with_capacity(advisories.len());
+        let mut versions = Versions::default();
+        // Each advisory is dropped as soon as it is compiled, so the whole set and the index
+        // are not both held longer than they must be.
+        for (i, adv) in advisories.into_iter().enumerate() {
+            kept.push(AdvisoryFacts::of(&adv));
             if !adv.is_active() {
                 continue;
             }
@@ -140,12 +145,17 @@ impl Index {
                     // them on hosts either.
                     continue;
                 };
-                match compile_entry(i as u32, scheme, affected) {
+                match compile_entry(i as u32, scheme, affected, &mut versions) {
                     Ok(entry) => {
-                        let eco = ecosystems.entry(pkg.ecosystem.clone()).or_default();
+                        let eco = ecosystem_entries(&mut ecosystems, &pkg.ecosystem);
                         eco.naming = Some(pkg.naming());
                         eco.scheme = Some(scheme);
-                        eco.by_name.entry(pkg.name.clone()).or_default().push(entry);
+                        match eco.by_name.get_mut(pkg.name.as_str()) {
+                            Some(list) => list.push(entry),
+                            None => {
+                                eco.by_name.insert(pkg.name.clone(), vec![entry]);
+                            }
+                        }
                     }
                     Err(e) => {
                         problems.push(problem(format!("{} {}: {e}", pkg.ecosystem, pkg.name)))
@@ -164,7 +174,7 @@ impl Index {
                         continue;
                     }
                 };
-                let eco = ecosystems.entry(na.package.ecosystem.clone()).or_default();
+                let eco = ecosystem_entries(&mut ecosystems, &na.package.ecosystem);
                 eco.naming = Some(na.package.naming());
                 eco.scheme = Some(scheme);
                 eco.not_affected
@@ -182,12 +192,19 @@ impl Index {
                 vulnerability_names.insert(name.clone(), v as u32);
             }
         }
+        // Lists grown entry by entry have spare capacity: give it back, since the index lives
+        // as long as the server.
+        for eco in ecosystems.values_mut() {
+            eco.by_name.values_mut().for_each(Vec::shrink_to_fit);
+            eco.by_name.shrink_to_fit();
+            eco.not_affected.values_mut().for_each(Vec::shrink_to_fit);
+        }
+        advisory_vulns.iter_mut().for_each(Vec::shrink_to_fit);
         let index = Index {
-            advisories,
+            advisories: kept,
             advisory_vulns,
             vulnerabilities,
             vulnerability_names,
-            streams,
             ecosystems,
         };
         (index, problems)
@@ -198,19 +215,19 @@ impl Index {
         self.advisories.len()
     }
 
-    /// The advisories, in the order given to [`Index::build`].
-    pub fn advisories(&self) -> &[Advisory] {
+    /// What the index keeps of the advisories, in the order given to [`Index::build`].
+    pub fn advisories(&self) -> &[AdvisoryFacts] {
         &self.advisories
     }
 
-    /// The advisory with this id, if indexed.
-    pub fn advisory(&self, id: &str) -> Option<&Advisory> {
-        self.advisories.iter().find(|a| a.id == id)
+    /// What the index keeps of the advisory with this id, if indexed.
+    pub fn advisory(&self, id: &str) -> Option<&AdvisoryFacts> {
+        self.advisories.iter().find(|a| a.id() == id)
     }
 
     /// The active advisories that speak of the vulnerability with this name (any of its
     /// names), CVE records among them.
-    pub fn vulnerability_sources(&self, name: &str) -> impl Iterator<Item = &Advisory> {
+    pub fn vulnerability_sources(&self, name: &str) -> impl Iterator<Item = &AdvisoryFacts> {
         self.vulnerability_names
             .get(name)
             .and_then(|&v| self.vulnerabilities.get(v as usize))
@@ -310,7 +327,7 @@ impl Index {
                     else {
                         continue;
                     };
-                    judgement.assumed_epoch = assumed.map(|(e, _)| e.as_str());
+                    judgement.assumed_epoch = assumed.map(|(e, _)| &**e);
                     if suppressed(entry.advisory) {
                         continue;
                     }
@@ -375,7 +392,7 @@ impl Index {
                             installed_text,
                             pkg.module.as_deref(),
                             text,
-                            &self.streams[entry.advisory as usize],
+                            self.advisories[entry.advisory as usize].streams(),
                         )
                         .is_none()
                 });
@@ -412,14 +429,14 @@ impl Index {
         let mut advisories: Vec<String> = ev
             .advisories
             .iter()
-            .map(|&a| self.advisories[a as usize].id.clone())
+            .map(|&a| self.advisories[a as usize].id().to_owned())
             .collect();
         advisories.sort();
         advisories.dedup();
         let published_at = ev
             .advisories
             .iter()
-            .filter_map(|&a| self.advisories[a as usize].published)
+            .filter_map(|&a| self.advisories[a as usize].published())
             .min();
         let fixed = ev.best_fix.as_ref().map(|f| f.text.to_owned());
         let available_at = ev.best_fix.as_ref().and_then(|f| f.available_at);
@@ -491,7 +508,7 @@ struct Evidence<'a> {
 }
 
 impl<'a> Evidence<'a> {
-    fn add(&mut self, advisory: u32, j: &Judgement<'a>, all: &[Advisory]) {
+    fn add(&mut self, advisory: u32, j: &Judgement<'a>, all: &[AdvisoryFacts]) {
         if !self.advisories.contains(&advisory) {
             self.advisories.push(advisory);
         }
@@ -565,7 +582,9 @@ fn explain(
     match &ev.best_fix {
         Some(fix) => format!(
             "{name} {}{binary} < {} fixed in {} ({whose})",
-            ev.installed, fix.text, index.advisories[fix.advisory as usize].id,
+            ev.installed,
+            fix.text,
+            index.advisories[fix.advisory as usize].id(),
         ),
         None => {
             let since = match (ev.listed, ev.introduced) {
@@ -613,10 +632,29 @@ fn problem(pkg: &Package, version: &str, e: &VersionError) -> MatchProblem {
     }
 }
 
+/// Parsed range versions, shared by every event that names them while the index is built: the
+/// AlmaLinux archive's 142,000 range events name fewer than 10,000 distinct versions (every
+/// package an advisory fixes is fixed at the same release), so each is parsed and held once.
+#[derive(Default)]
+struct Versions(HashMap<Scheme, HashMap<Box<str>, Arc<Version>>>);
+
+impl Versions {
+    fn parse(&mut self, scheme: Scheme, text: &str) -> Result<Arc<Version>, VersionError> {
+        let known = self.0.entry(scheme).or_default();
+        if let Some(v) = known.get(text) {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(scheme.parse(text)?);
+        known.insert(text.into(), v.clone());
+        Ok(v)
+    }
+}
+
 fn compile_entry(
     advisory: u32,
     scheme: Scheme,
     affected: &patchwarden_core::advisory::Affected,
+    shared: &mut Versions,
 ) -> Result<Entry, VersionError> {
     let mut ranges = Vec::new();
     for r in &affected.ranges {
@@ -626,22 +664,21 @@ fn compile_entry(
         // ECOSYSTEM and SEMVER ranges alike order with the ecosystem's scheme: the installed
         // version is parsed with it, and the ecosystems that publish SEMVER ranges (npm,
         // crates.io, Go …) use SemVer as their scheme.
-        let mut pairs = Vec::with_capacity(r.events.len());
+        let mut bounds = Vec::with_capacity(r.events.len());
         for e in &r.events {
-            let text = e.version().to_owned();
             let bound = match e {
                 Event::Introduced(v) if v == "0" => Bound::Introduced(None),
-                Event::Introduced(v) => Bound::Introduced(Some(scheme.parse(v)?)),
-                Event::Fixed(v) => Bound::Fixed(scheme.parse(v)?),
-                Event::LastAffected(v) => Bound::LastAffected(scheme.parse(v)?),
+                Event::Introduced(v) => Bound::Introduced(Some(shared.parse(scheme, v)?)),
+                Event::Fixed(v) => Bound::Fixed(shared.parse(scheme, v)?),
+                Event::LastAffected(v) => Bound::LastAffected(shared.parse(scheme, v)?),
                 Event::Limit(v) if v == "*" => continue,
-                Event::Limit(v) => Bound::Limit(scheme.parse(v)?),
+                Event::Limit(v) => Bound::Limit(shared.parse(scheme, v)?),
             };
-            pairs.push((bound, text));
+            bounds.push(bound);
         }
-        ranges.push(CompiledRange::new(pairs));
+        ranges.push(CompiledRange::new(bounds));
     }
-    let versions = affected
+    let versions: Box<[Version]> = affected
         .versions
         .iter()
         .map(|v| scheme.parse(v))
@@ -658,14 +695,26 @@ fn compile_entry(
                     let nonzero = !epoch.is_empty()
                         && epoch.bytes().all(|b| b.is_ascii_digit())
                         && epoch.bytes().any(|b| b != b'0');
-                    nonzero.then(|| epoch.to_owned())
+                    nonzero.then(|| epoch.into())
                 })
         })
         .flatten();
     Ok(Entry {
         advisory,
-        ranges,
+        ranges: ranges.into(),
         versions,
         epoch,
     })
+}
+
+/// The entries of an ecosystem, made on first use; the name is copied once per ecosystem, not
+/// once per entry.
+fn ecosystem_entries<'a>(
+    ecosystems: &'a mut HashMap<String, EcosystemEntries>,
+    name: &str,
+) -> &'a mut EcosystemEntries {
+    if !ecosystems.contains_key(name) {
+        ecosystems.insert(name.to_owned(), EcosystemEntries::default());
+    }
+    ecosystems.get_mut(name).expect("inserted above")
 }

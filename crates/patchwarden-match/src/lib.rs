@@ -26,9 +26,11 @@
 mod ecosystem;
 mod enrich;
 mod index;
+mod kept;
 mod module;
 mod range;
 
 pub use ecosystem::ecosystem_applies;
 pub use enrich::{Enrichment, Ratings};
 pub use index::{Index, IndexProblem, MatchOptions, MatchProblem, MatchReport};
+pub use kept::AdvisoryFacts;

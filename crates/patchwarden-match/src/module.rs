@@ -50,7 +50,7 @@ pub(crate) fn stream_mismatch(
     installed_evr: &str,
     installed_label: Option<&str>,
     fixed_evr: &str,
-    advisory_streams: &[String],
+    advisory_streams: &[Box<str>],
 ) -> Option<String> {
     let installed_modular = installed_label.is_some() || is_modular_build(installed_evr);
     let fix_modular = is_modular_build(fixed_evr);
@@ -64,20 +64,17 @@ pub(crate) fn stream_mismatch(
         (true, true) => {
             let stream = installed_label.and_then(label_stream)?;
             let stream_name = stream.split(':').next().unwrap_or(stream);
-            let same_module: Vec<&String> = advisory_streams
+            let same_module: Vec<&str> = advisory_streams
                 .iter()
+                .map(|s| &**s)
                 .filter(|s| s.split(':').next() == Some(stream_name))
                 .collect();
-            if same_module.is_empty() || same_module.iter().any(|s| s.as_str() == stream) {
+            if same_module.is_empty() || same_module.contains(&stream) {
                 None
             } else {
                 Some(format!(
                     "the fix is for module stream {} and the installed package is from {stream}",
-                    same_module
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    same_module.join(", ")
                 ))
             }
         }
@@ -110,7 +107,7 @@ mod tests {
     #[test]
     fn streams_must_agree() {
         let fix = "1:18.19.0-1.module_el8.9.0+3729+9d5c8a0d";
-        let streams = vec!["nodejs:18".to_owned()];
+        let streams: Vec<Box<str>> = vec!["nodejs:18".into()];
         let on_16 = "1:16.20.2-4.module_el8.9.0+3700+6f5e0c9a";
         assert!(
             stream_mismatch(

@@ -7,33 +7,39 @@
 //! lowest `fixed` event above it.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use patchwarden_version::Version;
 
 /// One event with its version parsed (`None` for `introduced: "0"`, the beginning of time).
+/// The version is shared with every other event that names it (see `index::Versions`).
 #[derive(Debug, Clone)]
 pub(crate) enum Bound {
-    Introduced(Option<Version>),
-    Fixed(Version),
-    LastAffected(Version),
-    Limit(Version),
+    Introduced(Option<Arc<Version>>),
+    Fixed(Arc<Version>),
+    LastAffected(Arc<Version>),
+    Limit(Arc<Version>),
 }
 
 impl Bound {
     fn version(&self) -> Option<&Version> {
         match self {
-            Bound::Introduced(v) => v.as_ref(),
-            Bound::Fixed(v) | Bound::LastAffected(v) | Bound::Limit(v) => Some(v),
+            Bound::Introduced(v) => v.as_deref(),
+            Bound::Fixed(v) | Bound::LastAffected(v) | Bound::Limit(v) => Some(&**v),
         }
+    }
+
+    /// The event's version as the feed wrote it (a parsed version keeps its text exactly).
+    pub(crate) fn text(&self) -> &str {
+        self.version().map_or("0", Version::as_str)
     }
 }
 
-/// A range whose events are parsed and sorted.
+/// A range whose events are parsed and sorted. The events' texts, for explanations, are the
+/// parsed versions' own.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledRange {
-    pub(crate) bounds: Vec<Bound>,
-    /// The raw event texts, in the same order, for explanations.
-    pub(crate) texts: Vec<String>,
+    pub(crate) bounds: Box<[Bound]>,
 }
 
 /// How a range judges an installed version.
@@ -51,8 +57,8 @@ pub(crate) enum Verdict<'a> {
 impl CompiledRange {
     /// Sorts the events by version; `introduced: "0"` (no version) sorts first. On equal
     /// versions `introduced` goes before the others, as OSV's reference implementation does.
-    pub(crate) fn new(mut pairs: Vec<(Bound, String)>) -> CompiledRange {
-        pairs.sort_by(|(a, _), (b, _)| match (a.version(), b.version()) {
+    pub(crate) fn new(mut bounds: Vec<Bound>) -> CompiledRange {
+        bounds.sort_by(|a, b| match (a.version(), b.version()) {
             (None, None) => Ordering::Equal,
             (None, Some(_)) => Ordering::Less,
             (Some(_), None) => Ordering::Greater,
@@ -61,8 +67,9 @@ impl CompiledRange {
                 .unwrap_or(Ordering::Equal)
                 .then_with(|| rank(a).cmp(&rank(b))),
         });
-        let (bounds, texts) = pairs.into_iter().unzip();
-        CompiledRange { bounds, texts }
+        CompiledRange {
+            bounds: bounds.into(),
+        }
     }
 
     pub(crate) fn judge<'a>(&'a self, installed: &Version) -> Verdict<'a> {
@@ -70,23 +77,21 @@ impl CompiledRange {
         let mut affected = false;
         let mut introduced = "";
         let mut next_fix = None;
-        for (i, b) in self.bounds.iter().enumerate() {
+        for b in self.bounds.iter() {
             match b {
                 Bound::Introduced(None) => {
                     affected = true;
-                    introduced = &self.texts[i];
+                    introduced = b.text();
                 }
                 Bound::Introduced(Some(v)) if at_or_above(v) => {
                     affected = true;
-                    introduced = &self.texts[i];
+                    introduced = b.text();
                 }
                 Bound::Fixed(v) | Bound::Limit(v) if at_or_above(v) => affected = false,
                 Bound::LastAffected(v) if installed.compare(v) == Some(Ordering::Greater) => {
                     affected = false
                 }
-                Bound::Fixed(v) if next_fix.is_none() => {
-                    next_fix = Some((v, self.texts[i].as_str()))
-                }
+                Bound::Fixed(v) if next_fix.is_none() => next_fix = Some((&**v, v.as_str())),
                 _ => {}
             }
         }
@@ -117,19 +122,16 @@ mod tests {
     use super::*;
 
     fn range(events: &[(&str, &str)]) -> CompiledRange {
-        let v = |s: &str| Scheme::Dpkg.parse(s).unwrap();
+        let v = |s: &str| Arc::new(Scheme::Dpkg.parse(s).unwrap());
         CompiledRange::new(
             events
                 .iter()
-                .map(|&(kind, text)| {
-                    let b = match kind {
-                        "introduced" if text == "0" => Bound::Introduced(None),
-                        "introduced" => Bound::Introduced(Some(v(text))),
-                        "fixed" => Bound::Fixed(v(text)),
-                        "last_affected" => Bound::LastAffected(v(text)),
-                        _ => Bound::Limit(v(text)),
-                    };
-                    (b, text.to_owned())
+                .map(|&(kind, text)| match kind {
+                    "introduced" if text == "0" => Bound::Introduced(None),
+                    "introduced" => Bound::Introduced(Some(v(text))),
+                    "fixed" => Bound::Fixed(v(text)),
+                    "last_affected" => Bound::LastAffected(v(text)),
+                    _ => Bound::Limit(v(text)),
                 })
                 .collect(),
         )

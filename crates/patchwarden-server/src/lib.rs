@@ -28,6 +28,7 @@ mod findings;
 pub mod host_state;
 mod login_limit;
 mod matcher;
+mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod operators;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
+use patchwarden_core::advisory::Advisory;
 use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_store::{DatabaseUrl, Store, StoreError};
 use serde_json::json;
@@ -137,7 +138,7 @@ pub async fn start_with_store(
     let tls = tls::setup(&config.tls, &config.data_dir)?;
     let policies = load_policies(&config.policy.policies)?;
     let files = config.advisories.files.clone();
-    let loaded = tokio::task::spawn_blocking(move || advisories::load(&files))
+    let mut loaded = tokio::task::spawn_blocking(move || advisories::load(&files))
         .await
         .map_err(|e| ServeError::Refresh(format!("the advisory reader failed: {e}")))??;
     for line in loaded.skipped.iter().take(10) {
@@ -167,6 +168,9 @@ pub async fn start_with_store(
         );
         changed_ids = upsert.changed;
     }
+    // Everything parsed is in the store now, and is read back from there below: holding both
+    // copies at once would double the start-up peak.
+    drop(std::mem::take(&mut loaded.advisories));
     feeds::define_configured(store.as_ref(), &config.feeds, now)
         .await
         .map_err(|e| ServeError::Refresh(e.to_string()))?;
@@ -187,6 +191,7 @@ pub async fn start_with_store(
     for p in problems.iter().take(10) {
         tracing::warn!(problem = %p, "advisory not indexed");
     }
+    drop((docs, problems));
     if crate::operators::no_operator_yet(store.as_ref()).await? {
         tracing::warn!(
             "no operator exists yet: run `patchwarden admin bootstrap` on this machine to make \
@@ -224,11 +229,9 @@ pub async fn start_with_store(
     app.feeds.mark_built(generation);
     let state = Arc::new(app);
     if !changed_ids.is_empty() {
-        let matcher = state.matcher();
-        let changed: Vec<_> = changed_ids
-            .iter()
-            .filter_map(|id| matcher.index.advisory(id))
-            .collect();
+        // Whole advisories, from the store: the index keeps only what matching needs.
+        let changed = state.store.advisories_by_ids(&changed_ids).await?;
+        let changed: Vec<&Advisory> = changed.iter().collect();
         let hosts = findings::refresh_for_advisories(&state, &changed, now)
             .await
             .map_err(|e| ServeError::Refresh(e.to_string()))?;
@@ -238,6 +241,9 @@ pub async fn start_with_store(
             "re-matched after advisory changes"
         );
     }
+    // Everything read to build the matcher and to re-match is garbage now, spread over the
+    // arenas of the threads that read it: give it back (src/memory.rs).
+    crate::memory::release_freed();
 
     let api_handle = Handle::new();
     let metrics_handle = Handle::new();

@@ -232,6 +232,13 @@ impl Store for TracedStore {
             .await
     }
 
+    async fn advisories_by_ids(&self, ids: &[String]) -> Result<Vec<Advisory>> {
+        self.inner
+            .advisories_by_ids(ids)
+            .instrument(tracing::debug_span!("store", op = "advisories_by_ids"))
+            .await
+    }
+
     async fn advisory_count(&self) -> Result<u64> {
         self.inner
             .advisory_count()

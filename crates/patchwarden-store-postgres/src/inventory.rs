@@ -127,6 +127,27 @@ pub(crate) async fn advisories<C: GenericClient>(c: &C) -> Result<Vec<Advisory>>
         .collect()
 }
 
+/// The advisories with these ids, by id.
+pub(crate) async fn advisories_by_ids<C: GenericClient>(
+    c: &C,
+    ids: &[String],
+) -> Result<Vec<Advisory>> {
+    let rows = query(
+        c,
+        "SELECT id, body FROM advisories WHERE id = ANY($1) ORDER BY id",
+        &[&ids],
+    )
+    .await
+    .map_err(pg("read advisories by id"))?;
+    rows.iter()
+        .map(|r| {
+            let id: String = col("advisories", r, 0)?;
+            let body: String = col("advisories", r, 1)?;
+            from_json("advisories", &id, &body)
+        })
+        .collect()
+}
+
 pub(crate) async fn advisory_count<C: GenericClient>(c: &C) -> Result<u64> {
     let row = query_opt(c, "SELECT count(*) FROM advisories", &[])
         .await

@@ -388,6 +388,11 @@ impl Store for PgStore {
         inventory::advisories(&client).await
     }
 
+    async fn advisories_by_ids(&self, ids: &[String]) -> Result<Vec<Advisory>> {
+        let client = self.client("read advisories by id").await?;
+        inventory::advisories_by_ids(&client, ids).await
+    }
+
     async fn advisory_count(&self) -> Result<u64> {
         let client = self.client("count advisories").await?;
         inventory::advisory_count(&client).await

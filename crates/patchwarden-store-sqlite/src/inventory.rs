@@ -128,6 +128,27 @@ pub(crate) fn advisories(c: &Connection) -> Result<Vec<Advisory>> {
     Ok(out)
 }
 
+/// The advisories with these ids, by id (one lookup per distinct id on the primary key).
+pub(crate) fn advisories_by_ids(c: &Connection, ids: &[String]) -> Result<Vec<Advisory>> {
+    let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut stmt = c
+        .prepare_cached("SELECT body FROM advisories WHERE id = ?1")
+        .map_err(db("read advisories by id"))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let body: Option<String> = stmt
+            .query_row(params![id], |r| r.get(0))
+            .optional()
+            .map_err(db("read advisories by id"))?;
+        if let Some(body) = body {
+            out.push(from_json("advisories", &id, &body)?);
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn advisory_count(c: &Connection) -> Result<u64> {
     let n: i64 = c
         .query_row("SELECT count(*) FROM advisories", [], |r| r.get(0))

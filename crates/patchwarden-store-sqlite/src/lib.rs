@@ -522,6 +522,14 @@ impl Store for SqliteStore {
         self.read("read advisories", inventory::advisories).await
     }
 
+    async fn advisories_by_ids(&self, ids: &[String]) -> Result<Vec<Advisory>> {
+        let ids = ids.to_vec();
+        self.read("read advisories by id", move |c| {
+            inventory::advisories_by_ids(c, &ids)
+        })
+        .await
+    }
+
     async fn advisory_count(&self) -> Result<u64> {
         self.read("count advisories", inventory::advisory_count)
             .await

@@ -247,6 +247,11 @@ pub trait Store:
     /// Every advisory, by id.
     async fn advisories(&self) -> Result<Vec<Advisory>>;
 
+    /// The advisories with these ids, by id; ids with no advisory are left out. The matcher's
+    /// index keeps only what matching needs, so whoever shows or re-matches a whole advisory
+    /// reads it here.
+    async fn advisories_by_ids(&self, ids: &[String]) -> Result<Vec<Advisory>>;
+
     async fn advisory_count(&self) -> Result<u64>;
 
     // Findings.

@@ -85,7 +85,10 @@ enum Repr {
 #[derive(Clone)]
 pub struct Pep440Version {
     text: Box<str>,
-    repr: Repr,
+    /// Boxed: the parsed form is several times the size of the other schemes' versions, and
+    /// every `Version` (an enum of all of them) would otherwise be as large as it — the
+    /// advisory index holds hundreds of thousands of them.
+    repr: Box<Repr>,
 }
 
 /// A cursor over the lowercased version text.
@@ -290,18 +293,18 @@ impl Pep440Version {
         };
         Ok(Pep440Version {
             text: input.into(),
-            repr,
+            repr: Box::new(repr),
         })
     }
 
     /// Whether this is a PEP 440 version (not a legacy one).
     pub fn is_pep440(&self) -> bool {
-        matches!(self.repr, Repr::Pep440(_))
+        matches!(*self.repr, Repr::Pep440(_))
     }
 
     /// Whether this is a pre-release (including dev releases), as PEP 440 defines it.
     pub fn is_prerelease(&self) -> bool {
-        matches!(&self.repr, Repr::Pep440(p) if p.pre.is_some() || p.dev.is_some())
+        matches!(&*self.repr, Repr::Pep440(p) if p.pre.is_some() || p.dev.is_some())
     }
 
     /// The version as it was written.
@@ -342,7 +345,7 @@ fn cmp_public(a: &Public, b: &Public) -> Ordering {
 
 impl Ord for Pep440Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        match (&self.repr, &other.repr) {
+        match (&*self.repr, &*other.repr) {
             (Repr::Pep440(a), Repr::Pep440(b)) => cmp_public(a, b),
             // Legacy versions have epoch -1: below every PEP 440 version.
             (Repr::Legacy(_), Repr::Pep440(_)) => Ordering::Less,

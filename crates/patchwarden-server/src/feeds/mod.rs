@@ -194,6 +194,10 @@ pub async fn rebuild_matcher(state: &AppState) -> Result<(), FeedsError> {
     }
     state.set_matcher(matcher);
     state.feeds.mark_built(generation);
+    // The advisories read for the build and the replaced matcher are garbage now (the old one
+    // once its last reader lets go): give the memory back (src/memory.rs).
+    drop(problems);
+    crate::memory::release_freed();
     Ok(())
 }
 
@@ -300,22 +304,23 @@ async fn import_parsed(
         "feed imported"
     );
     rebuild_matcher(state).await?;
-    let matcher = state.matcher();
-    let mut ids: HashSet<&str> = imported.upsert.changed.iter().map(String::as_str).collect();
-    for cve in &cves {
-        ids.extend(
-            matcher
-                .index
-                .vulnerability_sources(cve)
-                .map(|a| a.id.as_str()),
-        );
+    let mut ids: HashSet<String> = imported.upsert.changed.iter().cloned().collect();
+    {
+        let matcher = state.matcher();
+        for cve in &cves {
+            ids.extend(
+                matcher
+                    .index
+                    .vulnerability_sources(cve)
+                    .map(|a| a.id().to_owned()),
+            );
+        }
     }
-    let changed: Vec<&Advisory> = matcher
-        .index
-        .advisories()
-        .iter()
-        .filter(|a| ids.contains(a.id.as_str()))
-        .collect();
+    // The index keeps only what matching needs: the advisories to re-match come whole from
+    // the store.
+    let ids: Vec<String> = ids.into_iter().collect();
+    let changed = state.store.advisories_by_ids(&ids).await?;
+    let changed: Vec<&Advisory> = changed.iter().collect();
     let hosts = findings::refresh_for_advisories(state, &changed, now).await?;
     Ok(Synced {
         run: imported.run,

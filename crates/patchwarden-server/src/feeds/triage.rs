@@ -46,7 +46,7 @@ pub(crate) async fn enqueue_opened(
                 summary: matcher
                     .index
                     .vulnerability_sources(&f.vulnerability)
-                    .find_map(|a| a.summary.clone())
+                    .find_map(|a| a.summary().map(str::to_owned))
                     .map(|mut s| {
                         patchwarden_store::feed::truncate(
                             &mut s,

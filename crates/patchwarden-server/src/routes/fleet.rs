@@ -579,16 +579,18 @@ pub(crate) async fn list_findings(
     }))
 }
 
-/// The advisory `id`, from the matcher's index.
-pub(crate) fn advisory(state: &AppState, id: &str) -> Result<Advisory, ApiError> {
+/// The advisory `id`, whole, from the store (the matcher's index keeps only what matching
+/// needs of it).
+pub(crate) async fn advisory(state: &AppState, id: &str) -> Result<Advisory, ApiError> {
     if id.len() > MAX_ID {
         return Err(ApiError::NotFound);
     }
-    let matcher = state.matcher();
-    matcher
-        .index
-        .advisory(id)
-        .cloned()
+    state
+        .store
+        .advisories_by_ids(&[id.to_owned()])
+        .await?
+        .into_iter()
+        .next()
         .ok_or(ApiError::NotFound)
 }
 
@@ -610,6 +612,6 @@ pub(crate) async fn show_advisory(
 ) -> Result<Json<AdvisoryView>, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
     Ok(Json(AdvisoryView {
-        advisory: advisory(&state, &id)?,
+        advisory: advisory(&state, &id).await?,
     }))
 }

@@ -639,7 +639,7 @@ pub(crate) async fn advisory(
     id: Result<Path<String>, PathRejection>,
 ) -> PageResult {
     let Path(id) = id.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
-    let a = crate::routes::fleet::advisory(&state, &id)?;
+    let a = crate::routes::fleet::advisory(&state, &id).await?;
     let mut vulnerabilities: Vec<String> = std::iter::once(a.id.clone())
         .chain(a.aliases.iter().cloned())
         .chain(a.upstream.iter().cloned())

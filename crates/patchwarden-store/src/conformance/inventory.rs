@@ -177,3 +177,21 @@ pub async fn advisories_upsert_by_id_and_count(db: Arc<dyn TestDatabase>) {
     assert_eq!(ids, vec!["CVE-2024-1", "DSA-5678-1", "DSA-5679-1"]);
     assert_eq!(all.last(), second.first());
 }
+
+pub async fn advisories_are_read_by_ids(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let stored = vec![
+        advisory("DSA-5678-1", "openssl"),
+        advisory("DSA-5679-1", "curl"),
+        advisory("CVE-2024-1", "x"),
+    ];
+    store
+        .upsert_advisories(&stored, at(1), entry(at(1), "advisory.import", "feed:osv"))
+        .await
+        .unwrap();
+    // By id, whole, each once; unknown ids are left out; no ids, no advisories.
+    let ids = ["DSA-5679-1", "nope", "CVE-2024-1", "DSA-5679-1"].map(String::from);
+    let read = store.advisories_by_ids(&ids).await.unwrap();
+    assert_eq!(read, vec![stored[2].clone(), stored[1].clone()]);
+    assert!(store.advisories_by_ids(&[]).await.unwrap().is_empty());
+}
