@@ -118,6 +118,11 @@ pub(crate) async fn advisories<C: GenericClient>(c: &C) -> Result<Vec<Advisory>>
     let rows = query(c, "SELECT id, body FROM advisories ORDER BY id", &[])
         .await
         .map_err(pg("read advisories"))?;
+    decode_advisories(&rows)
+}
+
+/// Rows of (id, body) read back as advisories.
+fn decode_advisories(rows: &[tokio_postgres::Row]) -> Result<Vec<Advisory>> {
     rows.iter()
         .map(|r| {
             let id: String = col("advisories", r, 0)?;
@@ -139,13 +144,7 @@ pub(crate) async fn advisories_by_ids<C: GenericClient>(
     )
     .await
     .map_err(pg("read advisories by id"))?;
-    rows.iter()
-        .map(|r| {
-            let id: String = col("advisories", r, 0)?;
-            let body: String = col("advisories", r, 1)?;
-            from_json("advisories", &id, &body)
-        })
-        .collect()
+    decode_advisories(&rows)
 }
 
 pub(crate) async fn advisory_count<C: GenericClient>(c: &C) -> Result<u64> {
