@@ -273,14 +273,17 @@ pub(crate) async fn sync<C: GenericClient>(
     }
     // `last_seen` of every kept finding moves to now in one statement: the open ones that
     // were not closed above are exactly the kept ones (and those opened now already say now).
-    execute(
-        c,
-        "UPDATE findings SET last_seen = $2
-         WHERE host = $1 AND state = 'open' AND last_seen <> $2",
-        &[&host, &now_db],
-    )
-    .await
-    .map_err(pg("sync findings"))?;
+    // With none kept (a first inventory) there is nothing to move.
+    if plan.summary.kept > 0 {
+        execute(
+            c,
+            "UPDATE findings SET last_seen = $2
+             WHERE host = $1 AND state = 'open' AND last_seen <> $2",
+            &[&host, &now_db],
+        )
+        .await
+        .map_err(pg("sync findings"))?;
+    }
     if plan.summary.changed() {
         let mut entry = entry.clone();
         if entry.after.is_none() {

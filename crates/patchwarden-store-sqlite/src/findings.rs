@@ -246,13 +246,17 @@ pub(crate) fn sync(
     }
     // `last_seen` of every kept finding moves to now in one statement, rather than one per
     // finding: the open ones that were not closed above are exactly the kept ones (and those
-    // opened now already say now, so they are not written twice).
-    c.prepare_cached(
-        "UPDATE findings SET last_seen = ?2
-         WHERE host = ?1 AND state = 'open' AND last_seen <> ?2",
-    )
-    .and_then(|mut s| s.execute(params![host_text, now_db]))
-    .map_err(db("sync findings"))?;
+    // opened now already say now, so they are not written twice). With none kept (a host's
+    // first inventory) there is nothing to move, and the statement would only read back every
+    // row just written, under the writer's lock.
+    if plan.summary.kept > 0 {
+        c.prepare_cached(
+            "UPDATE findings SET last_seen = ?2
+             WHERE host = ?1 AND state = 'open' AND last_seen <> ?2",
+        )
+        .and_then(|mut s| s.execute(params![host_text, now_db]))
+        .map_err(db("sync findings"))?;
+    }
     if plan.summary.changed() {
         let mut entry = entry.clone();
         if entry.after.is_none() {
