@@ -68,17 +68,6 @@ pub struct CurrentFinding {
     pub body: Option<std::sync::Arc<FindingBody>>,
 }
 
-impl CurrentFinding {
-    /// A finding whose stored form the store will make.
-    pub fn new(finding: Finding, classification: Classification) -> CurrentFinding {
-        CurrentFinding {
-            finding: std::sync::Arc::new(finding),
-            classification,
-            body: None,
-        }
-    }
-}
-
 /// A finding's stored form: its JSON body and the body's [`body_digest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindingBody {
@@ -234,10 +223,9 @@ pub fn prepare(current: &[CurrentFinding]) -> Result<Vec<PreparedFinding>> {
         check_opt("finding arch", f.arch.as_deref(), MAX_ID)?;
         c.classification.check()?;
         let key = FindingKey::of(f);
-        if seen.contains(&key) {
+        if !seen.insert(key.clone()) {
             continue;
         }
-        seen.insert(key.clone());
         let body = match &c.body {
             Some(body) => {
                 debug_assert_eq!(
