@@ -49,6 +49,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_incidents",
         include_str!("../migrations/0009_incidents.sql"),
     ),
+    (
+        "0010_findings_indexes",
+        include_str!("../migrations/0010_findings_indexes.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

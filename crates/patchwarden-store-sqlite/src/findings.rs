@@ -19,6 +19,38 @@ use crate::{audit, db, uuid_from_db};
 
 const T: &str = "findings";
 
+// The statements that run once per upload or check-in, named so that `tests::query_plans` can
+// check that each reaches its rows through an index (migration 0010 made them partial).
+
+/// A host's open findings (by its `seq`), with their bodies' digests: what a sync compares.
+const OPEN_ROWS: &str = "SELECT f.id, f.package, f.arch, f.vulnerability, b.digest, f.class, \
+     f.due_at, f.policy, f.rule \
+     FROM findings f JOIN finding_bodies b ON b.id = f.body_id \
+     WHERE f.host_seq = ?1 AND f.state = 'open'";
+
+/// Moves `last_seen` of a host's (by `seq`) kept findings to now.
+const TOUCH_KEPT: &str = "UPDATE findings SET last_seen = ?2 \
+     WHERE host_seq = ?1 AND state = 'open' AND last_seen <> ?2";
+
+const COUNT_OPEN: &str = "SELECT COUNT(*) FROM findings \
+     WHERE host_seq = (SELECT seq FROM hosts WHERE id = ?1) AND state = 'open'";
+
+// `fixed` lives in the finding's JSON body: EXISTS stops at the first fixable finding rather
+// than parsing every body of the host.
+const ANY_OPEN_FIXABLE: &str = "SELECT EXISTS (SELECT 1 FROM findings f \
+     JOIN finding_bodies b ON b.id = f.body_id \
+     WHERE f.host_seq = (SELECT seq FROM hosts WHERE id = ?1) AND f.state = 'open' \
+     AND json_extract(b.body, '$.fixed') IS NOT NULL)";
+
+fn count_open_by_host_sql(hosts: usize) -> String {
+    let marks = vec!["?"; hosts].join(",");
+    format!(
+        "SELECT h.id, COUNT(*) FROM hosts h \
+         JOIN findings f ON f.host_seq = h.seq AND f.state = 'open' \
+         WHERE h.id IN ({marks}) GROUP BY h.id"
+    )
+}
+
 fn class_from_db(key: i64, class: Option<String>) -> Result<Option<Class>> {
     class
         .map(|c| {
@@ -117,29 +149,21 @@ pub(crate) fn sync(
     entry: &AuditEntry,
 ) -> Result<Synced> {
     let host_text = host.to_string();
-    let exists: i64 = c
-        .prepare_cached("SELECT count(*) FROM hosts WHERE id = ?1")
-        .and_then(|mut s| s.query_row([&host_text], |r| r.get(0)))
-        .map_err(db("sync findings"))?;
-    if exists == 0 {
-        return Err(StoreError::NotFound {
+    // The findings name their host by its `seq` in the indexes (migration 0010).
+    let seq: i64 = c
+        .prepare_cached("SELECT seq FROM hosts WHERE id = ?1")
+        .and_then(|mut s| s.query_row([&host_text], |r| r.get(0)).optional())
+        .map_err(db("sync findings"))?
+        .ok_or_else(|| StoreError::NotFound {
             kind: "host",
             id: host.to_string(),
-        });
-    }
+        })?;
     let mut open = Vec::new();
     {
         // The bodies' digests, not the bodies: the plan compares digests.
-        let mut stmt = c
-            .prepare_cached(
-                "SELECT f.id, f.package, f.arch, f.vulnerability, b.digest, f.class, f.due_at,
-                        f.policy, f.rule
-                 FROM findings f JOIN finding_bodies b ON b.id = f.body_id
-                 WHERE f.host = ?1 AND f.state = 'open'",
-            )
-            .map_err(db("sync findings"))?;
+        let mut stmt = c.prepare_cached(OPEN_ROWS).map_err(db("sync findings"))?;
         let rows = stmt
-            .query_map([&host_text], |r| {
+            .query_map([seq], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     FindingKey {
@@ -186,9 +210,9 @@ pub(crate) fn sync(
         // No history row: a finding's first classification is its row's until the first
         // change (see `reclassify` and `history`), so opening writes one row, not two.
         c.prepare_cached(
-            "INSERT INTO findings (host, package, arch, vulnerability, state, body_id, class,
-                                   due_at, policy, rule, first_seen, last_seen)
-             VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+            "INSERT INTO findings (host, host_seq, package, arch, vulnerability, state, body_id,
+                                   class, due_at, policy, rule, first_seen, last_seen)
+             VALUES (?1, ?11, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -201,7 +225,8 @@ pub(crate) fn sync(
                 due_at,
                 n.classification.policy,
                 n.classification.rule,
-                now_db
+                now_db,
+                seq
             ])
         })
         .map_err(db("open finding"))?;
@@ -250,12 +275,9 @@ pub(crate) fn sync(
     // first inventory) there is nothing to move, and the statement would only read back every
     // row just written, under the writer's lock.
     if plan.summary.kept > 0 {
-        c.prepare_cached(
-            "UPDATE findings SET last_seen = ?2
-             WHERE host = ?1 AND state = 'open' AND last_seen <> ?2",
-        )
-        .and_then(|mut s| s.execute(params![host_text, now_db]))
-        .map_err(db("sync findings"))?;
+        c.prepare_cached(TOUCH_KEPT)
+            .and_then(|mut s| s.execute(params![seq, now_db]))
+            .map_err(db("sync findings"))?;
     }
     if plan.summary.changed() {
         let mut entry = entry.clone();
@@ -327,7 +349,7 @@ fn decode(r: RawFinding) -> Result<StoredFinding> {
 
 pub(crate) fn count_open(c: &Connection, host: Uuid) -> Result<u64> {
     let n: i64 = c
-        .prepare_cached("SELECT COUNT(*) FROM findings WHERE host = ?1 AND state = 'open'")
+        .prepare_cached(COUNT_OPEN)
         .and_then(|mut s| s.query_row(params![host.to_string()], |r| r.get(0)))
         .map_err(db("count open findings"))?;
     Ok(u64::try_from(n).unwrap_or(0))
@@ -341,11 +363,7 @@ pub(crate) fn count_open_by_host(
 ) -> Result<std::collections::HashMap<Uuid, u64>> {
     let mut out = std::collections::HashMap::new();
     for chunk in hosts.chunks(1000) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let sql = format!(
-            "SELECT host, COUNT(*) FROM findings WHERE state = 'open' AND host IN ({marks}) \
-             GROUP BY host"
-        );
+        let sql = count_open_by_host_sql(chunk.len());
         let mut stmt = c.prepare(&sql).map_err(db("count open findings by host"))?;
         let rows = stmt
             .query_map(params_from_iter(chunk.iter().map(|h| h.to_string())), |r| {
@@ -364,28 +382,59 @@ pub(crate) fn count_open_by_host(
 }
 
 pub(crate) fn any_open_fixable(c: &Connection, host: Uuid) -> Result<bool> {
-    // `fixed` lives in the finding's JSON body: EXISTS stops at the first fixable finding
-    // rather than parsing every body of the host.
-    c.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM findings f JOIN finding_bodies b ON b.id = f.body_id \
-         WHERE f.host = ?1 AND f.state = 'open' AND json_extract(b.body, '$.fixed') IS NOT NULL)",
-    )
-    .and_then(|mut s| s.query_row(params![host.to_string()], |r| r.get(0)))
-    .map_err(db("look for a fixable finding"))
+    c.prepare_cached(ANY_OPEN_FIXABLE)
+        .and_then(|mut s| s.query_row(params![host.to_string()], |r| r.get(0)))
+        .map_err(db("look for a fixable finding"))
 }
 
 pub(crate) fn list(c: &Connection, f: &FindingFilter) -> Result<Vec<StoredFinding>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM findings WHERE 1 = 1");
+    let (sql, args) = list_query(f)?;
+    let mut stmt = c.prepare_cached(&sql).map_err(db("list findings"))?;
+    let rows = stmt
+        .query_map(params_from_iter(args), raw)
+        .map_err(db("list findings"))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(decode(r.map_err(db("list findings"))?)?);
+    }
+    Ok(out)
+}
+
+/// The statement listing the findings `f` selects, and its parameters.
+fn list_query(f: &FindingFilter) -> Result<(String, Vec<Value>)> {
+    // Open findings due before a time, fleet-wide (the SLA notices): through their due-date
+    // index, named, since without statistics SQLite prefers walking the whole table in id
+    // order to spare itself the sort. One host's findings are few: its own key serves them.
+    let hint = if f.state == Some(FindingState::Open) && f.due_before.is_some() && f.host.is_none()
+    {
+        " INDEXED BY findings_open_due"
+    } else {
+        ""
+    };
+    let mut sql = format!("SELECT {COLUMNS} FROM findings{hint} WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     let mut push = |cond: &str, v: Value, sql: &mut String| {
         args.push(v);
         sql.push_str(&cond.replace('?', &format!("?{}", args.len())));
     };
-    if let Some(h) = f.host {
-        push(" AND host = ?", Value::Text(h.to_string()), &mut sql);
-    }
+    // The state is written into the statement rather than bound: the indexes are partial (one
+    // state each, migration 0010), and SQLite uses a partial index only when the query's own
+    // text implies its condition. `as_str` is one of two fixed words.
     if let Some(s) = f.state {
-        push(" AND state = ?", Value::Text(s.as_str().into()), &mut sql);
+        sql.push_str(&format!(" AND state = '{}'", s.as_str()));
+    }
+    if let Some(h) = f.host {
+        let seq = "(SELECT seq FROM hosts WHERE id = ?)";
+        let cond = if f.state.is_some() {
+            format!(" AND host_seq = {seq}")
+        } else {
+            // Both states: each through its own partial index.
+            format!(
+                " AND id IN (SELECT id FROM findings WHERE host_seq = {seq} AND state = 'open' \
+                 UNION ALL SELECT id FROM findings WHERE host_seq = {seq} AND state = 'closed')"
+            )
+        };
+        push(&cond, Value::Text(h.to_string()), &mut sql);
     }
     if let Some(cl) = f.class {
         push(" AND class = ?", Value::Text(cl.as_str().into()), &mut sql);
@@ -404,15 +453,7 @@ pub(crate) fn list(c: &Connection, f: &FindingFilter) -> Result<Vec<StoredFindin
     if let Some(l) = f.limit {
         push(" LIMIT ?", Value::Integer(i64::from(l)), &mut sql);
     }
-    let mut stmt = c.prepare_cached(&sql).map_err(db("list findings"))?;
-    let rows = stmt
-        .query_map(params_from_iter(args), raw)
-        .map_err(db("list findings"))?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(decode(r.map_err(db("list findings"))?)?);
-    }
-    Ok(out)
+    Ok((sql, args))
 }
 
 pub(crate) fn history(c: &Connection, finding: i64) -> Result<Vec<ClassificationChange>> {
@@ -468,4 +509,93 @@ pub(crate) fn history(c: &Connection, finding: i64) -> Result<Vec<Classification
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite chose for `sql`, one line per step.
+    fn plan(c: &Connection, sql: &str) -> String {
+        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = vec![Value::Null; stmt.parameter_count()];
+        let rows = stmt
+            .query_map(params_from_iter(nulls), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Every per-upload and per-host statement reaches a host's findings through an index:
+    /// none reads the whole findings table, which at 20,000 hosts holds some 12 million rows.
+    /// The indexes are partial (migration 0010), and SQLite uses one only when the statement's
+    /// text implies its condition, which a change of wording could silently lose.
+    #[test]
+    fn query_plans() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::migrate::migrate(&mut c).unwrap();
+        let host = Some(Uuid::nil());
+        let filters = [
+            (
+                FindingFilter {
+                    host,
+                    ..FindingFilter::default()
+                },
+                "both states",
+            ),
+            (
+                FindingFilter {
+                    host,
+                    state: Some(FindingState::Open),
+                    ..FindingFilter::default()
+                },
+                "open",
+            ),
+            (
+                FindingFilter {
+                    host,
+                    state: Some(FindingState::Closed),
+                    ..FindingFilter::default()
+                },
+                "closed",
+            ),
+            (
+                FindingFilter {
+                    state: Some(FindingState::Open),
+                    due_before: Some(Timestamp::UNIX_EPOCH),
+                    ..FindingFilter::default()
+                },
+                "due",
+            ),
+        ];
+        let mut statements: Vec<(String, String)> = [
+            ("open rows", OPEN_ROWS),
+            ("touch kept", TOUCH_KEPT),
+            ("count open", COUNT_OPEN),
+            ("any open fixable", ANY_OPEN_FIXABLE),
+        ]
+        .iter()
+        .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
+        .collect();
+        statements.push(("count open by host".into(), count_open_by_host_sql(3)));
+        for (f, name) in &filters {
+            statements.push((format!("list {name}"), list_query(f).unwrap().0));
+        }
+        for (name, sql) in &statements {
+            let plan = plan(&c, sql);
+            assert!(
+                !plan.lines().any(|l| l.starts_with("SCAN f")),
+                "{name} reads the whole findings table:\n{plan}\n{sql}"
+            );
+            assert!(plan.contains("USING"), "{name}: no index in\n{plan}");
+        }
+        // And the statements that were meant for each index use it.
+        assert!(plan(&c, OPEN_ROWS).contains("findings_open_key"));
+        let both = plan(&c, &list_query(&filters[0].0).unwrap().0);
+        assert!(
+            both.contains("findings_open_key") && both.contains("findings_host_closed"),
+            "{both}"
+        );
+        assert!(plan(&c, &list_query(&filters[2].0).unwrap().0).contains("findings_host_closed"));
+        assert!(plan(&c, &list_query(&filters[3].0).unwrap().0).contains("findings_open_due"));
+    }
 }

@@ -110,9 +110,12 @@ pub(crate) fn insert(
     now: Timestamp,
 ) -> Result<()> {
     let inserted = c.execute(
+        // `seq`, the findings' compact host key (migration 0010), counts up in enrolment
+        // order; one writer at a time, so the next number is free.
         "INSERT INTO hosts (id, grp, ring, labels, public_key, facts, machine_id, ecosystem,
-                            enrolled_with, enrolled_at, last_seen, inventory_digest)
-         VALUES (?1, ?2, NULL, '{}', ?3, ?4, ?5, ?6, ?7, ?8, ?8, NULL)",
+                            enrolled_with, enrolled_at, last_seen, inventory_digest, seq)
+         VALUES (?1, ?2, NULL, '{}', ?3, ?4, ?5, ?6, ?7, ?8, ?8, NULL,
+                 (SELECT coalesce(max(seq), 0) + 1 FROM hosts))",
         params![
             host.id.to_string(),
             token.group,

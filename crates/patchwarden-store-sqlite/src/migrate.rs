@@ -48,6 +48,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_incidents",
         include_str!("../migrations/0009_incidents.sql"),
     ),
+    (
+        "0010_findings_indexes",
+        include_str!("../migrations/0010_findings_indexes.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {
