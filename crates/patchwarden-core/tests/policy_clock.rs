@@ -6,7 +6,7 @@ mod policy_support;
 use expect_test::expect;
 use jiff::SignedDuration;
 use patchwarden_core::policy::{
-    Class, ClockStart, Decision, Override, Policy, Reason, SlaStatus, assess, sla_status,
+    Class, ClockStart, Decision, Override, Policy, Reason, SlaStatus, sla_status,
 };
 use policy_support::{AVAILABLE, Case, DETECTED, NOW, load, outcome, ts, v3};
 
@@ -120,7 +120,7 @@ clock = "evaluated"
     .unwrap();
     let mut case = Case::new("CVE-2025-0001");
     case.evaluated_at = Some(ts("2025-03-11T09:00:00Z"));
-    let a = assess(std::slice::from_ref(&org), &case.facts(), ts(NOW));
+    let a = case.assessed(std::slice::from_ref(&org), NOW);
     let m = &a.verdicts[0].matched;
     assert_eq!(m[0].due_at, Some(ts("2025-02-18T00:00:00Z")));
     assert_eq!(m[1].due_at, Some(ts("2025-03-13T09:00:00Z")));
@@ -202,7 +202,7 @@ reason = "Exploited against us."
 fn overrides_take_precedence_and_the_most_specific_wins() {
     let policies = [load("seed-default"), org_with_overrides()];
     let case = Case::new("CVE-2025-0001").cvss(v3::S9_8);
-    let a = assess(&policies, &case.facts(), ts(NOW));
+    let a = case.assessed(&policies, NOW);
     assert_eq!(a.class, Some(Class::NotApplicable));
     assert_eq!(a.due_at, None);
     assert_eq!(
@@ -223,7 +223,7 @@ fn overrides_take_precedence_and_the_most_specific_wins() {
     // On another host the vulnerability-wide override applies, with the class's deadline.
     let mut elsewhere = case.clone();
     elsewhere.host = Some("host-2".into());
-    let a = assess(&policies, &elsewhere.facts(), ts(NOW));
+    let a = elsewhere.assessed(&policies, NOW);
     assert_eq!(
         outcome(&a),
         "low by override in org: Only reachable from the build network. | due 2025-06-01T12:00:00Z by seed-default (default deadline of low)"
@@ -234,7 +234,7 @@ fn overrides_take_precedence_and_the_most_specific_wins() {
 fn an_override_raising_the_class_gets_that_class_deadline() {
     let policies = [load("seed-default"), org_with_overrides()];
     let case = Case::new("CVE-2025-0002").cvss(v3::S3_9);
-    let a = assess(&policies, &case.facts(), ts(NOW));
+    let a = case.assessed(&policies, NOW);
     assert_eq!(a.class, Some(Class::Emergency));
     assert_eq!(a.due_at, Some(ts("2025-03-03T20:00:00Z")));
 }
@@ -252,7 +252,7 @@ fn an_operators_override_beats_the_files_and_needs_a_reason() {
     ov.due = Some("4h".parse().unwrap());
     case.manual_override = Some(ov);
     case.evaluated_at = Some(ts("2025-03-11T10:00:00Z"));
-    let a = assess(&policies, &case.facts(), ts(NOW));
+    let a = case.assessed(&policies, NOW);
     assert_eq!(
         outcome(&a),
         "emergency by override: Seen in our honeypot. | due 2025-03-11T14:00:00Z by override: Seen in our honeypot."
@@ -261,7 +261,7 @@ fn an_operators_override_beats_the_files_and_needs_a_reason() {
     // An override of another vulnerability is not applied, and that is said.
     let mut other = Case::new("CVE-2025-0003").cvss(v3::S3_9);
     other.manual_override = case.manual_override.clone();
-    let a = assess(&policies, &other.facts(), ts(NOW));
+    let a = other.assessed(&policies, NOW);
     assert_eq!(a.class, Some(Class::Low));
     assert!(
         a.notes

@@ -5,7 +5,7 @@ mod policy_support;
 
 use std::path::Path;
 
-use patchwarden_core::policy::{Class, Policy, assess};
+use patchwarden_core::policy::{Class, Policy};
 use policy_support::{AVAILABLE, Case, NOW, ts};
 
 fn examples() -> Vec<(usize, String)> {
@@ -46,7 +46,7 @@ fn the_seed_004_example_reviews_within_four_hours_and_overrides_with_a_reason() 
         .unwrap();
     let xyz = Policy::parse(&body, "xyz").unwrap();
     let case = Case::new("CVE-2025-0001");
-    let a = assess(std::slice::from_ref(&xyz), &case.facts(), ts(NOW));
+    let a = case.assessed(std::slice::from_ref(&xyz), NOW);
     assert_eq!(a.class, Some(Class::Low));
     assert_eq!(a.due_at, None);
     assert_eq!(a.milestones.len(), 1);
@@ -59,7 +59,7 @@ fn the_seed_004_example_reviews_within_four_hours_and_overrides_with_a_reason() 
     let mut chromium = Case::new("CVE-2023-4863").real_kev();
     chromium.finding.package = "chromium".into();
     chromium.finding.source_package = Some("chromium".into());
-    let a = assess(std::slice::from_ref(&xyz), &chromium.facts(), ts(NOW));
+    let a = chromium.assessed(std::slice::from_ref(&xyz), NOW);
     assert_eq!(a.class, Some(Class::NotApplicable));
     assert!(a.milestones.is_empty());
     // The rules' verdict (an emergency) is kept beside the override.

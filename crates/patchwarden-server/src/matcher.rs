@@ -245,7 +245,7 @@ impl Matcher {
                     f.manual_override = Some(ov);
                     f.evaluated_at = Some(*decided_at);
                 }
-                let assessment = policy::assess(&self.policies, &f, now);
+                let assessment = policy::classify(&self.policies, &f, now);
                 findings.push(CurrentFinding {
                     finding: finding.clone(),
                     classification: Classification::from_assessment(&assessment),

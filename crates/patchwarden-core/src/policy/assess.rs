@@ -246,7 +246,58 @@ impl Assessment {
 
 /// Assesses one finding under the given policies, in the order given.
 pub fn assess(policies: &[Policy], facts: &FindingFacts<'_>, now: Timestamp) -> Assessment {
-    let mut notes = Vec::new();
+    assess_with(policies, facts, now, Notes::full())
+}
+
+/// The class and the due date [`assess`] gives, with who decided each (`class`,
+/// `class_set_by`, `due_at`, `due_set_by`: always the same as `assess`'s), without the
+/// explanation around them: no notes, milestones, actions or missing facts, and the verdicts'
+/// rule descriptions and the clocks' notes left empty. For a server classifying every finding
+/// of every host it holds (600 a host), where only the decision is kept, and the words were
+/// most of the work; the explanation is for `scan` and `explain`, one finding at a time.
+pub fn classify(policies: &[Policy], facts: &FindingFacts<'_>, now: Timestamp) -> Assessment {
+    assess_with(policies, facts, now, Notes::none())
+}
+
+/// The notes of an assessment, or none at all: then nothing is worded.
+struct Notes {
+    words: bool,
+    lines: Vec<String>,
+}
+
+impl Notes {
+    fn full() -> Notes {
+        Notes {
+            words: true,
+            lines: Vec::new(),
+        }
+    }
+
+    fn none() -> Notes {
+        Notes {
+            words: false,
+            lines: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, line: impl FnOnce() -> String) {
+        if self.words {
+            self.lines.push(line());
+        }
+    }
+
+    /// `text`, when words are wanted.
+    fn say(&self, text: impl FnOnce() -> String) -> Option<String> {
+        self.words.then(text)
+    }
+}
+
+fn assess_with(
+    policies: &[Policy],
+    facts: &FindingFacts<'_>,
+    now: Timestamp,
+    mut notes: Notes,
+) -> Assessment {
     let verdicts: Vec<Verdict> = policies
         .iter()
         .map(|p| verdict(p, facts, now, &mut notes))
@@ -308,6 +359,11 @@ pub fn assess(policies: &[Policy], facts: &FindingFacts<'_>, now: Timestamp) -> 
         apply_override(&mut out, policies, policy, ov, facts, now, &mut notes);
     }
 
+    if !notes.words {
+        out.verdicts = verdicts;
+        return out;
+    }
+
     if out.class != Some(Class::NotApplicable) {
         let mut milestones: BTreeMap<String, MilestoneDue> = BTreeMap::new();
         let mut actions = Vec::new();
@@ -364,6 +420,7 @@ pub fn assess(policies: &[Policy], facts: &FindingFacts<'_>, now: Timestamp) -> 
         .into_iter()
         .map(|(fact, rules)| MissingFact { fact, rules })
         .collect();
+    let mut notes = notes.lines;
     if let Some(c) = out.clock.as_ref().and_then(|c| c.note.clone()) {
         notes.push(c);
     }
@@ -378,7 +435,7 @@ fn verdict(
     policy: &Policy,
     facts: &FindingFacts<'_>,
     now: Timestamp,
-    notes: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Verdict {
     let mut v = Verdict {
         policy: policy.id.clone(),
@@ -396,10 +453,12 @@ fn verdict(
         && let Some(assumed) = policy.unknown_exposure
     {
         exposure = assumed;
-        notes.push(format!(
-            "the asset's exposure is not labelled: {} counts it as {assumed}",
-            policy.id
-        ));
+        notes.push(|| {
+            format!(
+                "the asset's exposure is not labelled: {} counts it as {assumed}",
+                policy.id
+            )
+        });
     }
     let cx = Context::new(facts, exposure);
 
@@ -410,15 +469,17 @@ fn verdict(
                 v.class = Some(Class::NotApplicable);
                 return v;
             }
-            Truth::Unknown(missing) => notes.push(format!(
-                "{} applied although its scope ({scope}) could not be decided without {}",
-                policy.id,
-                missing
-                    .iter()
-                    .map(|m| m.noun())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            Truth::Unknown(missing) => notes.push(|| {
+                format!(
+                    "{} applied although its scope ({scope}) could not be decided without {}",
+                    policy.id,
+                    missing
+                        .iter()
+                        .map(|m| m.noun())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }),
             Truth::True => {}
         }
     }
@@ -428,12 +489,12 @@ fn verdict(
             Truth::True => {
                 let due = rule.effective_due(&policy.deadlines);
                 let (due_at, clock) = match due {
-                    Some(d) => due_for(rule, d, policy, facts, now),
+                    Some(d) => due_for(rule, d, policy, facts, now, notes),
                     None => (None, None),
                 };
                 v.matched.push(RuleMatch {
                     rule: rule.id.clone(),
-                    description: rule.description.clone(),
+                    description: notes.say(|| rule.description.clone()).unwrap_or_default(),
                     class: rule.class,
                     due,
                     due_at,
@@ -441,10 +502,12 @@ fn verdict(
                     supersede: rule.supersede,
                 });
             }
-            Truth::Unknown(missing) => v.undecided.push(Undecided {
+            // Undecided rules only explain (the missing facts): nothing is decided by them.
+            Truth::Unknown(missing) if notes.words => v.undecided.push(Undecided {
                 rule: rule.id.clone(),
                 missing: missing.into_iter().collect(),
             }),
+            Truth::Unknown(_) => {}
             Truth::False => {}
         }
     }
@@ -487,6 +550,7 @@ fn due_for(
     policy: &Policy,
     facts: &FindingFacts<'_>,
     now: Timestamp,
+    notes: &Notes,
 ) -> (Option<Timestamp>, Option<ClockUse>) {
     match due {
         // No deadline, but milestones still count from the rule's clock (seed 004's review).
@@ -494,7 +558,13 @@ fn due_for(
             let start = rule.clock.unwrap_or(policy.clock.start);
             (
                 None,
-                Some(resolve_clock(start, &policy.clock.fallback, facts, now)),
+                Some(resolve_clock(
+                    start,
+                    &policy.clock.fallback,
+                    facts,
+                    now,
+                    notes,
+                )),
             )
         }
         Due::Never => (None, None),
@@ -520,7 +590,7 @@ fn due_for(
         },
         Due::After(period) => {
             let start = rule.clock.unwrap_or(policy.clock.start);
-            let clock = resolve_clock(start, &policy.clock.fallback, facts, now);
+            let clock = resolve_clock(start, &policy.clock.fallback, facts, now, notes);
             let due_at = clock.started_at.and_then(|t| period.after(t));
             (due_at, Some(clock))
         }
@@ -565,6 +635,7 @@ fn resolve_clock(
     fallback: &[ClockStart],
     facts: &FindingFacts<'_>,
     now: Timestamp,
+    notes: &Notes,
 ) -> ClockUse {
     match event_time(start, facts, now) {
         EventTime::At(t) => ClockUse {
@@ -577,7 +648,7 @@ fn resolve_clock(
             start,
             used: None,
             started_at: None,
-            note: Some("no fix has been released: the clock starts when one is".to_owned()),
+            note: notes.say(|| "no fix has been released: the clock starts when one is".to_owned()),
         },
         EventTime::Unknown => {
             for &f in fallback
@@ -590,14 +661,16 @@ fn resolve_clock(
                         start,
                         used: Some(f),
                         started_at: Some(t),
-                        note: Some(format!(
-                            "the time of {start} is not known: the clock started at {f}{}",
-                            if evaluated_now {
-                                " (this evaluation)"
-                            } else {
-                                ""
-                            }
-                        )),
+                        note: notes.say(|| {
+                            format!(
+                                "the time of {start} is not known: the clock started at {f}{}",
+                                if evaluated_now {
+                                    " (this evaluation)"
+                                } else {
+                                    ""
+                                }
+                            )
+                        }),
                     };
                 }
             }
@@ -606,7 +679,7 @@ fn resolve_clock(
                 start,
                 used: None,
                 started_at: None,
-                note: Some(format!("the time of {start} is not known")),
+                note: notes.say(|| format!("the time of {start} is not known")),
             }
         }
     }
@@ -623,16 +696,18 @@ fn start_of_day(date: jiff::civil::Date) -> Option<Timestamp> {
 fn choose_override<'p>(
     policies: &'p [Policy],
     facts: &FindingFacts<'p>,
-    notes: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Option<(Option<&'p Policy>, &'p Override)> {
     if let Some(ov) = facts.manual_override {
         if ov.applies(facts.finding, facts.host) {
             return Some((None, ov));
         }
-        notes.push(format!(
-            "the operator's override of {} does not concern this finding and was not applied",
-            ov.vulnerability
-        ));
+        notes.push(|| {
+            format!(
+                "the operator's override of {} does not concern this finding and was not applied",
+                ov.vulnerability
+            )
+        });
     }
     let mut best: Option<(&Policy, &Override)> = None;
     for p in policies {
@@ -654,7 +729,7 @@ fn apply_override(
     ov: &Override,
     facts: &FindingFacts<'_>,
     now: Timestamp,
-    notes: &mut Vec<String>,
+    notes: &mut Notes,
 ) {
     let decision = Decision::Override {
         policy: policy.map(|p| p.id.clone()),
@@ -664,11 +739,13 @@ fn apply_override(
     if let Some(before) = out.class
         && before != ov.class
     {
-        notes.push(format!(
-            "the rules said {before}; {} says {}",
-            decision.label(),
-            ov.class
-        ));
+        notes.push(|| {
+            format!(
+                "the rules said {before}; {} says {}",
+                decision.label(),
+                ov.class
+            )
+        });
     }
     out.class = Some(ov.class);
     out.class_set_by = Some(decision.clone());
@@ -686,7 +763,7 @@ fn apply_override(
         Some(Due::After(period)) => {
             let start = ov.clock.unwrap_or(ClockStart::Evaluated);
             let fallback = policy.map_or(&[][..], |p| &p.clock.fallback[..]);
-            let clock = resolve_clock(start, fallback, facts, now);
+            let clock = resolve_clock(start, fallback, facts, now, notes);
             out.due_at = clock.started_at.and_then(|t| period.after(t));
             out.due_set_by = Some(decision);
             out.clock = Some(clock);
@@ -698,7 +775,7 @@ fn apply_override(
                 let Due::After(period) = p.deadlines.of(ov.class) else {
                     continue;
                 };
-                let clock = resolve_clock(p.clock.start, &p.clock.fallback, facts, now);
+                let clock = resolve_clock(p.clock.start, &p.clock.fallback, facts, now, notes);
                 let Some(at) = clock.started_at.and_then(|t| period.after(t)) else {
                     continue;
                 };

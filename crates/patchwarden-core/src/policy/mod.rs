@@ -30,7 +30,7 @@ pub(crate) mod words;
 
 pub use assess::{
     Assessment, ClockUse, Decision, MilestoneDue, MissingFact, PolicySummary, RuleMatch, SlaStatus,
-    Undecided, Verdict, assess, sla_status,
+    Undecided, Verdict, assess, classify, sla_status,
 };
 pub use condition::{Condition, CvssMajor, Glob, Missing, VendorLevel};
 pub use facts::{AssetCriticality, AssetLabels, Exposure, FindingFacts, LabelError, Lookup, Role};

@@ -15,7 +15,7 @@ use patchwarden_core::finding::Finding;
 use patchwarden_core::inventory::Manager;
 use patchwarden_core::policy::{
     Assessment, AssetLabels, Exploitation, FindingFacts, Lookup, Override, Policy, Ssvc,
-    TechnicalImpact, assess, preset, ssvc_from_cve5,
+    TechnicalImpact, assess, classify, preset, ssvc_from_cve5,
 };
 
 pub(crate) fn shared_data() -> PathBuf {
@@ -205,9 +205,40 @@ impl Case {
         self.under_at(presets, NOW)
     }
 
+    /// Every case assessed here is also classified, and the two must agree on the decision:
+    /// `classify` is what the server runs on every finding of every host, so each table of
+    /// the policy suites checks it too.
     pub(crate) fn under_at(&self, presets: &[&str], now: &str) -> Assessment {
         let policies: Vec<Policy> = presets.iter().map(|p| load(p)).collect();
-        assess(&policies, &self.facts(), ts(now))
+        self.assessed(&policies, now)
+    }
+
+    /// Assessed under `policies` at `now`, and classified: see [`Case::under_at`].
+    pub(crate) fn assessed(&self, policies: &[Policy], now: &str) -> Assessment {
+        let full = assess(policies, &self.facts(), ts(now));
+        let lean = classify(policies, &self.facts(), ts(now));
+        let ids: Vec<&str> = policies.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            (
+                lean.class,
+                &lean.class_set_by,
+                lean.due_at,
+                &lean.due_set_by
+            ),
+            (
+                full.class,
+                &full.class_set_by,
+                full.due_at,
+                &full.due_set_by
+            ),
+            "classify and assess disagree on {} under {ids:?}",
+            self.finding.vulnerability
+        );
+        assert!(
+            lean.notes.is_empty() && lean.missing.is_empty() && lean.milestones.is_empty(),
+            "classify words an explanation: {lean:?}"
+        );
+        full
     }
 }
 
