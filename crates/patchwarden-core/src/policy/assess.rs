@@ -251,8 +251,8 @@ pub fn assess(policies: &[Policy], facts: &FindingFacts<'_>, now: Timestamp) -> 
 
 /// The class and the due date [`assess`] gives, with who decided each (`class`,
 /// `class_set_by`, `due_at`, `due_set_by`: always the same as `assess`'s), without the
-/// explanation around them: no notes, milestones, actions or missing facts, and the verdicts'
-/// rule descriptions and the clocks' notes left empty. For a server classifying every finding
+/// explanation around them: no verdicts, notes, milestones, actions or missing facts, and no
+/// note on the clock. For a server classifying every finding
 /// of every host it holds (600 a host), where only the decision is kept, and the words were
 /// most of the work; the explanation is for `scan` and `explain`, one finding at a time.
 pub fn classify(policies: &[Policy], facts: &FindingFacts<'_>, now: Timestamp) -> Assessment {
@@ -316,31 +316,32 @@ fn assess_with(
         notes: Vec::new(),
     };
 
-    // The highest class; the first policy on ties.
-    for v in &verdicts {
+    // The highest class; the first policy on ties. (The policy's name is its own, not the
+    // verdict's copy, which `classify` leaves empty.)
+    for (p, v) in policies.iter().zip(&verdicts) {
         let Some(class) = v.class else { continue };
         if out.class.is_none_or(|c| class > c) {
             out.class = Some(class);
             out.class_set_by = Some(match &v.class_rule {
                 Some(rule) => Decision::Rule {
-                    policy: v.policy.clone(),
+                    policy: p.id.clone(),
                     rule: rule.clone(),
                 },
                 None => Decision::Scope {
-                    policy: v.policy.clone(),
+                    policy: p.id.clone(),
                 },
             });
         }
     }
     // The earliest due date; the first policy on ties.
-    for v in &verdicts {
+    for (p, v) in policies.iter().zip(&verdicts) {
         let (Some(at), Some(rule)) = (v.due_at, &v.due_rule) else {
             continue;
         };
         if out.due_at.is_none_or(|d| at < d) {
             out.due_at = Some(at);
             out.due_set_by = Some(Decision::Rule {
-                policy: v.policy.clone(),
+                policy: p.id.clone(),
                 rule: rule.clone(),
             });
             out.clock = v.clock.clone();
@@ -360,7 +361,6 @@ fn assess_with(
     }
 
     if !notes.words {
-        out.verdicts = verdicts;
         return out;
     }
 
@@ -438,7 +438,7 @@ fn verdict(
     notes: &mut Notes,
 ) -> Verdict {
     let mut v = Verdict {
-        policy: policy.id.clone(),
+        policy: notes.say(|| policy.id.clone()).unwrap_or_default(),
         in_scope: true,
         class: None,
         class_rule: None,
@@ -484,6 +484,8 @@ fn verdict(
         }
     }
 
+    // The rule of each match, beside it: `classify` does not copy rule ids into the matches.
+    let mut matched_rules: Vec<&Rule> = Vec::new();
     for rule in &policy.rules {
         match rule.when.eval(&cx) {
             Truth::True => {
@@ -492,8 +494,9 @@ fn verdict(
                     Some(d) => due_for(rule, d, policy, facts, now, notes),
                     None => (None, None),
                 };
+                matched_rules.push(rule);
                 v.matched.push(RuleMatch {
-                    rule: rule.id.clone(),
+                    rule: notes.say(|| rule.id.clone()).unwrap_or_default(),
                     description: notes.say(|| rule.description.clone()).unwrap_or_default(),
                     class: rule.class,
                     due,
@@ -512,21 +515,26 @@ fn verdict(
         }
     }
 
-    for m in &v.matched {
+    for (m, rule) in v.matched.iter().zip(&matched_rules) {
         if let Some(class) = m.class
             && v.class.is_none_or(|c| class > c)
         {
             v.class = Some(class);
-            v.class_rule = Some(m.rule.clone());
+            v.class_rule = Some(rule.id.clone());
         }
     }
     let superseding = v.matched.iter().any(|m| m.supersede);
     let mut waiting: Option<&RuleMatch> = None;
-    for m in v.matched.iter().filter(|m| !superseding || m.supersede) {
+    for (m, rule) in v
+        .matched
+        .iter()
+        .zip(&matched_rules)
+        .filter(|(m, _)| !superseding || m.supersede)
+    {
         match m.due_at {
             Some(at) if v.due_at.is_none_or(|d| at < d) => {
                 v.due_at = Some(at);
-                v.due_rule = Some(m.rule.clone());
+                v.due_rule = Some(rule.id.clone());
                 v.clock = m.clock.clone();
             }
             None if waiting.is_none()

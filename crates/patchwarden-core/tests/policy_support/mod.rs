@@ -235,7 +235,10 @@ impl Case {
             self.finding.vulnerability
         );
         assert!(
-            lean.notes.is_empty() && lean.missing.is_empty() && lean.milestones.is_empty(),
+            lean.notes.is_empty()
+                && lean.missing.is_empty()
+                && lean.milestones.is_empty()
+                && lean.verdicts.is_empty(),
             "classify words an explanation: {lean:?}"
         );
         full

@@ -554,3 +554,62 @@ pub async fn hosts_with_the_same_finding_share_its_body_and_each_keeps_its_own_c
     assert!(!store.has_open_fixable_finding(b.id).await.unwrap());
     assert!(store.finding_history(i64::MAX).await.unwrap().is_empty());
 }
+
+/// A first inventory opens hundreds of findings at once (a backend may write them several
+/// rows a statement): each stored finding is the one given, with its own classification, on
+/// its own host, and none is lost or doubled whatever the count — here 1 to 90, every
+/// remainder of the usual batch sizes.
+pub async fn a_large_sync_stores_every_finding_as_given(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let (before, after) = debian_inventories(30);
+    let (old, new) = (&before.packages, &after.packages);
+    let classes = [Class::Emergency, Class::High, Class::Medium, Class::Low];
+    for count in [1usize, 3, 17, 64, 69, 90] {
+        let host = enrolled(&store, "web", &format!("web-{count}")).await;
+        let given: Vec<CurrentFinding> = (0..count)
+            .map(|i| {
+                let c = if i % 5 == 4 {
+                    Classification::default()
+                } else {
+                    classified(classes[i % 4], 1000 + i as i64)
+                };
+                current(
+                    pkg(old, i % 30),
+                    &format!("CVE-2024-{count:03}{i:03}"),
+                    (i % 3 != 0).then(|| pkg(new, i % 30)),
+                    c,
+                )
+            })
+            .collect();
+        let s = store
+            .sync_findings(
+                host.id,
+                &given,
+                old,
+                at(10),
+                entry(at(10), "findings.sync", "h"),
+            )
+            .await
+            .unwrap();
+        assert_eq!((s.opened, s.kept, s.closed), (count as u32, 0, 0));
+        let stored = store
+            .list_findings(&FindingFilter {
+                host: Some(host.id),
+                ..FindingFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), count, "{count} given");
+        for g in &given {
+            let f = only(&stored, &g.finding.vulnerability);
+            assert_eq!((f.host, f.state), (host.id, FindingState::Open));
+            assert_eq!(f.finding, *g.finding);
+            assert_eq!(f.classification, g.classification);
+            assert_eq!((f.first_seen, f.last_seen), (at(10), at(10)));
+        }
+        assert_eq!(
+            store.count_open_findings(host.id).await.unwrap(),
+            count as u64
+        );
+    }
+}

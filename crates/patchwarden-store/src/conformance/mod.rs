@@ -117,6 +117,7 @@ macro_rules! conformance_tests {
             a_finding_that_comes_back_opens_anew_and_keeps_the_closed_one,
             findings_filter_by_state_class_due_date_and_host,
             hosts_with_the_same_finding_share_its_body_and_each_keeps_its_own_changes,
+            a_large_sync_stores_every_finding_as_given,
             jobs_round_trip_and_lease_oldest_first,
             a_job_leased_by_host_a_cannot_be_reported_by_host_b,
             job_reports_are_idempotent_and_a_finished_job_keeps_its_outcome,
