@@ -1,31 +1,13 @@
 //! `0007_finding_bodies` on a database that already has findings: every finding keeps its
 //! body, identical bodies become one row, and a new finding with a known body shares it.
 
+mod support;
+
 use patchwarden_core::finding::Finding;
-use patchwarden_core::inventory::Manager;
 use patchwarden_store::{FindingFilter, Store};
 use patchwarden_store_sqlite::SqliteStore;
-use patchwarden_store_sqlite::migrate::MIGRATIONS;
 use rusqlite::{Connection, params};
-use sha2::{Digest, Sha256};
-
-fn finding(vulnerability: &str) -> Finding {
-    Finding {
-        vulnerability: vulnerability.into(),
-        aliases: Vec::new(),
-        advisories: vec![format!("DSA-{vulnerability}")],
-        manager: Manager::Dpkg,
-        package: "openssl".into(),
-        arch: Some("amd64".into()),
-        source_package: Some("openssl".into()),
-        installed: "3.0.11-1~deb12u1".into(),
-        fixed: Some("3.0.11-1~deb12u2".into()),
-        ecosystem: "Debian:12".into(),
-        available_at: None,
-        published_at: None,
-        explanation: "openssl is below the fixed version".into(),
-    }
-}
+use support::{database_before, finding};
 
 #[tokio::test]
 async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once() {
@@ -34,26 +16,7 @@ async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once(
     let hosts = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
     {
         // A database as the release before 0007 left it, with findings of two hosts.
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch(
-            "CREATE TABLE patchwarden_migrations (
-                version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL)",
-        )
-        .unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(n, _)| *n == "0007_finding_bodies")
-            .unwrap();
-        for (i, (name, sql)) in MIGRATIONS[..before].iter().enumerate() {
-            c.execute_batch(sql).unwrap();
-            let checksum = patchwarden_store::codec::hex(&Sha256::digest(sql.as_bytes()));
-            c.execute(
-                "INSERT INTO patchwarden_migrations VALUES (?1, ?2, ?3)",
-                params![i as i64 + 1, name, checksum],
-            )
-            .unwrap();
-        }
-        c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        let c = database_before(&path, "0007_finding_bodies");
         let mut id = 0;
         for host in &hosts {
             for v in ["CVE-1", "CVE-2"] {

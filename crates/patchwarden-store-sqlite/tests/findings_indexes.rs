@@ -3,35 +3,15 @@
 //! a sync of a migrated host works on its findings, and a host enrolled afterwards gets the
 //! next `seq`.
 
-use std::sync::Arc;
+mod support;
 
-use patchwarden_core::finding::Finding;
-use patchwarden_core::inventory::Manager;
+use std::sync::Arc;
 
 use patchwarden_store::conformance::fixtures::{at, enrolled, entry};
 use patchwarden_store::{FindingFilter, FindingState, Store};
 use patchwarden_store_sqlite::SqliteStore;
-use patchwarden_store_sqlite::migrate::MIGRATIONS;
 use rusqlite::{Connection, params};
-use sha2::{Digest, Sha256};
-
-fn finding(vulnerability: &str) -> Finding {
-    Finding {
-        vulnerability: vulnerability.into(),
-        aliases: Vec::new(),
-        advisories: vec![format!("DSA-{vulnerability}")],
-        manager: Manager::Dpkg,
-        package: "openssl".into(),
-        arch: Some("amd64".into()),
-        source_package: Some("openssl".into()),
-        installed: "3.0.11-1~deb12u1".into(),
-        fixed: Some("3.0.11-1~deb12u2".into()),
-        ecosystem: "Debian:12".into(),
-        available_at: None,
-        published_at: None,
-        explanation: "openssl is below the fixed version".into(),
-    }
-}
+use support::{database_before, finding};
 
 #[tokio::test]
 async fn existing_findings_get_their_hosts_seq_and_are_found_by_host() {
@@ -41,26 +21,7 @@ async fn existing_findings_get_their_hosts_seq_and_are_found_by_host() {
     {
         // A database as the release before 0010 left it: two hosts, each with an open and a
         // closed finding.
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch(
-            "CREATE TABLE patchwarden_migrations (
-                version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL)",
-        )
-        .unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(n, _)| *n == "0010_findings_indexes")
-            .unwrap();
-        for (i, (name, sql)) in MIGRATIONS[..before].iter().enumerate() {
-            c.execute_batch(sql).unwrap();
-            let checksum = patchwarden_store::codec::hex(&Sha256::digest(sql.as_bytes()));
-            c.execute(
-                "INSERT INTO patchwarden_migrations VALUES (?1, ?2, ?3)",
-                params![i as i64 + 1, name, checksum],
-            )
-            .unwrap();
-        }
-        c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        let c = database_before(&path, "0010_findings_indexes");
         for (id, v) in [(1, "CVE-1"), (2, "CVE-2")] {
             let body = serde_json::to_string(&finding(v)).unwrap();
             let digest = patchwarden_store::finding::body_digest(&body);
