@@ -51,21 +51,9 @@ async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once(
     }
     let hosts = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
     let body = |v: &str| {
-        serde_json::to_string(&patchwarden_core::finding::Finding {
-            vulnerability: v.into(),
-            aliases: Vec::new(),
-            advisories: vec![format!("DSA-{v}")],
-            manager: patchwarden_core::inventory::Manager::Dpkg,
-            package: "openssl".into(),
-            arch: Some("amd64".into()),
-            source_package: Some("openssl".into()),
-            installed: "3.0.11-1~deb12u1".into(),
-            fixed: Some("3.0.11-1~deb12u2".into()),
-            ecosystem: "Debian:12".into(),
-            available_at: None,
-            published_at: None,
-            explanation: "openssl is below the fixed version".into(),
-        })
+        serde_json::to_string(&patchwarden_store::conformance::fixtures::openssl_finding(
+            v,
+        ))
         .unwrap()
     };
     client

@@ -252,9 +252,9 @@ pub fn assess(policies: &[Policy], facts: &FindingFacts<'_>, now: Timestamp) -> 
 /// The class and the due date [`assess`] gives, with who decided each (`class`,
 /// `class_set_by`, `due_at`, `due_set_by`: always the same as `assess`'s), without the
 /// explanation around them: no verdicts, notes, milestones, actions or missing facts, and no
-/// note on the clock. For a server classifying every finding
-/// of every host it holds (600 a host), where only the decision is kept, and the words were
-/// most of the work; the explanation is for `scan` and `explain`, one finding at a time.
+/// note on the clock. For a server classifying every finding of every host it holds (600 a
+/// host), where only the decision is kept and the words were most of the work; the explanation
+/// is for `scan` and `explain`, one finding at a time.
 pub fn classify(policies: &[Policy], facts: &FindingFacts<'_>, now: Timestamp) -> Assessment {
     assess_with(policies, facts, now, Notes::none())
 }

@@ -1,32 +1,12 @@
 //! What the migration tests share: a database file as an older release left it, and the
-//! finding they store in it.
+//! finding they store in it (the store's fixture).
 
 use std::path::Path;
 
-use patchwarden_core::finding::Finding;
-use patchwarden_core::inventory::Manager;
+pub(crate) use patchwarden_store::conformance::fixtures::openssl_finding as finding;
 use patchwarden_store_sqlite::migrate::MIGRATIONS;
 use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
-
-/// An openssl finding on Debian 12 for `vulnerability`.
-pub(crate) fn finding(vulnerability: &str) -> Finding {
-    Finding {
-        vulnerability: vulnerability.into(),
-        aliases: Vec::new(),
-        advisories: vec![format!("DSA-{vulnerability}")],
-        manager: Manager::Dpkg,
-        package: "openssl".into(),
-        arch: Some("amd64".into()),
-        source_package: Some("openssl".into()),
-        installed: "3.0.11-1~deb12u1".into(),
-        fixed: Some("3.0.11-1~deb12u2".into()),
-        ecosystem: "Debian:12".into(),
-        available_at: None,
-        published_at: None,
-        explanation: "openssl is below the fixed version".into(),
-    }
-}
 
 /// A new database at `path` with every migration before `migration` applied and recorded, as
 /// the release before it left databases; foreign keys off, so that a test can add rows

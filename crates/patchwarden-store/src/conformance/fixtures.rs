@@ -233,3 +233,23 @@ pub fn finding(p: &Package, vulnerability: &str, fixed: Option<&Package>) -> Fin
         explanation: format!("{} is below the fixed version", p.name),
     }
 }
+
+/// An openssl finding on Debian 12 for `vulnerability`, with no dates: what the migration tests
+/// of both backends store in a database as an older release left it.
+pub fn openssl_finding(vulnerability: &str) -> Finding {
+    Finding {
+        vulnerability: vulnerability.into(),
+        aliases: Vec::new(),
+        advisories: vec![format!("DSA-{vulnerability}")],
+        manager: Manager::Dpkg,
+        package: "openssl".into(),
+        arch: Some("amd64".into()),
+        source_package: Some("openssl".into()),
+        installed: "3.0.11-1~deb12u1".into(),
+        fixed: Some("3.0.11-1~deb12u2".into()),
+        ecosystem: "Debian:12".into(),
+        available_at: None,
+        published_at: None,
+        explanation: "openssl is below the fixed version".into(),
+    }
+}
