@@ -92,6 +92,17 @@ pub(crate) fn verify(
         })
 }
 
+/// An agent request whose signature verifies, from a host that is active; its nonce is not
+/// recorded yet.
+#[derive(Debug)]
+pub(crate) struct Signed {
+    pub(crate) host: Host,
+    pub(crate) nonce: String,
+    /// Until when the nonce must be remembered: past it, the timestamp window refuses the
+    /// request anyway.
+    pub(crate) nonce_expires_at: Timestamp,
+}
+
 /// Authenticates an agent request: the host it names, its signature, then its nonce. Returns
 /// the host, refusing retired and quarantined ones.
 pub(crate) async fn agent(
@@ -102,6 +113,25 @@ pub(crate) async fn agent(
     body: &[u8],
     now: Timestamp,
 ) -> Result<Host, ApiError> {
+    let signed = signed(state, method, uri, headers, body, now).await?;
+    state
+        .store
+        .record_nonce(signed.host.id, &signed.nonce, signed.nonce_expires_at, now)
+        .await?;
+    Ok(signed.host)
+}
+
+/// [`agent`] without recording the nonce, for a handler that records it in its own
+/// transaction (a check-in: [`patchwarden_store::Store::check_in`]). The caller must record
+/// it before it acts on the request.
+pub(crate) async fn signed(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<Signed, ApiError> {
     let sig = read_headers(headers, now)?;
     let claimed = sig
         .host
@@ -120,12 +150,8 @@ pub(crate) async fn agent(
             reason: format!("no host {id}"),
         })?;
     verify(&sig, &host.public_key, method, uri, body)?;
-    let expires =
+    let nonce_expires_at =
         Timestamp::from_second(sig.timestamp.saturating_add(2 * MAX_SKEW_SECS)).unwrap_or(now);
-    state
-        .store
-        .record_nonce(host.id, &sig.nonce, expires, now)
-        .await?;
     match host.state {
         HostState::Active => {}
         HostState::Retired => return Err(ApiError::HostRetired),
@@ -139,5 +165,9 @@ pub(crate) async fn agent(
         }
     }
     tracing::Span::current().record("host", tracing::field::display(host.id));
-    Ok(host)
+    Ok(Signed {
+        host,
+        nonce: sig.nonce,
+        nonce_expires_at,
+    })
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 use patchwarden_core::advisory::Advisory;
 use patchwarden_core::audit::{Actor, AuditEntry};
-use patchwarden_core::inventory::{Inventory, Package};
+use patchwarden_core::inventory::{Inventory, Package, PackagesDigest};
 use patchwarden_match::ecosystem_applies;
 use patchwarden_store::{
     CurrentFinding, FindingFilter, FindingState, FindingSync, Host, HostFilter, Store,
@@ -74,6 +74,79 @@ pub(crate) async fn refresh_host(
     actor: Actor,
     now: Timestamp,
 ) -> Result<FindingSync, ApiError> {
+    let rematched = rematch(state, host, inventory, touched, now).await?;
+    let audit = AuditEntry::new(now, actor, "findings.sync", format!("host:{}", host.id));
+    let sync = state
+        .store
+        .sync_findings(host.id, &rematched.current, &inventory.packages, now, audit)
+        .await?;
+    rematched.observe(state, host, &sync);
+    Ok(sync)
+}
+
+/// An uploaded inventory: [`refresh_host`] and the inventory stored in the same transaction
+/// (`Store::apply_inventory`), the latter recorded by `inventory_audit`. Returns the sync and
+/// the digest now held.
+pub(crate) async fn apply_inventory(
+    state: &AppState,
+    host: &Host,
+    inventory: &Inventory,
+    touched: &Touched,
+    actor: Actor,
+    now: Timestamp,
+    inventory_audit: AuditEntry,
+) -> Result<(FindingSync, PackagesDigest), ApiError> {
+    let rematched = rematch(state, host, inventory, touched, now).await?;
+    let audit = AuditEntry::new(now, actor, "findings.sync", format!("host:{}", host.id));
+    let (sync, digest) = state
+        .store
+        .apply_inventory(
+            host.id,
+            inventory,
+            &rematched.current,
+            now,
+            audit,
+            inventory_audit,
+        )
+        .await?;
+    rematched.observe(state, host, &sync);
+    Ok((sync, digest))
+}
+
+/// A host's current findings after matching its touched packages again.
+struct Rematched {
+    current: Vec<CurrentFinding>,
+    /// How many packages were matched.
+    matched: usize,
+    started: Instant,
+}
+
+impl Rematched {
+    /// The sync's counts go to the metrics and the log (the audit entry's `after` cannot carry
+    /// them: they are known only after the sync).
+    fn observe(&self, state: &AppState, host: &Host, sync: &FindingSync) {
+        state.metrics.findings_opened.inc_by(u64::from(sync.opened));
+        state.metrics.findings_closed.inc_by(u64::from(sync.closed));
+        state
+            .metrics
+            .match_seconds
+            .observe(self.started.elapsed().as_secs_f64());
+        tracing::debug!(
+            host = %host.id, matched = self.matched, opened = sync.opened, closed = sync.closed,
+            reclassified = sync.reclassified, "findings synced"
+        );
+    }
+}
+
+/// The host's open findings on untouched packages, kept as they are, and the matcher's new
+/// judgement of the touched ones; vulnerabilities new to the host enter the triage queue.
+async fn rematch(
+    state: &AppState,
+    host: &Host,
+    inventory: &Inventory,
+    touched: &Touched,
+    now: Timestamp,
+) -> Result<Rematched, ApiError> {
     let started = Instant::now();
     let open = state
         .store
@@ -111,24 +184,11 @@ pub(crate) async fn refresh_host(
     let matched = packages.len();
     crate::feeds::triage::enqueue_opened(state, host, &open_before, &fresh, now).await?;
     current.extend(fresh);
-    let audit = AuditEntry::new(now, actor, "findings.sync", format!("host:{}", host.id));
-    let sync = state
-        .store
-        .sync_findings(host.id, &current, &inventory.packages, now, audit)
-        .await?;
-    // The audit entry's `after` cannot carry the counts (they are known only after the sync),
-    // so they go to the log and the metrics.
-    state.metrics.findings_opened.inc_by(u64::from(sync.opened));
-    state.metrics.findings_closed.inc_by(u64::from(sync.closed));
-    state
-        .metrics
-        .match_seconds
-        .observe(started.elapsed().as_secs_f64());
-    tracing::debug!(
-        host = %host.id, matched, opened = sync.opened, closed = sync.closed,
-        reclassified = sync.reclassified, "findings synced"
-    );
-    Ok(sync)
+    Ok(Rematched {
+        current,
+        matched,
+        started,
+    })
 }
 
 /// The (ecosystem, package name) pairs an advisory speaks of.

@@ -10,10 +10,10 @@ use patchwarden_core::advisory::Advisory;
 use patchwarden_core::audit::{AuditEntry, AuditEvent};
 use patchwarden_core::inventory::{HostFacts, Inventory, Package, PackagesDigest};
 use patchwarden_store::{
-    AdvisoryUpsert, AuditHead, ClassificationChange, CurrentFinding, EnrollmentToken,
-    FindingFilter, FindingSync, Host, HostFilter, HostPlacement, HostStateChange, Job, JobFilter,
-    JobReport, NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store, StoredFinding,
-    StoredInventory,
+    AdvisoryUpsert, AuditHead, CheckIn, CheckedIn, ClassificationChange, CurrentFinding,
+    EnrollmentToken, FindingFilter, FindingSync, Host, HostFilter, HostPlacement, HostStateChange,
+    Job, JobFilter, JobReport, NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store,
+    StoredFinding, StoredInventory,
 };
 use tracing::Instrument;
 use uuid::Uuid;
@@ -137,6 +137,13 @@ impl Store for TracedStore {
             .await
     }
 
+    async fn check_in(&self, check_in: CheckIn) -> Result<CheckedIn> {
+        self.inner
+            .check_in(check_in)
+            .instrument(tracing::debug_span!("store", op = "check_in"))
+            .await
+    }
+
     async fn set_host_placement(
         &self,
         host: Uuid,
@@ -257,6 +264,21 @@ impl Store for TracedStore {
         self.inner
             .sync_findings(host, current, installed, now, audit)
             .instrument(tracing::debug_span!("store", op = "sync_findings"))
+            .await
+    }
+
+    async fn apply_inventory(
+        &self,
+        host: Uuid,
+        inventory: &Inventory,
+        current: &[CurrentFinding],
+        now: Timestamp,
+        sync_audit: AuditEntry,
+        inventory_audit: AuditEntry,
+    ) -> Result<(FindingSync, PackagesDigest)> {
+        self.inner
+            .apply_inventory(host, inventory, current, now, sync_audit, inventory_audit)
+            .instrument(tracing::debug_span!("store", op = "apply_inventory"))
             .await
     }
 

@@ -32,10 +32,16 @@ pub(crate) async fn append<C: GenericClient>(c: &C, entry: &AuditEntry) -> Resul
     let prepared = prepare(prev, entry)?;
     let e = &prepared.event;
     let at = ts_to_db("audit at", e.entry.at)?;
-    execute(
+    // The event and the new head in one statement: the head's row lock is held from the read
+    // above until the caller commits, and every append of every server waits for it, so each
+    // round trip inside it counts (the fleet's uploads queued here on PostgreSQL).
+    let n = execute(
         c,
-        "INSERT INTO audit_events (seq, at, action, object, entry, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "WITH event AS (
+             INSERT INTO audit_events (seq, at, action, object, entry, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING seq, hash)
+         UPDATE audit_head SET seq = event.seq, hash = event.hash FROM event WHERE id = 1",
         &[
             &e.seq,
             &at,
@@ -48,13 +54,13 @@ pub(crate) async fn append<C: GenericClient>(c: &C, entry: &AuditEntry) -> Resul
     )
     .await
     .map_err(pg("append audit event"))?;
-    execute(
-        c,
-        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
-        &[&e.seq, &e.hash],
-    )
-    .await
-    .map_err(pg("append audit event"))?;
+    if n != 1 {
+        return Err(StoreError::corrupt(
+            "audit_head",
+            1,
+            "the head row is missing",
+        ));
+    }
     Ok(prepared.event)
 }
 

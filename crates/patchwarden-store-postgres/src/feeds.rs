@@ -616,43 +616,72 @@ impl FeedStore for PgStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let mut encoded = Vec::with_capacity(items.len());
         for item in items {
             item.check()?;
-            encoded.push((
-                item,
-                to_json("triage advisories", &item.advisories, 64 * 1024)?,
-            ));
+        }
+        // Items are never deleted, so those already queued need no transaction and no lock:
+        // every first inventory offers every recent vulnerability it has, and on a fleet
+        // nearly all of them are known. (Inserting each, even with ON CONFLICT DO NOTHING,
+        // made concurrent uploads wait on each other's uncommitted rows of the same
+        // vulnerabilities, one after the other: 20 uploads a second on 50,000 hosts.)
+        let wanted: Vec<&str> = items.iter().map(|i| i.vulnerability.as_str()).collect();
+        let client = self.client("enqueue triage").await?;
+        let known: std::collections::HashSet<String> = query(
+            &client,
+            "SELECT vulnerability FROM triage_items WHERE vulnerability = ANY($1)",
+            &[&wanted],
+        )
+        .await
+        .map_err(pg("enqueue triage"))?
+        .iter()
+        .map(|r| col(TI, r, 0))
+        .collect::<Result<_>>()?;
+        drop(client);
+        let mut fresh: Vec<&NewTriageItem> = items
+            .iter()
+            .filter(|i| !known.contains(&i.vulnerability))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(Vec::new());
         }
         // The same order in every transaction: racing enqueues cannot deadlock.
-        encoded.sort_by(|a, b| a.0.vulnerability.cmp(&b.0.vulnerability));
+        fresh.sort_by(|a, b| a.vulnerability.cmp(&b.vulnerability));
+        let mut vulnerability = Vec::with_capacity(fresh.len());
+        let mut advisories = Vec::with_capacity(fresh.len());
+        let mut summary = Vec::with_capacity(fresh.len());
+        let mut arrived_at = Vec::with_capacity(fresh.len());
+        let mut due_at = Vec::with_capacity(fresh.len());
+        for item in &fresh {
+            vulnerability.push(item.vulnerability.as_str());
+            advisories.push(to_json("triage advisories", &item.advisories, 64 * 1024)?);
+            summary.push(item.summary.as_deref());
+            arrived_at.push(ts_to_db("arrived_at", item.arrived_at)?);
+            due_at.push(ts_to_db("due_at", item.due_at)?);
+        }
         tx!(self, "enqueue triage", |tx| {
-            let mut added = Vec::new();
-            for (item, advisories) in &encoded {
-                let row = query_opt(
-                    &tx,
-                    "INSERT INTO triage_items
-                         (vulnerability, advisories, summary, arrived_at, due_at)
-                     VALUES ($1, $2, $3, $4, $5)
+            // One statement for all; a vulnerability queued meanwhile by another host keeps
+            // its first arrival.
+            let rows = query(
+                &tx,
+                &format!(
+                    "INSERT INTO triage_items (vulnerability, advisories, summary, arrived_at,
+                                               due_at)
+                     SELECT v, a, s, r, d
+                     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])
+                          AS t (v, a, s, r, d)
+                     ORDER BY v
                      ON CONFLICT (vulnerability) DO NOTHING
-                     RETURNING id",
-                    &[
-                        &item.vulnerability,
-                        advisories,
-                        &item.summary,
-                        &ts_to_db("arrived_at", item.arrived_at)?,
-                        &ts_to_db("due_at", item.due_at)?,
-                    ],
-                )
-                .await
-                .map_err(pg("enqueue triage"))?;
-                if let Some(row) = row {
-                    let id: i64 = col(TI, &row, 0)?;
-                    if let Some(item) = get_triage(&tx, id, false).await? {
-                        added.push(item);
-                    }
-                }
-            }
+                     RETURNING {TRIAGE_COLUMNS}"
+                ),
+                &[&vulnerability, &advisories, &summary, &arrived_at, &due_at],
+            )
+            .await
+            .map_err(pg("enqueue triage"))?;
+            let mut added = rows
+                .iter()
+                .map(|r| triage_row(r)?.decode())
+                .collect::<Result<Vec<TriageItem>>>()?;
+            added.sort_by(|a, b| a.vulnerability.cmp(&b.vulnerability));
             if !added.is_empty() {
                 if audit.after.is_none() {
                     audit.after = Some(json!({

@@ -124,6 +124,24 @@ pub(crate) async fn sync<C: GenericClient>(
     now: Timestamp,
     entry: &AuditEntry,
 ) -> Result<FindingSync> {
+    let (summary, event) = sync_rows(c, host, current, fixing, now, entry).await?;
+    if let Some(event) = event {
+        audit::append(c, &event).await?;
+    }
+    Ok(summary)
+}
+
+/// [`sync`] without its audit event, which it returns (when anything changed) for the caller
+/// to append: the chain's head stays locked from an append to the commit, so a transaction
+/// doing more than the sync appends last.
+pub(crate) async fn sync_rows<C: GenericClient>(
+    c: &C,
+    host: Uuid,
+    current: Vec<PreparedFinding>,
+    fixing: &FixingVersions,
+    now: Timestamp,
+    entry: &AuditEntry,
+) -> Result<(FindingSync, Option<AuditEntry>)> {
     hosts::get_locked(c, host).await?;
     let rows = query(
         c,
@@ -284,14 +302,28 @@ pub(crate) async fn sync<C: GenericClient>(
         .await
         .map_err(pg("sync findings"))?;
     }
-    if plan.summary.changed() {
+    // The host's counts, kept on its row (migration 0011); an unchanged count is not written
+    // again.
+    execute(
+        c,
+        "UPDATE hosts SET open_findings = $2, open_fixable = $3
+         WHERE id = $1 AND (open_findings <> $2 OR open_fixable <> $3)",
+        &[
+            &host,
+            &count_to_db(plan.open_findings),
+            &count_to_db(plan.open_fixable),
+        ],
+    )
+    .await
+    .map_err(pg("sync findings"))?;
+    let event = plan.summary.changed().then(|| {
         let mut entry = entry.clone();
         if entry.after.is_none() {
             entry.after = serde_json::to_value(plan.summary).ok();
         }
-        audit::append(c, &entry).await?;
-    }
-    Ok(plan.summary)
+        entry
+    });
+    Ok((plan.summary, event))
 }
 
 /// The body is read by a subquery rather than a join, so that filters can name the findings'
@@ -319,52 +351,27 @@ fn decode(r: &Row) -> Result<StoredFinding> {
     })
 }
 
+fn count_to_db(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 pub(crate) async fn count_open<C: GenericClient>(c: &C, host: Uuid) -> Result<u64> {
-    let rows = query(
-        c,
-        "SELECT COUNT(*) FROM findings WHERE host = $1 AND state = 'open'",
-        &[&host],
-    )
-    .await
-    .map_err(pg("count open findings"))?;
-    let n: i64 = rows.first().map_or(0, |r| r.get(0));
+    let row = query_opt(c, "SELECT open_findings FROM hosts WHERE id = $1", &[&host])
+        .await
+        .map_err(pg("count open findings"))?;
+    let n: i64 = row.map_or(0, |r| r.get(0));
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Open findings per host of `hosts`, in one query.
-pub(crate) async fn count_open_by_host<C: GenericClient>(
-    c: &C,
-    hosts: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, u64>> {
-    let hosts = hosts.to_vec();
-    let rows = query(
-        c,
-        "SELECT host, COUNT(*) FROM findings WHERE state = 'open' AND host = ANY($1) \
-         GROUP BY host",
-        &[&hosts],
-    )
-    .await
-    .map_err(pg("count open findings by host"))?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let n: i64 = r.get(1);
-            (r.get::<_, Uuid>(0), u64::try_from(n).unwrap_or(0))
-        })
-        .collect())
-}
-
 pub(crate) async fn any_open_fixable<C: GenericClient>(c: &C, host: Uuid) -> Result<bool> {
-    // `fixed` lives in the finding's JSON body: EXISTS stops at the first fixable finding.
-    let rows = query(
+    let row = query_opt(
         c,
-        "SELECT EXISTS (SELECT 1 FROM findings f JOIN finding_bodies b ON b.id = f.body_id \
-         WHERE f.host = $1 AND f.state = 'open' AND (b.body::jsonb ->> 'fixed') IS NOT NULL)",
+        "SELECT open_fixable > 0 FROM hosts WHERE id = $1",
         &[&host],
     )
     .await
     .map_err(pg("look for a fixable finding"))?;
-    Ok(rows.first().is_some_and(|r| r.get(0)))
+    Ok(row.is_some_and(|r| r.get(0)))
 }
 
 pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<Vec<StoredFinding>> {

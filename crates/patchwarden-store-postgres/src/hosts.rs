@@ -22,17 +22,23 @@ use uuid::Uuid;
 use crate::{audit, col, execute, is_code, pg, query, query_opt};
 
 const T: &str = "hosts";
-const COLUMNS: &str = "id, grp, ring, labels, public_key, facts, machine_id, ecosystem, \
+pub(crate) const COLUMNS: &str = "id, grp, ring, labels, public_key, facts, machine_id, ecosystem, \
                        enrolled_with, enrolled_at, last_seen, inventory_digest, state, \
-                       state_reason, state_changed_at, baseline_met_at, check_in_seq";
+                       state_reason, state_changed_at, baseline_met_at, check_in_seq, \
+                       open_findings, open_fixable";
 
-fn decode(r: &Row) -> Result<Host> {
-    let id: Uuid = col(T, r, 0)?;
-    let labels: String = col(T, r, 3)?;
-    let facts: String = col(T, r, 5)?;
+pub(crate) fn decode(r: &Row) -> Result<Host> {
+    decode_from(r, 0)
+}
+
+/// A host from the row's columns `first..`, in the order of [`COLUMNS`].
+pub(crate) fn decode_from(r: &Row, first: usize) -> Result<Host> {
+    let id: Uuid = col(T, r, first)?;
+    let labels: String = col(T, r, first + 3)?;
+    let facts: String = col(T, r, first + 5)?;
     let labels: BTreeMap<String, String> = from_json(T, &id, &labels)?;
     let facts: HostFacts = from_json(T, &id, &facts)?;
-    let digest: Option<String> = col(T, r, 11)?;
+    let digest: Option<String> = col(T, r, first + 11)?;
     let inventory_digest = match digest {
         Some(d) => Some(
             serde_json::from_value::<PackagesDigest>(serde_json::Value::String(d))
@@ -40,31 +46,37 @@ fn decode(r: &Row) -> Result<Host> {
         ),
         None => None,
     };
-    let state: String = col(T, r, 12)?;
+    let state: String = col(T, r, first + 12)?;
     let state = HostState::parse(&state)
         .ok_or_else(|| StoreError::corrupt(T, id, format!("state {state:?}")))?;
-    let check_in_seq: Option<i64> = col(T, r, 16)?;
+    let check_in_seq: Option<i64> = col(T, r, first + 16)?;
     let check_in_seq = check_in_seq
         .map(|n| u64::try_from(n).map_err(|_| StoreError::corrupt(T, id, "negative counter")))
         .transpose()?;
+    let count = |idx: usize| -> Result<u64> {
+        let n: i64 = col(T, r, idx)?;
+        u64::try_from(n).map_err(|_| StoreError::corrupt(T, id, "negative finding count"))
+    };
     Ok(Host {
         id,
-        group: col(T, r, 1)?,
-        ring: col(T, r, 2)?,
+        group: col(T, r, first + 1)?,
+        ring: col(T, r, first + 2)?,
         labels,
-        public_key: col(T, r, 4)?,
+        public_key: col(T, r, first + 4)?,
         facts,
-        machine_id: col(T, r, 6)?,
-        ecosystem: col(T, r, 7)?,
-        enrolled_with: col(T, r, 8)?,
-        enrolled_at: ts_from_db(T, &id, col(T, r, 9)?)?,
-        last_seen: opt_ts_from_db(T, &id, col(T, r, 10)?)?,
+        machine_id: col(T, r, first + 6)?,
+        ecosystem: col(T, r, first + 7)?,
+        enrolled_with: col(T, r, first + 8)?,
+        enrolled_at: ts_from_db(T, &id, col(T, r, first + 9)?)?,
+        last_seen: opt_ts_from_db(T, &id, col(T, r, first + 10)?)?,
         inventory_digest,
         state,
-        state_reason: col(T, r, 13)?,
-        state_changed_at: opt_ts_from_db(T, &id, col(T, r, 14)?)?,
-        baseline_met_at: opt_ts_from_db(T, &id, col(T, r, 15)?)?,
+        state_reason: col(T, r, first + 13)?,
+        state_changed_at: opt_ts_from_db(T, &id, col(T, r, first + 14)?)?,
+        baseline_met_at: opt_ts_from_db(T, &id, col(T, r, first + 15)?)?,
         check_in_seq,
+        open_findings: count(first + 17)?,
+        open_fixable: count(first + 18)?,
     })
 }
 
@@ -307,6 +319,36 @@ pub(crate) async fn advance_counter<C: GenericClient>(c: &C, id: Uuid, seq: u64)
     })
 }
 
+/// Records a nonce unless the host used it and it has not expired. An expired record of the
+/// same nonce no longer protects anything (the request's own timestamp window refuses
+/// anything that old); replacing it keeps the table small. A concurrent insert of the same
+/// nonce waits for the first and then finds it unexpired. Parameters: host, nonce, expiry,
+/// now; changes one row, or none for a replay.
+pub(crate) const RECORD_NONCE: &str = "INSERT INTO nonces (host, nonce, expires_at)
+     VALUES ($1, $2, $3)
+     ON CONFLICT (host, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
+     WHERE nonces.expires_at <= $4";
+
+/// What [`RECORD_NONCE`] did: `stored` rows changed, or the driver's error.
+pub(crate) fn nonce_outcome(
+    host: Uuid,
+    nonce: &str,
+    stored: std::result::Result<u64, tokio_postgres::Error>,
+) -> Result<()> {
+    match stored {
+        Ok(0) => Err(StoreError::Replay {
+            host,
+            nonce: nonce.to_owned(),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, &SqlState::FOREIGN_KEY_VIOLATION) => Err(StoreError::NotFound {
+            kind: "host",
+            id: host.to_string(),
+        }),
+        Err(e) => Err(StoreError::backend("record nonce", e)),
+    }
+}
+
 pub(crate) async fn record_nonce<C: GenericClient>(
     c: &C,
     host: Uuid,
@@ -316,34 +358,8 @@ pub(crate) async fn record_nonce<C: GenericClient>(
 ) -> Result<()> {
     let now = ts_to_db("now", now)?;
     let expires_at = ts_to_db("nonce expires_at", expires_at)?;
-    // An expired record of the same nonce no longer protects anything (the request's own
-    // timestamp window refuses anything that old); replacing it keeps the table small. A
-    // concurrent insert of the same nonce waits for the first and then finds it unexpired.
-    let stored = execute(
-        c,
-        "INSERT INTO nonces (host, nonce, expires_at) VALUES ($1, $2, $3)
-         ON CONFLICT (host, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
-         WHERE nonces.expires_at <= $4",
-        &[&host, &nonce, &expires_at, &now],
-    )
-    .await
-    .map_err(|e| {
-        if is_code(&e, &SqlState::FOREIGN_KEY_VIOLATION) {
-            StoreError::NotFound {
-                kind: "host",
-                id: host.to_string(),
-            }
-        } else {
-            StoreError::backend("record nonce", e)
-        }
-    })?;
-    if stored == 0 {
-        return Err(StoreError::Replay {
-            host,
-            nonce: nonce.to_owned(),
-        });
-    }
-    Ok(())
+    let stored = execute(c, RECORD_NONCE, &[&host, &nonce, &expires_at, &now]).await;
+    nonce_outcome(host, nonce, stored)
 }
 
 pub(crate) async fn purge_nonces<C: GenericClient>(c: &C, now: Timestamp) -> Result<u64> {

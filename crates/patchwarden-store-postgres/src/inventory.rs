@@ -21,6 +21,19 @@ pub(crate) async fn replace<C: GenericClient>(
     now: Timestamp,
     entry: &AuditEntry,
 ) -> Result<PackagesDigest> {
+    replace_rows(c, host, inventory_json, digest, now).await?;
+    audit::append(c, entry).await?;
+    Ok(digest)
+}
+
+/// [`replace`] without its audit event, for a transaction that appends it last.
+pub(crate) async fn replace_rows<C: GenericClient>(
+    c: &C,
+    host: Uuid,
+    inventory_json: &str,
+    digest: PackagesDigest,
+    now: Timestamp,
+) -> Result<()> {
     hosts::set_digest(c, host, &digest).await?;
     execute(
         c,
@@ -37,8 +50,7 @@ pub(crate) async fn replace<C: GenericClient>(
     )
     .await
     .map_err(pg("replace inventory"))?;
-    audit::append(c, entry).await?;
-    Ok(digest)
+    Ok(())
 }
 
 pub(crate) async fn get<C: GenericClient>(c: &C, host: Uuid) -> Result<Option<StoredInventory>> {

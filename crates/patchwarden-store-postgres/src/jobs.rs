@@ -16,10 +16,10 @@ use uuid::Uuid;
 use crate::{audit, col, execute, is_code, pg, query, query_opt};
 
 const T: &str = "jobs";
-const COLUMNS: &str = "id, host, kind, created_by, created_at, state, lease_until, attempts, \
+pub(crate) const COLUMNS: &str = "id, host, kind, created_by, created_at, state, lease_until, attempts, \
                        progress, result, updated_at, finished_at";
 
-fn decode(r: &Row) -> Result<Job> {
+pub(crate) fn decode(r: &Row) -> Result<Job> {
     let id: Uuid = col(T, r, 0)?;
     let kind: String = col(T, r, 2)?;
     let state: String = col(T, r, 5)?;

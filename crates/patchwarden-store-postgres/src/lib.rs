@@ -22,10 +22,10 @@ use patchwarden_core::advisory::Advisory;
 use patchwarden_core::audit::{AuditEntry, AuditEvent};
 use patchwarden_core::inventory::{HostFacts, Inventory, Package, PackagesDigest};
 use patchwarden_store::{
-    AdvisoryUpsert, AuditHead, ClassificationChange, CurrentFinding, DatabaseUrl, EnrollmentToken,
-    FindingFilter, FindingSync, Host, HostFilter, HostPlacement, HostStateChange, Job, JobFilter,
-    JobReport, NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store, StoreError,
-    StoredFinding, StoredInventory,
+    AdvisoryUpsert, AuditHead, CheckIn, CheckedIn, ClassificationChange, CurrentFinding,
+    DatabaseUrl, EnrollmentToken, FindingFilter, FindingSync, Host, HostFilter, HostPlacement,
+    HostStateChange, Job, JobFilter, JobReport, NewEnrollmentToken, NewHost, NewJob, Result,
+    SecretHash, Store, StoreError, StoredFinding, StoredInventory,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 mod audit;
 mod changes;
+mod check_in;
 mod exceptions;
 mod feeds;
 mod findings;
@@ -293,6 +294,21 @@ impl Store for PgStore {
         .await?)
     }
 
+    async fn check_in(&self, ci: CheckIn) -> Result<CheckedIn> {
+        patchwarden_store::limits::check_name(
+            "nonce",
+            &ci.nonce,
+            patchwarden_store::limits::MAX_NONCE,
+        )?;
+        let facts_json = patchwarden_store::host::facts_json(&ci.facts)?;
+        in_tx!(self, "check in", |tx| check_in::check_in(
+            &tx,
+            ci,
+            &facts_json
+        )
+        .await?)
+    }
+
     async fn set_host_placement(
         &self,
         host: Uuid,
@@ -415,6 +431,38 @@ impl Store for PgStore {
         .await?)
     }
 
+    async fn apply_inventory(
+        &self,
+        host: Uuid,
+        inventory: &Inventory,
+        current: &[CurrentFinding],
+        now: Timestamp,
+        sync_audit: AuditEntry,
+        inventory_audit: AuditEntry,
+    ) -> Result<(FindingSync, PackagesDigest)> {
+        // Serialised and digested before the transaction takes the host's row lock.
+        let json = patchwarden_store::codec::to_json(
+            "inventory",
+            inventory,
+            patchwarden_store::limits::MAX_INVENTORY_JSON,
+        )?;
+        let digest = PackagesDigest::of(&inventory.packages);
+        let current = patchwarden_store::finding::prepare(current)?;
+        let fixing = patchwarden_store::finding::FixingVersions::of(&inventory.packages);
+        in_tx!(self, "apply inventory", |tx| {
+            // The rows first and the two audit events last: the chain's head is locked from
+            // the first append to the commit, and every server's every append waits for it.
+            let (sync, event) =
+                findings::sync_rows(&tx, host, current, &fixing, now, &sync_audit).await?;
+            inventory::replace_rows(&tx, host, &json, digest, now).await?;
+            if let Some(event) = event {
+                audit::append(&tx, &event).await?;
+            }
+            audit::append(&tx, &inventory_audit).await?;
+            (sync, digest)
+        })
+    }
+
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>> {
         let client = self.client("list findings").await?;
         findings::list(&client, filter).await
@@ -423,14 +471,6 @@ impl Store for PgStore {
     async fn count_open_findings(&self, host: Uuid) -> Result<u64> {
         let client = self.client("count open findings").await?;
         findings::count_open(&client, host).await
-    }
-
-    async fn count_open_findings_by_host(
-        &self,
-        hosts: &[Uuid],
-    ) -> Result<std::collections::HashMap<Uuid, u64>> {
-        let client = self.client("count open findings by host").await?;
-        findings::count_open_by_host(&client, hosts).await
     }
 
     async fn has_open_fixable_finding(&self, host: Uuid) -> Result<bool> {

@@ -53,6 +53,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_findings_indexes",
         include_str!("../migrations/0010_findings_indexes.sql"),
     ),
+    (
+        "0011_host_finding_counts",
+        include_str!("../migrations/0011_host_finding_counts.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

@@ -1,6 +1,7 @@
 //! `0007_finding_bodies` on a database that already has findings (whenever
 //! `PATCHWARDEN_TEST_POSTGRES` names a database): every finding keeps its body, identical
-//! bodies become one row under the SHA-256 the store computes, and the store reads them back.
+//! bodies become one row under the SHA-256 the store computes, and the store reads them back;
+//! and the migrations after it (`0011_host_finding_counts`) count them on their hosts' rows.
 
 use patchwarden_store::{FindingFilter, Store};
 use patchwarden_store_postgres::PgStore;
@@ -61,6 +62,14 @@ async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once(
         .await
         .unwrap();
     for host in &hosts {
+        client
+            .execute(
+                "INSERT INTO hosts (id, grp, labels, public_key, facts, enrolled_with, enrolled_at)
+                 VALUES ($1, 'g', '{}', 'k', '{}', $1, 1)",
+                &[host],
+            )
+            .await
+            .unwrap();
         for v in ["CVE-1", "CVE-2"] {
             client
                 .execute(
@@ -99,6 +108,11 @@ async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once(
     );
     assert_eq!(all[2].finding.fixed.as_deref(), Some("3.0.11-1~deb12u2"));
     assert_eq!(store.finding_history(all[2].id).await.unwrap().len(), 1);
+    // Both hosts' open findings, both with a released fix, are counted on their rows.
+    for host in hosts {
+        assert_eq!(store.count_open_findings(host).await.unwrap(), 2);
+        assert!(store.has_open_fixable_finding(host).await.unwrap());
+    }
     let rows = client
         .query("SELECT digest, body FROM finding_bodies ORDER BY id", &[])
         .await

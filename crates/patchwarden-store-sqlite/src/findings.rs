@@ -55,23 +55,17 @@ fn insert_open(which: usize) -> &'static str {
 const TOUCH_KEPT: &str = "UPDATE findings SET last_seen = ?2 \
      WHERE host_seq = ?1 AND state = 'open' AND last_seen <> ?2";
 
-const COUNT_OPEN: &str = "SELECT COUNT(*) FROM findings \
-     WHERE host_seq = (SELECT seq FROM hosts WHERE id = ?1) AND state = 'open'";
+// The host's counts, kept on its row by every sync (migration 0011); an unchanged count is
+// not written again.
+const SET_COUNTS: &str = "UPDATE hosts SET open_findings = ?2, open_fixable = ?3 \
+     WHERE seq = ?1 AND (open_findings <> ?2 OR open_fixable <> ?3)";
 
-// `fixed` lives in the finding's JSON body: EXISTS stops at the first fixable finding rather
-// than parsing every body of the host.
-const ANY_OPEN_FIXABLE: &str = "SELECT EXISTS (SELECT 1 FROM findings f \
-     JOIN finding_bodies b ON b.id = f.body_id \
-     WHERE f.host_seq = (SELECT seq FROM hosts WHERE id = ?1) AND f.state = 'open' \
-     AND json_extract(b.body, '$.fixed') IS NOT NULL)";
+const COUNT_OPEN: &str = "SELECT open_findings FROM hosts WHERE id = ?1";
 
-fn count_open_by_host_sql(hosts: usize) -> String {
-    let marks = vec!["?"; hosts].join(",");
-    format!(
-        "SELECT h.id, COUNT(*) FROM hosts h \
-         JOIN findings f ON f.host_seq = h.seq AND f.state = 'open' \
-         WHERE h.id IN ({marks}) GROUP BY h.id"
-    )
+const ANY_OPEN_FIXABLE: &str = "SELECT open_fixable > 0 FROM hosts WHERE id = ?1";
+
+fn count_to_db(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn class_from_db(key: i64, class: Option<String>) -> Result<Option<Class>> {
@@ -317,6 +311,15 @@ pub(crate) fn sync(
             .and_then(|mut s| s.execute(params![seq, now_db]))
             .map_err(db("sync findings"))?;
     }
+    c.prepare_cached(SET_COUNTS)
+        .and_then(|mut s| {
+            s.execute(params![
+                seq,
+                count_to_db(plan.open_findings),
+                count_to_db(plan.open_fixable)
+            ])
+        })
+        .map_err(db("sync findings"))?;
     if plan.summary.changed() {
         let mut entry = entry.clone();
         if entry.after.is_none() {
@@ -386,43 +389,25 @@ fn decode(r: RawFinding) -> Result<StoredFinding> {
 }
 
 pub(crate) fn count_open(c: &Connection, host: Uuid) -> Result<u64> {
-    let n: i64 = c
+    let n: Option<i64> = c
         .prepare_cached(COUNT_OPEN)
-        .and_then(|mut s| s.query_row(params![host.to_string()], |r| r.get(0)))
+        .and_then(|mut s| {
+            s.query_row(params![host.to_string()], |r| r.get(0))
+                .optional()
+        })
         .map_err(db("count open findings"))?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}
-
-/// Open findings per host of `hosts`, in one query per thousand hosts (SQLite's limit on
-/// bound parameters is far above that).
-pub(crate) fn count_open_by_host(
-    c: &Connection,
-    hosts: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, u64>> {
-    let mut out = std::collections::HashMap::new();
-    for chunk in hosts.chunks(1000) {
-        let sql = count_open_by_host_sql(chunk.len());
-        let mut stmt = c.prepare(&sql).map_err(db("count open findings by host"))?;
-        let rows = stmt
-            .query_map(params_from_iter(chunk.iter().map(|h| h.to_string())), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })
-            .map_err(db("count open findings by host"))?;
-        for row in rows {
-            let (host, n) = row.map_err(db("count open findings by host"))?;
-            out.insert(
-                uuid_from_db("findings", &host)?,
-                u64::try_from(n).unwrap_or(0),
-            );
-        }
-    }
-    Ok(out)
+    Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
 }
 
 pub(crate) fn any_open_fixable(c: &Connection, host: Uuid) -> Result<bool> {
-    c.prepare_cached(ANY_OPEN_FIXABLE)
-        .and_then(|mut s| s.query_row(params![host.to_string()], |r| r.get(0)))
-        .map_err(db("look for a fixable finding"))
+    let any: Option<bool> = c
+        .prepare_cached(ANY_OPEN_FIXABLE)
+        .and_then(|mut s| {
+            s.query_row(params![host.to_string()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(db("look for a fixable finding"))?;
+    Ok(any.unwrap_or(false))
 }
 
 pub(crate) fn list(c: &Connection, f: &FindingFilter) -> Result<Vec<StoredFinding>> {
@@ -608,13 +593,13 @@ mod tests {
         let mut statements: Vec<(String, String)> = [
             ("open rows", OPEN_ROWS),
             ("touch kept", TOUCH_KEPT),
+            ("set counts", SET_COUNTS),
             ("count open", COUNT_OPEN),
             ("any open fixable", ANY_OPEN_FIXABLE),
         ]
         .iter()
         .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
         .collect();
-        statements.push(("count open by host".into(), count_open_by_host_sql(3)));
         for (f, name) in &filters {
             statements.push((format!("list {name}"), list_query(f).unwrap().0));
         }

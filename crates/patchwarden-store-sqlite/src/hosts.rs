@@ -20,7 +20,8 @@ use crate::{audit, db, is_unique_violation, uuid_from_db};
 
 const COLUMNS: &str = "id, grp, ring, labels, public_key, facts, machine_id, ecosystem, \
                        enrolled_with, enrolled_at, last_seen, inventory_digest, state, \
-                       state_reason, state_changed_at, baseline_met_at, check_in_seq";
+                       state_reason, state_changed_at, baseline_met_at, check_in_seq, \
+                       open_findings, open_fixable";
 
 pub(crate) struct RawHost {
     id: String,
@@ -40,6 +41,8 @@ pub(crate) struct RawHost {
     state_changed_at: Option<i64>,
     baseline_met_at: Option<i64>,
     check_in_seq: Option<i64>,
+    open_findings: i64,
+    open_fixable: i64,
 }
 
 fn raw(r: &Row<'_>) -> rusqlite::Result<RawHost> {
@@ -61,6 +64,8 @@ fn raw(r: &Row<'_>) -> rusqlite::Result<RawHost> {
         state_changed_at: r.get(14)?,
         baseline_met_at: r.get(15)?,
         check_in_seq: r.get(16)?,
+        open_findings: r.get(17)?,
+        open_fixable: r.get(18)?,
     })
 }
 
@@ -81,6 +86,9 @@ fn decode(h: RawHost) -> Result<Host> {
         .check_in_seq
         .map(|n| u64::try_from(n).map_err(|_| StoreError::corrupt(T, &h.id, "negative counter")))
         .transpose()?;
+    let count = |n: i64| {
+        u64::try_from(n).map_err(|_| StoreError::corrupt(T, &h.id, "negative finding count"))
+    };
     Ok(Host {
         id: uuid_from_db(T, &h.id)?,
         group: h.group,
@@ -99,6 +107,8 @@ fn decode(h: RawHost) -> Result<Host> {
         state_changed_at: opt_ts_from_db(T, &h.id, h.state_changed_at)?,
         baseline_met_at: opt_ts_from_db(T, &h.id, h.baseline_met_at)?,
         check_in_seq,
+        open_findings: count(h.open_findings)?,
+        open_fixable: count(h.open_fixable)?,
     })
 }
 

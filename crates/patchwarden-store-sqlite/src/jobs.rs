@@ -218,6 +218,29 @@ pub(crate) fn report(
     Ok(stored)
 }
 
+/// The host's jobs leased earlier whose lease is live at `now` (leased or running), oldest
+/// first, at most `limit`.
+pub(crate) fn held(c: &Connection, host: Uuid, now: Timestamp, limit: u32) -> Result<Vec<Job>> {
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM jobs
+             WHERE host = ?1 AND state IN ('leased', 'running') AND lease_until > ?2
+             ORDER BY created_at, id LIMIT ?3"
+        ))
+        .map_err(db("list held jobs"))?;
+    let rows = stmt
+        .query_map(
+            params![host.to_string(), ts_to_db("now", now)?, i64::from(limit)],
+            raw,
+        )
+        .map_err(db("list held jobs"))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(decode(r.map_err(db("list held jobs"))?)?);
+    }
+    Ok(out)
+}
+
 pub(crate) fn list(c: &Connection, f: &JobFilter) -> Result<Vec<Job>> {
     let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();

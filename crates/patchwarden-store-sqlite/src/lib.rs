@@ -18,10 +18,10 @@ use patchwarden_core::advisory::Advisory;
 use patchwarden_core::audit::{AuditEntry, AuditEvent};
 use patchwarden_core::inventory::{HostFacts, Inventory, Package, PackagesDigest};
 use patchwarden_store::{
-    AdvisoryUpsert, AuditHead, ClassificationChange, CurrentFinding, DatabaseUrl, EnrollmentToken,
-    FindingFilter, FindingSync, Host, HostFilter, HostPlacement, HostStateChange, Job, JobFilter,
-    JobReport, NewEnrollmentToken, NewHost, NewJob, Result, SecretHash, Store, StoreError,
-    StoredFinding, StoredInventory,
+    AdvisoryUpsert, AuditHead, CheckIn, CheckedIn, ClassificationChange, CurrentFinding,
+    DatabaseUrl, EnrollmentToken, FindingFilter, FindingSync, Host, HostFilter, HostPlacement,
+    HostStateChange, Job, JobFilter, JobReport, NewEnrollmentToken, NewHost, NewJob, Result,
+    SecretHash, Store, StoreError, StoredFinding, StoredInventory,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use uuid::Uuid;
@@ -422,6 +422,35 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn check_in(&self, ci: CheckIn) -> Result<CheckedIn> {
+        patchwarden_store::limits::check_name(
+            "nonce",
+            &ci.nonce,
+            patchwarden_store::limits::MAX_NONCE,
+        )?;
+        let facts_json = patchwarden_store::host::facts_json(&ci.facts)?;
+        self.write("check in", move |c| {
+            hosts::record_nonce(c, ci.host, &ci.nonce, ci.nonce_expires_at, ci.now)?;
+            hosts::advance_counter(c, ci.host, ci.seq)?;
+            let host =
+                hosts::check_in(c, ci.host, &ci.facts, &facts_json, ci.now, &ci.facts_audit)?;
+            // Held ones are read before leasing, so that the jobs leased now are not among
+            // them.
+            let held = jobs::held(c, ci.host, ci.now, ci.max_jobs)?;
+            let mut jobs = jobs::lease(
+                c,
+                ci.host,
+                ci.lease_until,
+                ci.max_jobs,
+                ci.now,
+                ci.lease_audit,
+            )?;
+            jobs.extend(held);
+            Ok(CheckedIn { host, jobs })
+        })
+        .await
+    }
+
     async fn set_host_placement(
         &self,
         host: Uuid,
@@ -561,6 +590,41 @@ impl Store for SqliteStore {
         Ok(synced.summary)
     }
 
+    async fn apply_inventory(
+        &self,
+        host: Uuid,
+        inventory: &Inventory,
+        current: &[CurrentFinding],
+        now: Timestamp,
+        sync_audit: AuditEntry,
+        inventory_audit: AuditEntry,
+    ) -> Result<(FindingSync, PackagesDigest)> {
+        // Everything but the database work first, outside the write lock.
+        let json = patchwarden_store::codec::to_json(
+            "inventory",
+            inventory,
+            patchwarden_store::limits::MAX_INVENTORY_JSON,
+        )?;
+        let digest = PackagesDigest::of(&inventory.packages);
+        let current = patchwarden_store::finding::prepare(current)?;
+        let fixing = patchwarden_store::finding::FixingVersions::of(&inventory.packages);
+        let inner = self.inner.clone();
+        let (synced, digest) = self
+            .write("apply inventory", move |c| {
+                let synced =
+                    findings::sync(c, host, current, &fixing, &inner.body_ids, now, &sync_audit)?;
+                let digest = inventory::replace(c, host, &json, digest, now, &inventory_audit)?;
+                Ok((synced, digest))
+            })
+            .await?;
+        self.inner
+            .body_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remember(synced.body_ids);
+        Ok((synced.summary, digest))
+    }
+
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>> {
         let filter = filter.clone();
         self.read("list findings", move |c| findings::list(c, &filter))
@@ -570,17 +634,6 @@ impl Store for SqliteStore {
     async fn count_open_findings(&self, host: Uuid) -> Result<u64> {
         self.read("count open findings", move |c| {
             findings::count_open(c, host)
-        })
-        .await
-    }
-
-    async fn count_open_findings_by_host(
-        &self,
-        hosts: &[Uuid],
-    ) -> Result<std::collections::HashMap<Uuid, u64>> {
-        let hosts = hosts.to_vec();
-        self.read("count open findings by host", move |c| {
-            findings::count_open_by_host(c, &hosts)
         })
         .await
     }

@@ -52,6 +52,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_findings_indexes",
         include_str!("../migrations/0010_findings_indexes.sql"),
     ),
+    (
+        "0011_host_finding_counts",
+        include_str!("../migrations/0011_host_finding_counts.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

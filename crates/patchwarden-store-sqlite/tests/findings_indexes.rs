@@ -1,7 +1,8 @@
 //! `0010_findings_indexes` on a database that already has hosts and findings: every finding
 //! gets its host's `seq`, lookups by host (open, closed, both) find the same rows as before,
 //! a sync of a migrated host works on its findings, and a host enrolled afterwards gets the
-//! next `seq`.
+//! next `seq`. Then `0011_host_finding_counts` counts each host's open findings, and those
+//! with a released fix, on its row.
 
 mod support;
 
@@ -73,9 +74,9 @@ async fn existing_findings_get_their_hosts_seq_and_are_found_by_host() {
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].finding, finding("CVE-2"));
         assert_eq!(store.count_open_findings(host).await.unwrap(), 1);
+        // The open one names a fixed version; the closed one is not counted.
+        assert!(store.has_open_fixable_finding(host).await.unwrap());
     }
-    let counts = store.count_open_findings_by_host(&hosts).await.unwrap();
-    assert_eq!(counts.len(), 2);
 
     // A sync of a migrated host with nothing current closes its open finding.
     let sync = store
@@ -90,6 +91,7 @@ async fn existing_findings_get_their_hosts_seq_and_are_found_by_host() {
         .unwrap();
     assert_eq!((sync.closed, sync.kept, sync.opened), (1, 0, 0));
     assert_eq!(store.count_open_findings(hosts[0]).await.unwrap(), 0);
+    assert!(!store.has_open_fixable_finding(hosts[0]).await.unwrap());
     assert_eq!(store.count_open_findings(hosts[1]).await.unwrap(), 1);
 
     // A host enrolled now comes after the migrated ones.

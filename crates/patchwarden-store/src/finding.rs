@@ -202,6 +202,9 @@ pub struct PreparedFinding {
     /// The JSON body and its digest, the key of the deduplicated body row.
     pub body: std::sync::Arc<FindingBody>,
     pub classification: Classification,
+    /// A fix is released for it (the finding names a fixed version): what
+    /// [`crate::Host::open_fixable`] counts.
+    pub fixable: bool,
 }
 
 /// The key under which a finding's JSON body is stored once for every host that has it (the
@@ -241,6 +244,7 @@ pub fn prepare(current: &[CurrentFinding]) -> Result<Vec<PreparedFinding>> {
             key,
             body,
             classification: c.classification.clone(),
+            fixable: f.fixed.is_some(),
         });
     }
     Ok(out)
@@ -295,6 +299,10 @@ pub struct SyncPlan {
     /// Findings no longer found, with the version now installed.
     pub close: Vec<(i64, Option<String>)>,
     pub summary: FindingSync,
+    /// The host's open findings after the sync (exactly the current ones), and those with a
+    /// released fix: the counts kept on its row ([`crate::Host::open_findings`]).
+    pub open_findings: u64,
+    pub open_fixable: u64,
 }
 
 /// Compares the open findings with the current ones (from [`prepare`]). `fixing` is the
@@ -307,6 +315,8 @@ pub fn plan_sync(
     let mut plan = SyncPlan::default();
     let mut by_key: HashMap<FindingKey, OpenRow> =
         open.into_iter().map(|r| (r.key.clone(), r)).collect();
+    plan.open_findings = current.len() as u64;
+    plan.open_fixable = current.iter().filter(|c| c.fixable).count() as u64;
     for c in current {
         match by_key.remove(&c.key) {
             None => {

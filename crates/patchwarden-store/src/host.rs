@@ -64,6 +64,43 @@ pub struct Host {
     /// The last check-in counter accepted from the host's agent (see
     /// [`crate::Store::advance_check_in_counter`]); `None` before its first check-in.
     pub check_in_seq: Option<u64>,
+    /// How many of the host's findings are open, and how many of those have a released fix.
+    /// Kept on the host's row by every findings sync (the only change of findings), so that a
+    /// check-in, which answers with them, reads one row instead of counting hundreds.
+    pub open_findings: u64,
+    pub open_fixable: u64,
+}
+
+/// One agent check-in, everything it changes in one transaction (see
+/// [`crate::Store::check_in`]).
+#[derive(Debug, Clone)]
+pub struct CheckIn {
+    pub host: Uuid,
+    /// The signed request's nonce, remembered until `nonce_expires_at`.
+    pub nonce: String,
+    pub nonce_expires_at: Timestamp,
+    /// The agent's check-in counter; must exceed the last one accepted.
+    pub seq: u64,
+    pub facts: HostFacts,
+    /// Jobs leased now are leased until then, at most `max_jobs` of them.
+    pub lease_until: Timestamp,
+    pub max_jobs: u32,
+    pub now: Timestamp,
+    /// Appended when the facts changed.
+    pub facts_audit: patchwarden_core::audit::AuditEntry,
+    /// Appended when jobs were leased (with `after` set to them when left empty).
+    pub lease_audit: patchwarden_core::audit::AuditEntry,
+}
+
+/// What a check-in answers from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedIn {
+    /// The host after the check-in.
+    pub host: Host,
+    /// Jobs leased by this check-in, oldest first, then the host's jobs leased earlier whose
+    /// lease is still live (leased or running), oldest first: the answer that carried those
+    /// may never have arrived, and a lease nobody knows about would only expire.
+    pub jobs: Vec<crate::Job>,
 }
 
 /// Where a host stands with the server.

@@ -58,7 +58,9 @@ pub use finding::{
     Classification, ClassificationChange, CurrentFinding, FindingBody, FindingFilter, FindingState,
     FindingSync, StoredFinding,
 };
-pub use host::{Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost};
+pub use host::{
+    CheckIn, CheckedIn, Host, HostFilter, HostPlacement, HostState, HostStateChange, NewHost,
+};
 pub use incident_store::IncidentStore;
 pub use job::{Job, JobFilter, JobReport, JobState, NewJob};
 pub use notification::NotificationStore;
@@ -174,6 +176,16 @@ pub trait Store:
         audit: AuditEntry,
     ) -> Result<Host>;
 
+    /// An agent's check-in, in one transaction: records its nonce (failing with
+    /// [`StoreError::Replay`] as [`Store::record_nonce`] does), advances its counter (failing
+    /// with [`StoreError::CounterNotIncreased`] as [`Store::advance_check_in_counter`] does),
+    /// records the facts and `last_seen` (auditing changed facts, as [`Store::record_check_in`]
+    /// does), and leases the host's due jobs (as [`Store::lease_jobs`] does). A failure changes
+    /// nothing: no nonce, counter, facts or lease is kept. One transaction, because a
+    /// check-in is what every host does every minute: on PostgreSQL it is a few round trips
+    /// instead of a dozen.
+    async fn check_in(&self, check_in: CheckIn) -> Result<CheckedIn>;
+
     /// Sets a host's group, ring and labels.
     async fn set_host_placement(
         &self,
@@ -269,32 +281,28 @@ pub trait Store:
         audit: AuditEntry,
     ) -> Result<FindingSync>;
 
+    /// An agent's new inventory and the findings matched on it, in one transaction:
+    /// [`Store::sync_findings`] (with `sync_audit`) then [`Store::replace_inventory`] (with
+    /// `inventory_audit`). Both happen or neither: a host never has a new inventory with the
+    /// findings of the old one, nor findings of an inventory it does not have. Returns the
+    /// sync and the new digest.
+    async fn apply_inventory(
+        &self,
+        host: Uuid,
+        inventory: &Inventory,
+        current: &[CurrentFinding],
+        now: Timestamp,
+        sync_audit: AuditEntry,
+        inventory_audit: AuditEntry,
+    ) -> Result<(FindingSync, PackagesDigest)>;
+
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>>;
 
-    /// How many findings of `host` are open. Every check-in answers with this; counting in the
-    /// database instead of reading hundreds of findings per host keeps a check-in cheap on a
-    /// fleet with many findings.
+    /// How many findings of `host` are open ([`Host::open_findings`]); 0 for an unknown host.
     async fn count_open_findings(&self, host: Uuid) -> Result<u64>;
 
-    /// How many findings of each of `hosts` are open (hosts without any are left out): what a
-    /// page of hosts shows, counted in one query rather than one per host. The default asks
-    /// [`Store::count_open_findings`] host by host; the backends override it.
-    async fn count_open_findings_by_host(
-        &self,
-        hosts: &[Uuid],
-    ) -> Result<std::collections::HashMap<Uuid, u64>> {
-        let mut out = std::collections::HashMap::new();
-        for h in hosts {
-            let n = self.count_open_findings(*h).await?;
-            if n > 0 {
-                out.insert(*h, n);
-            }
-        }
-        Ok(out)
-    }
-
     /// Whether `host` has an open finding with a released fix (a new host's baseline is met
-    /// when it has none). Stops at the first one found.
+    /// when it has none; [`Host::open_fixable`]).
     async fn has_open_fixable_finding(&self, host: Uuid) -> Result<bool>;
 
     /// A finding's classifications, oldest first (the first is the one it opened with).

@@ -15,7 +15,7 @@ use patchwarden_api::v1::problem::Problem;
 use patchwarden_api::v1::signing::MAX_SKEW_SECS;
 use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::inventory::DeltaError;
-use patchwarden_store::{Host, HostState, JobFilter, JobState, NewHost, SecretHash, StoreError};
+use patchwarden_store::{CheckIn, CheckedIn, Host, HostState, NewHost, SecretHash, StoreError};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -213,7 +213,8 @@ async fn check_in_inner(
     let now = clock::now();
     let raw = body::read(body, SMALL_BODY).await?;
     body::identity_only(headers)?;
-    let host = auth::agent(state, method, uri, headers, &raw, now).await?;
+    let signed = auth::signed(state, method, uri, headers, &raw, now).await?;
+    let host = &signed.host;
     let request: CheckInRequest = body::json(&raw)?;
 
     if let (Some(known), Some(sent)) = (&host.machine_id, &request.facts.machine_id)
@@ -223,84 +224,62 @@ async fn check_in_inner(
             "the host's credential was used from a machine with another machine id \
              ({sent}, enrolled as {known})"
         );
-        return Err(quarantine(state, &host, reason, now).await);
+        return Err(quarantine(state, host, reason, now).await);
     }
-    // Kept in the store: a counter seen by another server sharing the database, or by this
-    // one before a restart, is refused as well.
-    match state
-        .store
-        .advance_check_in_counter(host.id, request.seq)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::CounterNotIncreased { seq, last, .. }) => {
-            let reason = format!(
-                "check-in counter {seq} after {last}: two machines are using this host's \
-                 credential (a copied agent state directory)"
-            );
-            return Err(quarantine(state, &host, reason, now).await);
-        }
-        Err(e) => return Err(e.into()),
-    }
-
-    let audit = AuditEntry::new(
+    let lease_until = now
+        .checked_add(SignedDuration::from_secs(i64::from(
+            state.agents.job_lease_secs,
+        )))
+        .unwrap_or(now);
+    let facts_audit = AuditEntry::new(
         now,
         agent(host.id),
         "host.facts",
         format!("host:{}", host.id),
     )
     .after(serde_json::to_value(&request.facts).unwrap_or_default());
-    let host = state
-        .store
-        .record_check_in(host.id, request.facts, now, audit)
-        .await?;
-    let inventory = match host.inventory_digest {
-        None => InventoryWanted::Full,
-        Some(d) if d == request.packages => InventoryWanted::Nothing,
-        Some(d) => InventoryWanted::Delta { base: d },
-    };
-    let lease_until = now
-        .checked_add(SignedDuration::from_secs(i64::from(
-            state.agents.job_lease_secs,
-        )))
-        .unwrap_or(now);
-    let audit = AuditEntry::new(
+    let lease_audit = AuditEntry::new(
         now,
         agent(host.id),
         "job.lease",
         format!("host:{}", host.id),
     );
-    let leased = state
+    // The nonce, the counter, the facts and the lease in one transaction. The counter is kept
+    // in the store: one seen by another server sharing the database, or by this one before a
+    // restart, is refused as well. Jobs leased to this host earlier and not finished go out
+    // again: the answer that first carried them may never have arrived (a crash, a lost
+    // connection), and a lease that nobody knows about would only expire.
+    let checked_in = state
         .store
-        .lease_jobs(
-            host.id,
+        .check_in(CheckIn {
+            host: host.id,
+            nonce: signed.nonce.clone(),
+            nonce_expires_at: signed.nonce_expires_at,
+            seq: request.seq,
+            facts: request.facts,
             lease_until,
-            state.agents.max_jobs_per_checkin,
+            max_jobs: state.agents.max_jobs_per_checkin,
             now,
-            audit,
-        )
-        .await?;
-    // Jobs leased to this host earlier and not finished go out again: the answer that first
-    // carried them may never have arrived (a crash, a lost connection), and a lease that
-    // nobody knows about would only expire.
-    let mut all = leased;
-    for state_filter in [JobState::Leased, JobState::Running] {
-        let held = state
-            .store
-            .list_jobs(&JobFilter {
-                host: Some(host.id),
-                state: Some(state_filter),
-                limit: Some(state.agents.max_jobs_per_checkin),
-                ..JobFilter::default()
-            })
-            .await?;
-        for job in held {
-            let live = job.lease_until.is_some_and(|until| until > now);
-            if live && !all.iter().any(|j| j.id == job.id) {
-                all.push(job);
-            }
+            facts_audit,
+            lease_audit,
+        })
+        .await;
+    let CheckedIn { host, jobs: all } = match checked_in {
+        Ok(c) => c,
+        Err(StoreError::CounterNotIncreased { seq, last, .. }) => {
+            let reason = format!(
+                "check-in counter {seq} after {last}: two machines are using this host's \
+                 credential (a copied agent state directory)"
+            );
+            return Err(quarantine(state, &signed.host, reason, now).await);
         }
-    }
+        Err(e) => return Err(e.into()),
+    };
+    let inventory = match host.inventory_digest {
+        None => InventoryWanted::Full,
+        Some(d) if d == request.packages => InventoryWanted::Nothing,
+        Some(d) => InventoryWanted::Delta { base: d },
+    };
     let jobs = all
         .iter()
         .map(super::jobs::to_wire)
@@ -315,15 +294,13 @@ async fn check_in_inner(
     })
 }
 
-/// The host's standing; marks a new host's baseline as met the first time it is current: its
+/// The host's standing, from `host` as the check-in left it (its row carries its open and
+/// fixable counts); marks a new host's baseline as met the first time it is current: its
 /// inventory matched and no finding with a released fix open (P19).
 async fn standing(state: &AppState, host: &Host, now: Timestamp) -> Result<HostStanding, ApiError> {
-    let open = state.store.count_open_findings(host.id).await?;
+    let open = host.open_findings;
     let mut new_host = host.baseline_met_at.is_none();
-    if new_host
-        && host.inventory_digest.is_some()
-        && (open == 0 || !state.store.has_open_fixable_finding(host.id).await?)
-    {
+    if new_host && host.inventory_digest.is_some() && host.open_fixable == 0 {
         host_state::baseline_met(state.store.as_ref(), host.id, now).await?;
         new_host = false;
     }
@@ -434,11 +411,9 @@ async fn inventory_inner(
         ));
     }
     let touched = Touched::between(old.as_ref().map(|s| &s.inventory), &new);
-    // Findings first, then the inventory: should the server die between the two, the agent's
-    // retry finds the old digest, sends the change again, the sync finds nothing more to do,
-    // and the inventory is replaced — the change completes once. The other order would leave
-    // a new inventory with stale findings that no retry would ever revisit.
-    let sync = findings::refresh_host(state, &host, &new, &touched, agent(host.id), now).await?;
+    // The findings and the inventory in one transaction: should the server die before it
+    // commits, the agent's retry finds the old digest and sends the change again; a new
+    // inventory never stands with stale findings.
     let audit = AuditEntry::new(
         now,
         agent(host.id),
@@ -452,10 +427,8 @@ async fn inventory_inner(
         &new,
         &patchwarden_core::inventory::PackagesDigest::of(&new.packages),
     ));
-    let digest = state
-        .store
-        .replace_inventory(host.id, &new, now, audit)
-        .await?;
+    let (sync, digest) =
+        findings::apply_inventory(state, &host, &new, &touched, agent(host.id), now, audit).await?;
     Ok((
         kind,
         InventoryAccepted {

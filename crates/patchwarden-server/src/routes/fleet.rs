@@ -227,13 +227,12 @@ pub(crate) async fn list_hosts_in(
     } else {
         None
     };
-    let ids: Vec<Uuid> = hosts.iter().map(|h| h.id).collect();
-    let counts = state.store.count_open_findings_by_host(&ids).await?;
+    // Each host's row carries its open count.
     Ok(ListedHosts {
         hosts: hosts
             .into_iter()
             .map(|h| {
-                let n = counts.get(&h.id).copied().unwrap_or(0);
+                let n = h.open_findings;
                 (h, n)
             })
             .collect(),

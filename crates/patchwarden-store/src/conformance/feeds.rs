@@ -692,3 +692,61 @@ pub async fn manual_checks_and_sync_requests_are_recorded(db: Arc<dyn TestDataba
         Err(StoreError::NotFound { .. })
     ));
 }
+
+pub async fn racing_enqueues_queue_each_vulnerability_once(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let item = |n: usize, arrived: i64| NewTriageItem {
+        vulnerability: format!("CVE-2024-{n:04}"),
+        advisories: vec![format!("DSA-{n}")],
+        summary: n.is_multiple_of(2).then(|| format!("advisory {n}")),
+        arrived_at: at(arrived),
+        due_at: at(arrived + 4 * 3600),
+    };
+    let start = audit_len(&store).await;
+    // Eight hosts' first inventories at once, their recent vulnerabilities overlapping (each
+    // offers 0..40 shifted by its number, one of them a vulnerability twice).
+    let mut racers = Vec::new();
+    for host in 0..8usize {
+        let store = store.clone();
+        let mut items: Vec<NewTriageItem> =
+            (0..40).map(|n| item(n + host * 5, host as i64)).collect();
+        if host == 3 {
+            items.push(item(20, 3));
+        }
+        racers.push(tokio::spawn(async move {
+            store
+                .enqueue_triage(
+                    &items,
+                    at(host as i64),
+                    entry(at(host as i64), "triage.enqueue", format!("host:{host}")),
+                )
+                .await
+        }));
+    }
+    let mut added = Vec::new();
+    let mut adders = 0;
+    for r in racers {
+        let got = r.await.unwrap().unwrap();
+        // Each call's items come back in order.
+        assert!(
+            got.windows(2)
+                .all(|w| w[0].vulnerability < w[1].vulnerability)
+        );
+        if !got.is_empty() {
+            adders += 1;
+        }
+        added.extend(got.into_iter().map(|i| i.vulnerability));
+    }
+    added.sort();
+    let want: Vec<String> = (0..75).map(|n| format!("CVE-2024-{n:04}")).collect();
+    assert_eq!(added, want, "every vulnerability queued exactly once");
+    assert_eq!(audit_len(&store).await, start + adders);
+    let queued = store.list_triage(&TriageFilter::default()).await.unwrap();
+    assert_eq!(queued.len(), 75);
+    let even = queued
+        .iter()
+        .find(|i| i.vulnerability == "CVE-2024-0010")
+        .unwrap();
+    assert_eq!(even.summary.as_deref(), Some("advisory 10"));
+    assert_eq!(even.advisories, vec!["DSA-10".to_owned()]);
+}

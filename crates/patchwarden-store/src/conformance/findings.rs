@@ -156,23 +156,13 @@ pub async fn findings_open_keep_and_close_with_the_fixing_version(db: Arc<dyn Te
     // and other hosts' findings do not count.
     assert_eq!(store.count_open_findings(host.id).await.unwrap(), 2);
     assert!(store.has_open_fixable_finding(host.id).await.unwrap());
+    // The counts are the host's: both open, one (CVE-2024-0002) with a released fix.
+    let counted = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!((counted.open_findings, counted.open_fixable), (2, 1));
     let other = enrolled(&store, "web", "web-2").await;
     assert_eq!(store.count_open_findings(other.id).await.unwrap(), 0);
     assert!(!store.has_open_fixable_finding(other.id).await.unwrap());
-    // A page of hosts counted in one query: hosts without open findings, and ids of no
-    // host, are left out; the hosts read in one query are the ones that exist.
-    let counts = store
-        .count_open_findings_by_host(&[host.id, other.id, uuid::Uuid::new_v4()])
-        .await
-        .unwrap();
-    assert_eq!(counts, [(host.id, 2)].into_iter().collect());
-    assert!(
-        store
-            .count_open_findings_by_host(&[])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    // The hosts read in one query are the ones that exist.
     let mut got: Vec<_> = store
         .get_hosts(&[other.id, uuid::Uuid::new_v4(), host.id])
         .await
@@ -223,6 +213,16 @@ pub async fn findings_open_keep_and_close_with_the_fixing_version(db: Arc<dyn Te
         (gone.state, gone.fixed_version.as_deref()),
         (FindingState::Closed, None)
     );
+    let counted = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!((counted.open_findings, counted.open_fixable), (1, 1));
+    // An empty sync closes the rest, and the counts go to zero.
+    store
+        .sync_findings(host.id, &[], &removed, at(45), entry(at(45), "f", "h"))
+        .await
+        .unwrap();
+    let counted = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!((counted.open_findings, counted.open_fixable), (0, 0));
+    assert!(!store.has_open_fixable_finding(host.id).await.unwrap());
 
     let e = store
         .sync_findings(
@@ -612,4 +612,114 @@ pub async fn a_large_sync_stores_every_finding_as_given(db: Arc<dyn TestDatabase
             count as u64
         );
     }
+}
+
+pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_at_all(
+    db: Arc<dyn TestDatabase>,
+) {
+    let store = open(&db).await;
+    let host = enrolled(&store, "web", "web-1").await;
+    let (before, after) = debian_inventories(3);
+    let first = vec![current(
+        pkg(&before.packages, 0),
+        "CVE-2024-0001",
+        Some(pkg(&after.packages, 0)),
+        classified(Class::High, 1000),
+    )];
+    let events = |store: Arc<dyn crate::Store>| async move {
+        store.audit_head().await.unwrap().map_or(0, |h| h.seq)
+    };
+    let start = events(store.clone()).await;
+    let (sync, digest) = store
+        .apply_inventory(
+            host.id,
+            &before,
+            &first,
+            at(10),
+            entry(at(10), "findings.sync", "h"),
+            entry(at(10), "inventory.replace", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((sync.opened, sync.kept, sync.closed), (1, 0, 0));
+    assert_eq!(
+        digest,
+        patchwarden_core::inventory::PackagesDigest::of(&before.packages)
+    );
+    let held = store.get_inventory(host.id).await.unwrap().unwrap();
+    assert_eq!((held.inventory, held.digest), (before.clone(), digest));
+    let stored = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!(stored.inventory_digest, Some(digest));
+    assert_eq!((stored.open_findings, stored.open_fixable), (1, 1));
+    let actions: Vec<String> = store
+        .audit_events(start, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.entry.action)
+        .collect();
+    assert_eq!(actions, vec!["findings.sync", "inventory.replace"]);
+
+    // The patched inventory, with either audit entry refused: neither the findings nor the
+    // inventory change, and nothing is appended.
+    let head = events(store.clone()).await;
+    for (sync_action, inventory_action) in [("", "inventory.replace"), ("findings.sync", "")] {
+        let e = store
+            .apply_inventory(
+                host.id,
+                &after,
+                &[],
+                at(20),
+                entry(at(20), sync_action, "h"),
+                entry(at(20), inventory_action, "h"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, crate::StoreError::Invalid { .. }), "{e}");
+        let held = store.get_inventory(host.id).await.unwrap().unwrap();
+        assert_eq!(held.digest, digest);
+        assert_eq!(store.count_open_findings(host.id).await.unwrap(), 1);
+        assert_eq!(events(store.clone()).await, head);
+    }
+
+    // Accepted, the finding closes with the version installed and the new inventory stands.
+    let (sync, patched) = store
+        .apply_inventory(
+            host.id,
+            &after,
+            &[],
+            at(30),
+            entry(at(30), "findings.sync", "h"),
+            entry(at(30), "inventory.replace", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sync.closed, 1);
+    assert_eq!(
+        store.get_inventory(host.id).await.unwrap().unwrap().digest,
+        patched
+    );
+    let closed = store
+        .list_findings(&FindingFilter {
+            host: Some(host.id),
+            state: Some(FindingState::Closed),
+            ..FindingFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].closed_at, Some(at(30)));
+
+    let e = store
+        .apply_inventory(
+            uuid::Uuid::new_v4(),
+            &after,
+            &first,
+            at(40),
+            entry(at(40), "findings.sync", "h"),
+            entry(at(40), "inventory.replace", "h"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::StoreError::NotFound { .. }), "{e}");
 }

@@ -24,6 +24,7 @@ use crate::{Result, Store};
 
 mod audit;
 mod changes;
+mod check_in;
 mod exceptions;
 mod feeds;
 mod findings;
@@ -39,6 +40,7 @@ mod tokens;
 
 pub use audit::*;
 pub use changes::*;
+pub use check_in::*;
 pub use exceptions::*;
 pub use feeds::*;
 pub use findings::*;
@@ -108,6 +110,9 @@ macro_rules! conformance_tests {
             a_replayed_nonce_is_refused_and_expired_nonces_are_purged,
             host_state_changes_are_audited_once_and_retired_is_final,
             the_check_in_counter_only_moves_forward_across_restarts_and_races,
+            a_check_in_leases_jobs_resends_held_ones_and_records_facts,
+            a_refused_check_in_keeps_nothing,
+            check_ins_racing_with_one_counter_accept_exactly_one,
             inventory_replacement_round_trips_with_its_digest,
             inventory_replacement_is_atomic_for_concurrent_readers,
             advisories_upsert_by_id_and_count,
@@ -118,6 +123,7 @@ macro_rules! conformance_tests {
             findings_filter_by_state_class_due_date_and_host,
             hosts_with_the_same_finding_share_its_body_and_each_keeps_its_own_changes,
             a_large_sync_stores_every_finding_as_given,
+            an_uploaded_inventory_and_its_findings_are_stored_together_or_not_at_all,
             jobs_round_trip_and_lease_oldest_first,
             a_job_leased_by_host_a_cannot_be_reported_by_host_b,
             job_reports_are_idempotent_and_a_finished_job_keeps_its_outcome,
@@ -134,6 +140,7 @@ macro_rules! conformance_tests {
             enrichment_is_kept_per_source_and_replaced_whole,
             the_scheduler_lease_has_one_holder_until_it_expires,
             triage_items_enter_once_and_their_classification_is_audited,
+            racing_enqueues_queue_each_vulnerability_once,
             manual_checks_and_sync_requests_are_recorded,
             users_round_trip_and_names_are_unique,
             the_last_enabled_admin_can_be_neither_demoted_nor_disabled,
