@@ -1,5 +1,5 @@
 //! An agent's check-in on PostgreSQL: the nonce, the counter, the facts and `last_seen`, and
-//! the job lease in one transaction, its three statements sent together (pipelined on the one
+//! the job lease in one transaction, its four statements sent together (pipelined on the one
 //! connection) so that a check-in costs the database three round trips — begin, the
 //! statements, commit — where it used to cost a dozen, each waiting for the last. Every host
 //! checks in every minute: at 50,000 hosts that is 833 a second.
@@ -16,18 +16,21 @@ use tokio_postgres::types::ToSql;
 
 use crate::{audit, hosts, jobs, pg, query_opt};
 
-/// The counter's compare-and-set and the facts in one statement, returning the facts as they
-/// were (to audit a change) and the host as it is now. The old row is read `FOR NO KEY
-/// UPDATE`, the lock the update takes anyway, so a nonce or a finding referring to the host
-/// does not wait for it. Parameters: host, counter, facts JSON, machine id, ecosystem, now.
+/// The host's facts as they are, its row locked `FOR NO KEY UPDATE` (the lock the update
+/// takes anyway, so a nonce or a finding referring to the host does not wait for it): a
+/// concurrent check-in of the same host waits here and then reads what that one wrote, so a
+/// change of facts is audited against the facts it replaced. (Reading them in the update
+/// itself, as a self-join locking the row, deadlocked under concurrent check-ins of one host.)
+const OLD_FACTS: &str = "SELECT facts FROM hosts WHERE id = $1 FOR NO KEY UPDATE";
+
+/// The counter's compare-and-set and the facts in one statement, returning the host as it is
+/// now. Parameters: host, counter, facts JSON, machine id, ecosystem, now.
 fn update_host() -> String {
     format!(
         "UPDATE hosts SET check_in_seq = $2, facts = $3, machine_id = $4, ecosystem = $5,
                           last_seen = $6
-         FROM (SELECT id AS old_id, facts AS old_facts FROM hosts WHERE id = $1
-               FOR NO KEY UPDATE) AS old
-         WHERE id = old.old_id AND (check_in_seq IS NULL OR check_in_seq < $2)
-         RETURNING old.old_facts, {}",
+         WHERE id = $1 AND (check_in_seq IS NULL OR check_in_seq < $2)
+         RETURNING {}",
         hosts::COLUMNS
     )
 }
@@ -79,21 +82,25 @@ pub(crate) async fn check_in<C: GenericClient>(
         &now,
     ];
     let lease_args: [&(dyn ToSql + Sync); 4] = [&ci.host, &until, &now, &limit];
-    // Prepared first (once per connection; cached after), so that the three go out in this
+    // Prepared first (once per connection; cached after), so that the four go out in this
     // order: a statement found in the cache while another is still being prepared would
-    // otherwise run first, and report the transaction aborted where the other failed.
-    let (nonce_sql, update_sql, lease_sql) = tokio::try_join!(
+    // otherwise run first.
+    let (nonce_sql, old_sql, update_sql, lease_sql) = tokio::try_join!(
         c.prepare_cached(hosts::RECORD_NONCE),
+        c.prepare_cached(OLD_FACTS),
         c.prepare_cached(&update_sql),
         c.prepare_cached(&lease_sql),
     )
     .map_err(pg("check in"))?;
-    let (nonce, host, leases) = tokio::join!(
+    let old_args: [&(dyn ToSql + Sync); 1] = [&ci.host];
+    let (nonce, old, host, leases) = tokio::join!(
         c.execute(&nonce_sql, &nonce_args),
+        c.query_opt(&old_sql, &old_args),
         c.query_opt(&update_sql, &host_args),
         c.query(&lease_sql, &lease_args),
     );
     hosts::nonce_outcome(ci.host, &ci.nonce, nonce)?;
+    let old = old.map_err(pg("record check-in"))?;
     let Some(row) = host.map_err(pg("record check-in"))? else {
         // No row changed: no such host, or a counter that does not exceed the last one.
         let last = query_opt(
@@ -120,10 +127,17 @@ pub(crate) async fn check_in<C: GenericClient>(
     };
     let rows = leases.map_err(pg("lease jobs"))?;
 
-    let old_facts: String = crate::col("hosts", &row, 0)?;
+    let host = hosts::decode(&row)?;
+    let old_facts: String = match &old {
+        Some(r) => crate::col("hosts", r, 0)?,
+        None => {
+            return Err(StoreError::NotFound {
+                kind: "host",
+                id: ci.host.to_string(),
+            });
+        }
+    };
     let old_facts: HostFacts = from_json("hosts", &ci.host, &old_facts)?;
-    // The host's columns follow the old facts.
-    let host = hosts::decode_from(&row, 1)?;
     if old_facts != ci.facts {
         audit::append(c, &ci.facts_audit).await?;
     }

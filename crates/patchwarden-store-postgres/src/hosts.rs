@@ -28,17 +28,12 @@ pub(crate) const COLUMNS: &str = "id, grp, ring, labels, public_key, facts, mach
                        open_findings, open_fixable";
 
 pub(crate) fn decode(r: &Row) -> Result<Host> {
-    decode_from(r, 0)
-}
-
-/// A host from the row's columns `first..`, in the order of [`COLUMNS`].
-pub(crate) fn decode_from(r: &Row, first: usize) -> Result<Host> {
-    let id: Uuid = col(T, r, first)?;
-    let labels: String = col(T, r, first + 3)?;
-    let facts: String = col(T, r, first + 5)?;
+    let id: Uuid = col(T, r, 0)?;
+    let labels: String = col(T, r, 3)?;
+    let facts: String = col(T, r, 5)?;
     let labels: BTreeMap<String, String> = from_json(T, &id, &labels)?;
     let facts: HostFacts = from_json(T, &id, &facts)?;
-    let digest: Option<String> = col(T, r, first + 11)?;
+    let digest: Option<String> = col(T, r, 11)?;
     let inventory_digest = match digest {
         Some(d) => Some(
             serde_json::from_value::<PackagesDigest>(serde_json::Value::String(d))
@@ -46,10 +41,10 @@ pub(crate) fn decode_from(r: &Row, first: usize) -> Result<Host> {
         ),
         None => None,
     };
-    let state: String = col(T, r, first + 12)?;
+    let state: String = col(T, r, 12)?;
     let state = HostState::parse(&state)
         .ok_or_else(|| StoreError::corrupt(T, id, format!("state {state:?}")))?;
-    let check_in_seq: Option<i64> = col(T, r, first + 16)?;
+    let check_in_seq: Option<i64> = col(T, r, 16)?;
     let check_in_seq = check_in_seq
         .map(|n| u64::try_from(n).map_err(|_| StoreError::corrupt(T, id, "negative counter")))
         .transpose()?;
@@ -59,24 +54,24 @@ pub(crate) fn decode_from(r: &Row, first: usize) -> Result<Host> {
     };
     Ok(Host {
         id,
-        group: col(T, r, first + 1)?,
-        ring: col(T, r, first + 2)?,
+        group: col(T, r, 1)?,
+        ring: col(T, r, 2)?,
         labels,
-        public_key: col(T, r, first + 4)?,
+        public_key: col(T, r, 4)?,
         facts,
-        machine_id: col(T, r, first + 6)?,
-        ecosystem: col(T, r, first + 7)?,
-        enrolled_with: col(T, r, first + 8)?,
-        enrolled_at: ts_from_db(T, &id, col(T, r, first + 9)?)?,
-        last_seen: opt_ts_from_db(T, &id, col(T, r, first + 10)?)?,
+        machine_id: col(T, r, 6)?,
+        ecosystem: col(T, r, 7)?,
+        enrolled_with: col(T, r, 8)?,
+        enrolled_at: ts_from_db(T, &id, col(T, r, 9)?)?,
+        last_seen: opt_ts_from_db(T, &id, col(T, r, 10)?)?,
         inventory_digest,
         state,
-        state_reason: col(T, r, first + 13)?,
-        state_changed_at: opt_ts_from_db(T, &id, col(T, r, first + 14)?)?,
-        baseline_met_at: opt_ts_from_db(T, &id, col(T, r, first + 15)?)?,
+        state_reason: col(T, r, 13)?,
+        state_changed_at: opt_ts_from_db(T, &id, col(T, r, 14)?)?,
+        baseline_met_at: opt_ts_from_db(T, &id, col(T, r, 15)?)?,
         check_in_seq,
-        open_findings: count(first + 17)?,
-        open_fixable: count(first + 18)?,
+        open_findings: count(17)?,
+        open_fixable: count(18)?,
     })
 }
 

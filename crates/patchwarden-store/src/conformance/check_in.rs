@@ -291,4 +291,35 @@ pub async fn check_ins_racing_with_one_counter_accept_exactly_one(db: Arc<dyn Te
     assert_eq!(ids(&accepted[0]), vec![j1]);
     let job = store.get_job(j1).await.unwrap().unwrap();
     assert_eq!(job.attempts, 1, "leased once");
+
+    // Racing different counters, each with other facts (two machines on one identity): no
+    // check-in fails for any other reason, the highest counter stays, and every accepted
+    // change of facts is audited.
+    let start = head(&store).await;
+    let mut racers = Vec::new();
+    for seq in 2..=9u64 {
+        let mut request = check_in(&host, &format!("second-race-{seq}"), seq, at(30), 5);
+        request.facts.kernel = Some(format!("6.1.0-{seq}-amd64"));
+        let store = store.clone();
+        racers.push(tokio::spawn(async move { store.check_in(request).await }));
+    }
+    let mut changed = 0;
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(_) => changed += 1,
+            Err(StoreError::CounterNotIncreased { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let got = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!(got.check_in_seq, Some(9));
+    assert_eq!(got.facts.kernel.as_deref(), Some("6.1.0-9-amd64"));
+    let facts_events = store
+        .audit_events(start, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.entry.action == "host.facts")
+        .count();
+    assert_eq!(facts_events, changed);
 }
