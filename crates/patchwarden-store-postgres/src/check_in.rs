@@ -35,23 +35,17 @@ fn update_host() -> String {
     )
 }
 
-/// The lease of the host's due jobs (queued, or leased with an expired lease), oldest first,
-/// `FOR UPDATE SKIP LOCKED` so that servers sharing the database hand each job to one agent;
-/// and with them the jobs leased earlier whose lease is still live. The second half reads the
-/// statement's snapshot, taken before the lease, so the jobs leased now are not among them.
-/// The last column tells the two apart. Parameters: host, lease until, now, limit.
+/// The lease of the host's due jobs ([`jobs::DUE_JOBS`]), and with them the jobs leased
+/// earlier whose lease is still live. The second half reads the statement's snapshot, taken
+/// before the lease, so the jobs leased now are not among them. The last column tells the two
+/// apart. Parameters: host, lease until, now, limit.
 fn lease_jobs() -> String {
-    let columns = jobs::COLUMNS;
+    let (columns, due) = (jobs::COLUMNS, jobs::DUE_JOBS);
     format!(
         "WITH leased AS (
              UPDATE jobs SET state = 'leased', lease_until = $2, attempts = attempts + 1,
                              updated_at = $3
-             WHERE id IN (
-                 SELECT id FROM jobs
-                 WHERE host = $1 AND (state = 'queued'
-                       OR (state IN ('leased', 'running') AND lease_until <= $3))
-                 ORDER BY created_at, id LIMIT $4
-                 FOR UPDATE SKIP LOCKED)
+             WHERE id IN ({due})
              RETURNING {columns})
          SELECT {columns}, TRUE FROM leased
          UNION ALL

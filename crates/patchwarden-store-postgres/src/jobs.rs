@@ -103,6 +103,15 @@ pub(crate) async fn create<C: GenericClient>(
     Ok(stored)
 }
 
+/// The ids of host `$1`'s due jobs at `$3` (queued, or leased with an expired lease), oldest
+/// first, at most `$4`, locked `FOR UPDATE SKIP LOCKED` so that servers sharing the database
+/// hand each job to one agent: what a lease updates.
+pub(crate) const DUE_JOBS: &str = "SELECT id FROM jobs
+     WHERE host = $1 AND (state = 'queued'
+           OR (state IN ('leased', 'running') AND lease_until <= $3))
+     ORDER BY created_at, id LIMIT $4
+     FOR UPDATE SKIP LOCKED";
+
 pub(crate) async fn lease<C: GenericClient>(
     c: &C,
     host: Uuid,
@@ -118,12 +127,7 @@ pub(crate) async fn lease<C: GenericClient>(
         &format!(
             "UPDATE jobs SET state = 'leased', lease_until = $2, attempts = attempts + 1,
                              updated_at = $3
-             WHERE id IN (
-                 SELECT id FROM jobs
-                 WHERE host = $1 AND (state = 'queued'
-                       OR (state IN ('leased', 'running') AND lease_until <= $3))
-                 ORDER BY created_at, id LIMIT $4
-                 FOR UPDATE SKIP LOCKED)
+             WHERE id IN ({DUE_JOBS})
              RETURNING {COLUMNS}"
         ),
         &[&host, &until, &now_db, &i64::from(limit)],

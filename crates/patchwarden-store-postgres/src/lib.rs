@@ -24,8 +24,9 @@ use patchwarden_core::inventory::{HostFacts, Inventory, Package, PackagesDigest}
 use patchwarden_store::{
     AdvisoryUpsert, AuditHead, CheckIn, CheckedIn, ClassificationChange, CurrentFinding,
     DatabaseUrl, EnrollmentToken, FindingFilter, FindingSync, Host, HostFilter, HostPlacement,
-    HostStateChange, Job, JobFilter, JobReport, NewEnrollmentToken, NewHost, NewJob, Result,
-    SecretHash, Store, StoreError, StoredFinding, StoredInventory,
+    HostStateChange, Job, JobFilter, JobReport, NewEnrollmentToken, NewHost, NewJob,
+    PreparedInventory, PreparedUpload, Result, SecretHash, Store, StoreError, StoredFinding,
+    StoredInventory,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -370,14 +371,14 @@ impl Store for PgStore {
         now: Timestamp,
         audit: AuditEntry,
     ) -> Result<PackagesDigest> {
-        let json = patchwarden_store::codec::to_json(
-            "inventory",
-            inventory,
-            patchwarden_store::limits::MAX_INVENTORY_JSON,
-        )?;
-        let digest = PackagesDigest::of(&inventory.packages);
+        let prepared = PreparedInventory::of(inventory)?;
         in_tx!(self, "replace inventory", |tx| inventory::replace(
-            &tx, host, &json, digest, now, &audit
+            &tx,
+            host,
+            &prepared.json,
+            prepared.digest,
+            now,
+            &audit
         )
         .await?)
     }
@@ -441,20 +442,14 @@ impl Store for PgStore {
         inventory_audit: AuditEntry,
     ) -> Result<(FindingSync, PackagesDigest)> {
         // Serialised and digested before the transaction takes the host's row lock.
-        let json = patchwarden_store::codec::to_json(
-            "inventory",
-            inventory,
-            patchwarden_store::limits::MAX_INVENTORY_JSON,
-        )?;
-        let digest = PackagesDigest::of(&inventory.packages);
-        let current = patchwarden_store::finding::prepare(current)?;
-        let fixing = patchwarden_store::finding::FixingVersions::of(&inventory.packages);
+        let up = PreparedUpload::of(inventory, current)?;
+        let digest = up.inventory.digest;
         in_tx!(self, "apply inventory", |tx| {
             // The rows first and the two audit events last: the chain's head is locked from
             // the first append to the commit, and every server's every append waits for it.
             let (sync, event) =
-                findings::sync_rows(&tx, host, current, &fixing, now, &sync_audit).await?;
-            inventory::replace_rows(&tx, host, &json, digest, now).await?;
+                findings::sync_rows(&tx, host, up.current, &up.fixing, now, &sync_audit).await?;
+            inventory::replace_rows(&tx, host, &up.inventory.json, digest, now).await?;
             if let Some(event) = event {
                 audit::append(&tx, &event).await?;
             }

@@ -20,8 +20,9 @@ use patchwarden_core::inventory::{HostFacts, Inventory, Package, PackagesDigest}
 use patchwarden_store::{
     AdvisoryUpsert, AuditHead, CheckIn, CheckedIn, ClassificationChange, CurrentFinding,
     DatabaseUrl, EnrollmentToken, FindingFilter, FindingSync, Host, HostFilter, HostPlacement,
-    HostStateChange, Job, JobFilter, JobReport, NewEnrollmentToken, NewHost, NewJob, Result,
-    SecretHash, Store, StoreError, StoredFinding, StoredInventory,
+    HostStateChange, Job, JobFilter, JobReport, NewEnrollmentToken, NewHost, NewJob,
+    PreparedInventory, PreparedUpload, Result, SecretHash, Store, StoreError, StoredFinding,
+    StoredInventory,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use uuid::Uuid;
@@ -517,14 +518,9 @@ impl Store for SqliteStore {
         now: Timestamp,
         audit: AuditEntry,
     ) -> Result<PackagesDigest> {
-        let prepared = patchwarden_store::codec::to_json(
-            "inventory",
-            inventory,
-            patchwarden_store::limits::MAX_INVENTORY_JSON,
-        )?;
-        let digest = PackagesDigest::of(&inventory.packages);
+        let prepared = PreparedInventory::of(inventory)?;
         self.write("replace inventory", move |c| {
-            inventory::replace(c, host, &prepared, digest, now, &audit)
+            inventory::replace(c, host, &prepared.json, prepared.digest, now, &audit)
         })
         .await
     }
@@ -600,20 +596,27 @@ impl Store for SqliteStore {
         inventory_audit: AuditEntry,
     ) -> Result<(FindingSync, PackagesDigest)> {
         // Everything but the database work first, outside the write lock.
-        let json = patchwarden_store::codec::to_json(
-            "inventory",
-            inventory,
-            patchwarden_store::limits::MAX_INVENTORY_JSON,
-        )?;
-        let digest = PackagesDigest::of(&inventory.packages);
-        let current = patchwarden_store::finding::prepare(current)?;
-        let fixing = patchwarden_store::finding::FixingVersions::of(&inventory.packages);
+        let up = PreparedUpload::of(inventory, current)?;
         let inner = self.inner.clone();
         let (synced, digest) = self
             .write("apply inventory", move |c| {
-                let synced =
-                    findings::sync(c, host, current, &fixing, &inner.body_ids, now, &sync_audit)?;
-                let digest = inventory::replace(c, host, &json, digest, now, &inventory_audit)?;
+                let synced = findings::sync(
+                    c,
+                    host,
+                    up.current,
+                    &up.fixing,
+                    &inner.body_ids,
+                    now,
+                    &sync_audit,
+                )?;
+                let digest = inventory::replace(
+                    c,
+                    host,
+                    &up.inventory.json,
+                    up.inventory.digest,
+                    now,
+                    &inventory_audit,
+                )?;
                 Ok((synced, digest))
             })
             .await?;

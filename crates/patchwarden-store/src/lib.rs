@@ -80,6 +80,43 @@ pub struct StoredInventory {
     pub updated_at: Timestamp,
 }
 
+/// An inventory made ready to store before any lock or transaction is taken (every other
+/// write waits on those): its JSON, within [`limits::MAX_INVENTORY_JSON`], and its packages'
+/// digest.
+#[derive(Debug, Clone)]
+pub struct PreparedInventory {
+    pub json: String,
+    pub digest: PackagesDigest,
+}
+
+impl PreparedInventory {
+    pub fn of(inventory: &Inventory) -> Result<PreparedInventory> {
+        Ok(PreparedInventory {
+            json: codec::to_json("inventory", inventory, limits::MAX_INVENTORY_JSON)?,
+            digest: PackagesDigest::of(&inventory.packages),
+        })
+    }
+}
+
+/// An upload made ready to store ([`Store::apply_inventory`]): the inventory, its current
+/// findings ([`finding::prepare`]) and the versions that would close the others.
+#[derive(Debug, Clone)]
+pub struct PreparedUpload {
+    pub inventory: PreparedInventory,
+    pub current: Vec<finding::PreparedFinding>,
+    pub fixing: finding::FixingVersions,
+}
+
+impl PreparedUpload {
+    pub fn of(inventory: &Inventory, current: &[CurrentFinding]) -> Result<PreparedUpload> {
+        Ok(PreparedUpload {
+            inventory: PreparedInventory::of(inventory)?,
+            current: finding::prepare(current)?,
+            fixing: finding::FixingVersions::of(&inventory.packages),
+        })
+    }
+}
+
 /// What an advisory import changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdvisoryUpsert {
