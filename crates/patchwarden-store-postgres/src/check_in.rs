@@ -7,6 +7,8 @@
 //! The statements do not depend on each other's results: each is checked afterwards, in the
 //! order sent, and any failure drops the transaction, which undoes the others.
 
+use std::sync::LazyLock;
+
 use deadpool_postgres::GenericClient;
 use patchwarden_core::inventory::HostFacts;
 use patchwarden_store::codec::{from_json, ts_to_db};
@@ -24,8 +26,9 @@ use crate::{audit, hosts, jobs, pg, query_opt};
 const OLD_FACTS: &str = "SELECT facts FROM hosts WHERE id = $1 FOR NO KEY UPDATE";
 
 /// The counter's compare-and-set and the facts in one statement, returning the host as it is
-/// now. Parameters: host, counter, facts JSON, machine id, ecosystem, now.
-fn update_host() -> String {
+/// now. Parameters: host, counter, facts JSON, machine id, ecosystem, now. Built once: every
+/// check-in runs it.
+static UPDATE_HOST: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE hosts SET check_in_seq = $2, facts = $3, machine_id = $4, ecosystem = $5,
                           last_seen = $6
@@ -33,13 +36,13 @@ fn update_host() -> String {
          RETURNING {}",
         hosts::COLUMNS
     )
-}
+});
 
 /// The lease of the host's due jobs ([`jobs::DUE_JOBS`]), and with them the jobs leased
 /// earlier whose lease is still live. The second half reads the statement's snapshot, taken
 /// before the lease, so the jobs leased now are not among them. The last column tells the two
 /// apart. Parameters: host, lease until, now, limit.
-fn lease_jobs() -> String {
+static LEASE_JOBS: LazyLock<String> = LazyLock::new(|| {
     let (columns, due) = (jobs::COLUMNS, jobs::DUE_JOBS);
     format!(
         "WITH leased AS (
@@ -53,7 +56,7 @@ fn lease_jobs() -> String {
           WHERE host = $1 AND state IN ('leased', 'running') AND lease_until > $3
           ORDER BY created_at, id LIMIT $4)"
     )
-}
+});
 
 pub(crate) async fn check_in<C: GenericClient>(
     c: &C,
@@ -65,7 +68,6 @@ pub(crate) async fn check_in<C: GenericClient>(
     let seq = seq_to_db(ci.seq)?;
     let until = ts_to_db("lease_until", ci.lease_until)?;
     let limit = i64::from(ci.max_jobs);
-    let (update_sql, lease_sql) = (update_host(), lease_jobs());
     let nonce_args: [&(dyn ToSql + Sync); 4] = [&ci.host, &ci.nonce, &expires, &now];
     let host_args: [&(dyn ToSql + Sync); 6] = [
         &ci.host,
@@ -82,8 +84,8 @@ pub(crate) async fn check_in<C: GenericClient>(
     let (nonce_sql, old_sql, update_sql, lease_sql) = tokio::try_join!(
         c.prepare_cached(hosts::RECORD_NONCE),
         c.prepare_cached(OLD_FACTS),
-        c.prepare_cached(&update_sql),
-        c.prepare_cached(&lease_sql),
+        c.prepare_cached(&UPDATE_HOST),
+        c.prepare_cached(&LEASE_JOBS),
     )
     .map_err(pg("check in"))?;
     let old_args: [&(dyn ToSql + Sync); 1] = [&ci.host];

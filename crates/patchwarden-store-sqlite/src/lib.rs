@@ -245,6 +245,15 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one write transaction on the writer connection.
+    /// Keeps the body ids a committed sync used, so the next syncs need not look them up.
+    fn remember_bodies(&self, ids: Vec<([u8; 32], i64)>) {
+        self.inner
+            .body_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remember(ids);
+    }
+
     async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -578,11 +587,7 @@ impl Store for SqliteStore {
                 findings::sync(c, host, current, &fixing, &inner.body_ids, now, &audit)
             })
             .await?;
-        self.inner
-            .body_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remember(synced.body_ids);
+        self.remember_bodies(synced.body_ids);
         Ok(synced.summary)
     }
 
@@ -620,11 +625,7 @@ impl Store for SqliteStore {
                 Ok((synced, digest))
             })
             .await?;
-        self.inner
-            .body_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remember(synced.body_ids);
+        self.remember_bodies(synced.body_ids);
         Ok((synced.summary, digest))
     }
 

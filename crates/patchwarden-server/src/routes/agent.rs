@@ -396,8 +396,9 @@ async fn inventory_inner(
     if let Some(held) = &old
         && held.inventory == new
     {
-        // Counted in the database: nothing is read or decoded for an unchanged host.
-        let open = state.store.count_open_findings(host.id).await?;
+        // The host's row, read to authenticate, carries its open count: nothing more is read
+        // for an unchanged host.
+        let open = host.open_findings;
         return Ok((
             kind,
             InventoryAccepted {
