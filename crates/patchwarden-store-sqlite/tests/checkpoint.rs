@@ -2,7 +2,7 @@
 //! is written — in bursts, or in a stream that never pauses — and closing the store leaves
 //! everything in the database file.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use patchwarden_core::advisory::{Advisory, FeedKind, Source};
 use patchwarden_store::Store;
@@ -59,12 +59,12 @@ async fn a_stream_of_writes_that_never_pauses_still_gets_the_wal_started_over() 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    // Back-to-back writes through the store for 3 s, each with a 32 KiB body. A checkpoint
+    // 32 MiB of back-to-back writes through the store, each with a 32 KiB body. A checkpoint
     // made only beside the writer never finds the WAL without new frames, so the WAL would
-    // never start over; the checkpointer finishes each round under the writer's lock.
-    let started = Instant::now();
+    // never start over; the checkpointer finishes each round under the writer's lock. (A
+    // fixed amount rather than a fixed time: on a loaded CI machine 3 s wrote only 18 MiB.)
     let (mut written, mut longest, mut i) = (0u64, 0, 0);
-    while started.elapsed() < Duration::from_secs(3) {
+    while written < 32 * 1024 * 1024 {
         let mut a = Advisory::new(
             format!("TEST-{i}"),
             Source {
@@ -82,10 +82,6 @@ async fn a_stream_of_writes_that_never_pauses_still_gets_the_wal_started_over() 
         i += 1;
         longest = longest.max(wal_len(&path));
     }
-    assert!(
-        written > 24 * 1024 * 1024,
-        "only {written} bytes written: the test needs more to tell"
-    );
     assert!(
         longest < written / 2,
         "the WAL grew to {longest} bytes for {written} written: it never started over"
