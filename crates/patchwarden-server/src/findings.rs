@@ -85,12 +85,14 @@ pub(crate) async fn refresh_host(
 }
 
 /// An uploaded inventory: [`refresh_host`] and the inventory stored in the same transaction
-/// (`Store::apply_inventory`), the latter recorded by `inventory_audit`. Returns the sync and
-/// the digest now held.
+/// (`Store::apply_inventory`), the latter recorded by `inventory_audit`; `digest` is the
+/// inventory's. Returns the sync and the digest now held.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply_inventory(
     state: &AppState,
     host: &Host,
     inventory: &Inventory,
+    digest: PackagesDigest,
     touched: &Touched,
     actor: Actor,
     now: Timestamp,
@@ -98,16 +100,11 @@ pub(crate) async fn apply_inventory(
 ) -> Result<(FindingSync, PackagesDigest), ApiError> {
     let rematched = rematch(state, host, inventory, touched, now).await?;
     let audit = AuditEntry::new(now, actor, "findings.sync", format!("host:{}", host.id));
+    let upload =
+        patchwarden_store::PreparedUpload::with_digest(inventory, digest, &rematched.current)?;
     let (sync, digest) = state
         .store
-        .apply_inventory(
-            host.id,
-            inventory,
-            &rematched.current,
-            now,
-            audit,
-            inventory_audit,
-        )
+        .apply_inventory(host.id, upload, now, audit, inventory_audit)
         .await?;
     rematched.observe(state, host, &sync);
     Ok((sync, digest))

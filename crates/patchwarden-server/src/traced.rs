@@ -270,14 +270,13 @@ impl Store for TracedStore {
     async fn apply_inventory(
         &self,
         host: Uuid,
-        inventory: &Inventory,
-        current: &[CurrentFinding],
+        upload: patchwarden_store::PreparedUpload,
         now: Timestamp,
         sync_audit: AuditEntry,
         inventory_audit: AuditEntry,
     ) -> Result<(FindingSync, PackagesDigest)> {
         self.inner
-            .apply_inventory(host, inventory, current, now, sync_audit, inventory_audit)
+            .apply_inventory(host, upload, now, sync_audit, inventory_audit)
             .instrument(tracing::debug_span!("store", op = "apply_inventory"))
             .await
     }

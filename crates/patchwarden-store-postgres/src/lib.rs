@@ -435,14 +435,11 @@ impl Store for PgStore {
     async fn apply_inventory(
         &self,
         host: Uuid,
-        inventory: &Inventory,
-        current: &[CurrentFinding],
+        up: PreparedUpload,
         now: Timestamp,
         sync_audit: AuditEntry,
         inventory_audit: AuditEntry,
     ) -> Result<(FindingSync, PackagesDigest)> {
-        // Serialised and digested before the transaction takes the host's row lock.
-        let up = PreparedUpload::of(inventory, current)?;
         let digest = up.inventory.digest;
         in_tx!(self, "apply inventory", |tx| {
             // The rows first and the two audit events last: the chain's head is locked from

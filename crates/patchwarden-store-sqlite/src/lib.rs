@@ -4,9 +4,11 @@
 //! SQLite allows one writer at a time, which is what the audit chain needs: every changing
 //! transaction is `BEGIN IMMEDIATE` on the one writer connection (so even two processes on the
 //! same file serialise, waiting up to the busy timeout), and appends to the chain as its last
-//! step. Readers use their own connections, which WAL lets run beside the writer on the last
-//! committed state. rusqlite is synchronous, so every database call runs in
-//! `tokio::task::spawn_blocking` and never stalls the server's event loop.
+//! step. The writer connection belongs to a thread of the store's own, which runs the queued
+//! changes in order and commits several together (see [`writer`]). Readers use their own
+//! connections, which WAL lets run beside the writer on the last committed state. rusqlite is
+//! synchronous, so every read runs in `tokio::task::spawn_blocking`, and a change is sent to the
+//! writer and awaited: neither stalls the server's event loop.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +42,7 @@ pub mod migrate;
 mod notifications;
 mod tokens;
 mod users;
+mod writer;
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,11 +59,14 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    /// Shared with the checkpointer, which takes it for the last frames of a checkpoint.
-    writer: Arc<Mutex<Connection>>,
+    /// The writer thread's queue (see [`writer`]); dropping it stops the thread once the
+    /// changes already queued are done.
+    changes: Option<std::sync::mpsc::Sender<writer::Message>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
-    /// Finding bodies' ids by digest (see `findings::BodyIds`); used under the writer lock.
-    body_ids: Mutex<findings::BodyIds>,
+    /// Finding bodies' ids by digest (see `findings::BodyIds`): read by the writer thread,
+    /// added to by callers once their change committed.
+    body_ids: Arc<Mutex<findings::BodyIds>>,
     /// The checkpointer: dropping the sender stops it.
     checkpointer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
 }
@@ -68,9 +74,23 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // The checkpointer's connection closes first, so that the writer's is the last one
-        // and, closing, checkpoints the WAL into the file and removes it, as SQLite does.
+        // and, closing, checkpoints the WAL into the file and removes it, as SQLite does. No
+        // change holds the store, so this never runs on the writer thread; were it to, joining
+        // would wait for itself.
+        let on_writer = self
+            .writer
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == std::thread::current().id());
         if let Some((stop, thread)) = self.checkpointer.take() {
             drop(stop);
+            if !on_writer {
+                let _ = thread.join();
+            }
+        }
+        drop(self.changes.take());
+        if let Some(thread) = self.writer.take()
+            && !on_writer
+        {
             let _ = thread.join();
         }
     }
@@ -134,6 +154,12 @@ fn connect(path: &Path, create: bool) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Copies what it can of the WAL back into the database file without waiting for anyone;
+/// returns the frames in the WAL (-1 when not in WAL mode).
+pub(crate) fn passive_checkpoint(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+}
+
 /// How often the checkpointer looks at the WAL.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
@@ -141,21 +167,18 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// long as the store lives (until `stop`'s sender is dropped), so that the writer does not do
 /// it in its commits while every other writer waits.
 ///
-/// Each round ends with the writer held for a moment. SQLite starts the WAL over from its
+/// Each round ends with the writer busy for a moment. SQLite starts the WAL over from its
 /// beginning only in a write transaction that *began* after every frame was back in the file;
 /// under a steady stream of commits, a checkpoint made only beside the writer always finishes
 /// while some transaction is under way, and the WAL would grow without end. So each round
-/// copies the bulk beside the writer (PASSIVE, blocking no one), then takes the writer's lock
-/// and copies the few frames committed meanwhile: the next transaction then starts the WAL over.
+/// copies the bulk beside the writer (PASSIVE, blocking no one), then asks the writer thread to
+/// copy, between two of its transactions, the few frames committed meanwhile: the next
+/// transaction then starts the WAL over.
 fn checkpoint_loop(
     conn: Connection,
-    writer: Arc<Mutex<Connection>>,
+    writer: std::sync::mpsc::Sender<writer::Message>,
     stop: std::sync::mpsc::Receiver<()>,
 ) {
-    // The frames in the WAL (-1 when not in WAL mode), having copied what it could.
-    let passive = |c: &Connection| -> rusqlite::Result<i64> {
-        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-    };
     let mut failures = 0u32;
     loop {
         match stop.recv_timeout(CHECKPOINT_EVERY) {
@@ -163,12 +186,16 @@ fn checkpoint_loop(
             // Dropped (or, never, sent): the store is closing.
             _ => return,
         }
-        let round = passive(&conn).and_then(|frames| {
+        let round = passive_checkpoint(&conn).and_then(|frames| {
             if frames <= 0 {
                 return Ok(());
             }
-            let _held = writer.lock().unwrap_or_else(PoisonError::into_inner);
-            passive(&conn).map(|_| ())
+            let (done, finished) = std::sync::mpsc::channel();
+            if writer.send(writer::Message::Checkpoint(done)).is_err() {
+                // The writer has stopped: the store is closing.
+                return Ok(());
+            }
+            finished.recv().unwrap_or(Ok(0)).map(|_| ())
         });
         match round {
             Ok(()) => failures = 0,
@@ -213,6 +240,11 @@ impl SqliteStore {
                 return Err(open_failed(&path, format!("integrity check: {check}")));
             }
             migrate::migrate(&mut writer)?;
+            // A change runs in a savepoint of its batch's transaction (see `writer`); what it
+            // overwrites is kept for a rollback in memory, not in a temporary file.
+            writer
+                .execute_batch("PRAGMA temp_store = MEMORY;")
+                .map_err(|e| open_failed(&path, e))?;
             let checkpointer = connect(&path, false)?;
             // The writer no longer checkpoints as it commits: a thread of the store's own does
             // it beside the writer (see `checkpoint_loop`), so a commit that crosses the WAL's
@@ -220,20 +252,25 @@ impl SqliteStore {
             writer
                 .execute_batch("PRAGMA wal_autocheckpoint = 0;")
                 .map_err(|e| open_failed(&path, e))?;
-            let writer = Arc::new(Mutex::new(writer));
+            let (changes, queued) = std::sync::mpsc::channel();
+            let writer = std::thread::Builder::new()
+                .name("sqlite-writer".into())
+                .spawn(move || writer::run(writer, queued))
+                .map_err(|e| open_failed(&path, e))?;
             let (stop, stopped) = std::sync::mpsc::channel();
-            let shared = writer.clone();
-            let thread = std::thread::Builder::new()
+            let to_writer = changes.clone();
+            let checkpointer = std::thread::Builder::new()
                 .name("sqlite-checkpoint".into())
-                .spawn(move || checkpoint_loop(checkpointer, shared, stopped))
+                .spawn(move || checkpoint_loop(checkpointer, to_writer, stopped))
                 .map_err(|e| open_failed(&path, e))?;
             Ok(SqliteStore {
                 inner: Arc::new(Inner {
                     path,
-                    writer,
+                    changes: Some(changes),
+                    writer: Some(writer),
                     readers: Mutex::new(Vec::new()),
-                    body_ids: Mutex::new(findings::BodyIds::default()),
-                    checkpointer: Some((stop, thread)),
+                    body_ids: Arc::new(Mutex::new(findings::BodyIds::default())),
+                    checkpointer: Some((stop, checkpointer)),
                 }),
             })
         })
@@ -244,7 +281,6 @@ impl SqliteStore {
         })?
     }
 
-    /// Runs `f` in one write transaction on the writer connection.
     /// Keeps the body ids a committed sync used, so the next syncs need not look them up.
     fn remember_bodies(&self, ids: Vec<([u8; 32], i64)>) {
         self.inner
@@ -254,25 +290,30 @@ impl SqliteStore {
             .remember(ids);
     }
 
+    /// Runs `f` on the writer thread, in a savepoint of a write transaction: its writes stand
+    /// when it returns `Ok` and that transaction commits (the answer comes after the commit),
+    /// and none of them when it returns an error.
     async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock dropped its transaction (rolled back), so the
-            // connection is still sound.
-            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| StoreError::backend(op, e))?;
-            let out = f(&tx)?;
-            tx.commit().map_err(|e| StoreError::backend(op, e))?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| task_failed(op, e))?
+        let (change, answer) = writer::Pending::queued(op, f);
+        let queued = self
+            .inner
+            .changes
+            .as_ref()
+            .is_some_and(|q| q.send(writer::Message::Change(change)).is_ok());
+        if !queued {
+            return Err(StoreError::Backend {
+                op,
+                reason: "the store's writer has stopped".into(),
+            });
+        }
+        answer.await.map_err(|_| StoreError::Backend {
+            op,
+            reason: "the store's writer stopped before the change was done".into(),
+        })?
     }
 
     /// Runs `f` in one read transaction on a reader connection, so every statement in it sees
@@ -581,10 +622,10 @@ impl Store for SqliteStore {
         // syncs wait only for the database work.
         let current = patchwarden_store::finding::prepare(current)?;
         let fixing = patchwarden_store::finding::FixingVersions::of(installed);
-        let inner = self.inner.clone();
+        let known = self.inner.body_ids.clone();
         let synced = self
             .write("sync findings", move |c| {
-                findings::sync(c, host, current, &fixing, &inner.body_ids, now, &audit)
+                findings::sync(c, host, current, &fixing, &known, now, &audit)
             })
             .await?;
         self.remember_bodies(synced.body_ids);
@@ -594,26 +635,16 @@ impl Store for SqliteStore {
     async fn apply_inventory(
         &self,
         host: Uuid,
-        inventory: &Inventory,
-        current: &[CurrentFinding],
+        up: PreparedUpload,
         now: Timestamp,
         sync_audit: AuditEntry,
         inventory_audit: AuditEntry,
     ) -> Result<(FindingSync, PackagesDigest)> {
-        // Everything but the database work first, outside the write lock.
-        let up = PreparedUpload::of(inventory, current)?;
-        let inner = self.inner.clone();
+        let known = self.inner.body_ids.clone();
         let (synced, digest) = self
             .write("apply inventory", move |c| {
-                let synced = findings::sync(
-                    c,
-                    host,
-                    up.current,
-                    &up.fixing,
-                    &inner.body_ids,
-                    now,
-                    &sync_audit,
-                )?;
+                let synced =
+                    findings::sync(c, host, up.current, &up.fixing, &known, now, &sync_audit)?;
                 let digest = inventory::replace(
                     c,
                     host,

@@ -91,9 +91,16 @@ pub struct PreparedInventory {
 
 impl PreparedInventory {
     pub fn of(inventory: &Inventory) -> Result<PreparedInventory> {
+        PreparedInventory::with_digest(inventory, PackagesDigest::of(&inventory.packages))
+    }
+
+    /// With the digest the caller computed already (`PackagesDigest::of(&inventory.packages)`:
+    /// sorting and hashing 700 packages is not free, and an upload needs it for its audit
+    /// entry too).
+    pub fn with_digest(inventory: &Inventory, digest: PackagesDigest) -> Result<PreparedInventory> {
         Ok(PreparedInventory {
             json: codec::to_json("inventory", inventory, limits::MAX_INVENTORY_JSON)?,
-            digest: PackagesDigest::of(&inventory.packages),
+            digest,
         })
     }
 }
@@ -109,8 +116,17 @@ pub struct PreparedUpload {
 
 impl PreparedUpload {
     pub fn of(inventory: &Inventory, current: &[CurrentFinding]) -> Result<PreparedUpload> {
+        PreparedUpload::with_digest(inventory, PackagesDigest::of(&inventory.packages), current)
+    }
+
+    /// With the inventory's digest computed already (see [`PreparedInventory::with_digest`]).
+    pub fn with_digest(
+        inventory: &Inventory,
+        digest: PackagesDigest,
+        current: &[CurrentFinding],
+    ) -> Result<PreparedUpload> {
         Ok(PreparedUpload {
-            inventory: PreparedInventory::of(inventory)?,
+            inventory: PreparedInventory::with_digest(inventory, digest)?,
             current: finding::prepare(current)?,
             fixing: finding::FixingVersions::of(&inventory.packages),
         })
@@ -322,12 +338,12 @@ pub trait Store:
     /// [`Store::sync_findings`] (with `sync_audit`) then [`Store::replace_inventory`] (with
     /// `inventory_audit`). Both happen or neither: a host never has a new inventory with the
     /// findings of the old one, nor findings of an inventory it does not have. Returns the
-    /// sync and the new digest.
+    /// sync and the new digest. The upload is prepared by the caller ([`PreparedUpload::of`]),
+    /// outside any lock or transaction.
     async fn apply_inventory(
         &self,
         host: Uuid,
-        inventory: &Inventory,
-        current: &[CurrentFinding],
+        upload: PreparedUpload,
         now: Timestamp,
         sync_audit: AuditEntry,
         inventory_audit: AuditEntry,

@@ -412,6 +412,8 @@ async fn inventory_inner(
         ));
     }
     let touched = Touched::between(old.as_ref().map(|s| &s.inventory), &new);
+    // Once: the audit entry records it and the store keeps it.
+    let digest = patchwarden_core::inventory::PackagesDigest::of(&new.packages);
     // The findings and the inventory in one transaction: should the server die before it
     // commits, the agent's retry finds the old digest and sends the change again; a new
     // inventory never stands with stale findings.
@@ -424,12 +426,18 @@ async fn inventory_inner(
     .before(old.as_ref().map_or(serde_json::Value::Null, |o| {
         findings::inventory_summary(&o.inventory, &o.digest)
     }))
-    .after(findings::inventory_summary(
+    .after(findings::inventory_summary(&new, &digest));
+    let (sync, digest) = findings::apply_inventory(
+        state,
+        &host,
         &new,
-        &patchwarden_core::inventory::PackagesDigest::of(&new.packages),
-    ));
-    let (sync, digest) =
-        findings::apply_inventory(state, &host, &new, &touched, agent(host.id), now, audit).await?;
+        digest,
+        &touched,
+        agent(host.id),
+        now,
+        audit,
+    )
+    .await?;
     Ok((
         kind,
         InventoryAccepted {

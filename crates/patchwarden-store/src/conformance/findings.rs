@@ -633,8 +633,7 @@ pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_a
     let (sync, digest) = store
         .apply_inventory(
             host.id,
-            &before,
-            &first,
+            crate::PreparedUpload::of(&before, &first).unwrap(),
             at(10),
             entry(at(10), "findings.sync", "h"),
             entry(at(10), "inventory.replace", "h"),
@@ -667,8 +666,7 @@ pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_a
         let e = store
             .apply_inventory(
                 host.id,
-                &after,
-                &[],
+                crate::PreparedUpload::of(&after, &[]).unwrap(),
                 at(20),
                 entry(at(20), sync_action, "h"),
                 entry(at(20), inventory_action, "h"),
@@ -686,8 +684,7 @@ pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_a
     let (sync, patched) = store
         .apply_inventory(
             host.id,
-            &after,
-            &[],
+            crate::PreparedUpload::of(&after, &[]).unwrap(),
             at(30),
             entry(at(30), "findings.sync", "h"),
             entry(at(30), "inventory.replace", "h"),
@@ -713,8 +710,7 @@ pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_a
     let e = store
         .apply_inventory(
             uuid::Uuid::new_v4(),
-            &after,
-            &first,
+            crate::PreparedUpload::of(&after, &first).unwrap(),
             at(40),
             entry(at(40), "findings.sync", "h"),
             entry(at(40), "inventory.replace", "h"),
