@@ -61,7 +61,8 @@ async fn a_stream_of_writes_that_never_pauses_still_gets_the_wal_started_over() 
     let store = SqliteStore::open(&path).await.unwrap();
     // 32 MiB of back-to-back writes through the store, each with a 32 KiB body. A checkpoint
     // made only beside the writer never finds the WAL without new frames, so the WAL would
-    // never start over; the checkpointer finishes each round under the writer's lock. (A
+    // never start over; the checkpointer has the writer thread finish each round between two
+    // of its transactions. (A
     // fixed amount rather than a fixed time: on a loaded CI machine 3 s wrote only 18 MiB.)
     let (mut written, mut longest, mut i) = (0u64, 0, 0);
     while written < 32 * 1024 * 1024 {
