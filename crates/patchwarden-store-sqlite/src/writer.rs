@@ -224,6 +224,19 @@ mod tests {
     /// with a panic's backtrace printed.
     const LONG: Duration = Duration::from_secs(60);
 
+    /// A scratch database file with `schema` applied (the directory lives as long as it).
+    fn database(schema: &str) -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Connection::open(dir.path().join("w.db")).unwrap();
+        c.execute_batch(schema).unwrap();
+        (dir, c)
+    }
+
+    /// Queues `message` (a `Message` is not `Debug`, so no `unwrap`).
+    fn send(queue: &std::sync::mpsc::Sender<Message>, message: Message) {
+        assert!(queue.send(message).is_ok(), "the queue is open");
+    }
+
     fn rows(c: &Connection) -> Vec<i64> {
         let mut s = c.prepare("SELECT n FROM t ORDER BY n").unwrap();
         s.query_map([], |r| r.get(0))
@@ -245,16 +258,11 @@ mod tests {
     /// exactly its own writes.
     #[test]
     fn changes_batched_together_keep_only_their_own_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Connection::open(dir.path().join("w.db")).unwrap();
-        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-            .unwrap();
+        let (_dir, c) = database("CREATE TABLE t (n INTEGER PRIMARY KEY)");
         let (queue, queued) = std::sync::mpsc::channel();
         let mut answers = Vec::new();
         let mut push = |job: (Box<dyn Job>, oneshot::Receiver<Result<i64>>)| {
-            queue
-                .send(Message::Change(job.0))
-                .unwrap_or_else(|_| panic!());
+            send(&queue, Message::Change(job.0));
             answers.push(job.1);
         };
         push(Pending::queued("first", insert(1)));
@@ -297,20 +305,14 @@ mod tests {
     /// handed back to be served outside any transaction.
     #[test]
     fn a_checkpoint_request_ends_the_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Connection::open(dir.path().join("w.db")).unwrap();
-        c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER PRIMARY KEY)")
-            .unwrap();
+        let (_dir, c) =
+            database("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER PRIMARY KEY)");
         let (queue, queued) = std::sync::mpsc::channel();
         let (first, mut one) = Pending::queued("one", insert(1));
         let (done, _wait) = std::sync::mpsc::channel();
-        queue
-            .send(Message::Checkpoint(done))
-            .unwrap_or_else(|_| panic!());
+        send(&queue, Message::Checkpoint(done));
         let (second, mut two) = Pending::queued("two", insert(2));
-        queue
-            .send(Message::Change(second))
-            .unwrap_or_else(|_| panic!());
+        send(&queue, Message::Change(second));
         let carried = batch(&c, first, &queued, LONG);
         assert!(matches!(carried, Some(Message::Checkpoint(_))));
         assert!(c.is_autocommit());
@@ -325,16 +327,13 @@ mod tests {
     /// When the commit itself fails, every change of the batch hears it, and none stands.
     #[test]
     fn a_failed_commit_refuses_every_change_of_the_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Connection::open(dir.path().join("w.db")).unwrap();
         // A deferred foreign key is checked at the commit: the second change breaks it, so
         // the commit fails and takes the first one with it.
-        c.execute_batch(
+        let (_dir, c) = database(
             "PRAGMA foreign_keys = ON;
              CREATE TABLE t (n INTEGER PRIMARY KEY);
              CREATE TABLE r (n INTEGER REFERENCES t (n) DEFERRABLE INITIALLY DEFERRED);",
-        )
-        .unwrap();
+        );
         let (queue, queued) = std::sync::mpsc::channel();
         let (first, mut one) = Pending::queued("one", insert(1));
         let (second, mut two) = Pending::queued("dangling", |c: &Connection| {
@@ -342,9 +341,7 @@ mod tests {
                 .map_err(|e| StoreError::backend("dangling", e))?;
             Ok(99)
         });
-        queue
-            .send(Message::Change(second))
-            .unwrap_or_else(|_| panic!());
+        send(&queue, Message::Change(second));
         assert!(batch(&c, first, &queued, LONG).is_none());
         assert!(c.is_autocommit(), "rolled back, ready for the next batch");
         assert_eq!(rows(&c), Vec::<i64>::new());
