@@ -110,19 +110,36 @@ impl AuditEvent {
     }
 }
 
+/// What every event's hashed text starts with. PostgreSQL's `audit_append` function
+/// (migration `0012_audit_append`) builds the same text, so that it can chain events while it
+/// holds the head's lock without a round trip to the server; the two must change together.
+pub const CHAIN_PREFIX: &str = "patchwarden-audit-v1\n";
+
 /// SHA-256 of `seq`, `prev_hash` and the canonical JSON of `entry`, hex.
 pub fn chain_hash(seq: i64, prev_hash: &str, entry: &AuditEntry) -> String {
+    chain_hash_canonical(seq, prev_hash, &canonical_json(entry))
+}
+
+/// [`chain_hash`] of an entry already in its canonical form ([`canonical_json`]):
+/// SHA-256 of `CHAIN_PREFIX`, `seq` in decimal, a newline, `prev_hash`, a newline, and
+/// `canonical`, as UTF-8.
+pub fn chain_hash_canonical(seq: i64, prev_hash: &str, canonical: &str) -> String {
     let mut h = Sha256::new();
-    h.update(b"patchwarden-audit-v1\n");
+    h.update(CHAIN_PREFIX.as_bytes());
     h.update(seq.to_string().as_bytes());
     h.update(b"\n");
     h.update(prev_hash.as_bytes());
     h.update(b"\n");
+    h.update(canonical.as_bytes());
+    hex(&h.finalize())
+}
+
+/// The entry as the hash sees it: JSON with object keys in byte order and no white space.
+pub fn canonical_json(entry: &AuditEntry) -> String {
     let value = serde_json::to_value(entry).unwrap_or(Value::Null);
     let mut canonical = String::new();
     write_canonical(&value, &mut canonical);
-    h.update(canonical.as_bytes());
-    hex(&h.finalize())
+    canonical
 }
 
 fn hex(bytes: &[u8]) -> String {

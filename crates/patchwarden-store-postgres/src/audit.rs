@@ -1,13 +1,14 @@
-//! The audit chain on PostgreSQL: the head row is locked `FOR UPDATE` before the next event is
-//! computed, so concurrent transactions append one after the other.
+//! The audit chain on PostgreSQL: the head row is locked `FOR UPDATE` by the statement that
+//! chains the next events (`audit_append`), so concurrent transactions append one after the
+//! other.
 
 use deadpool_postgres::GenericClient;
-use patchwarden_core::audit::{AuditEntry, AuditEvent};
-use patchwarden_store::audit::{AuditHead, prepare};
+use patchwarden_core::audit::{AuditEntry, AuditEvent, canonical_json};
+use patchwarden_store::audit::{AuditHead, check};
 use patchwarden_store::codec::{from_json, ts_to_db};
 use patchwarden_store::{Result, StoreError};
 
-use crate::{col, execute, pg, query, query_opt};
+use crate::{col, pg, query, query_opt};
 
 async fn read_head<C: GenericClient>(c: &C, lock: bool) -> Result<AuditHead> {
     let sql = if lock {
@@ -27,41 +28,65 @@ async fn read_head<C: GenericClient>(c: &C, lock: bool) -> Result<AuditHead> {
 
 /// Appends `entry` after the current head, in the caller's transaction.
 pub(crate) async fn append<C: GenericClient>(c: &C, entry: &AuditEntry) -> Result<AuditEvent> {
-    let head = read_head(c, true).await?;
-    let prev = (head.seq > 0).then_some(&head);
-    let prepared = prepare(prev, entry)?;
-    let e = &prepared.event;
-    let at = ts_to_db("audit at", e.entry.at)?;
-    // The event and the new head in one statement: the head's row lock is held from the read
-    // above until the caller commits, and every append of every server waits for it, so each
-    // round trip inside it counts (the fleet's uploads queued here on PostgreSQL).
-    let n = execute(
+    let mut events = append_all(c, &[entry]).await?;
+    events
+        .pop()
+        .ok_or_else(|| StoreError::corrupt("audit_head", 1, "no event was appended"))
+}
+
+/// Appends `entries` in order after the current head, in the caller's transaction, in one
+/// statement: the `audit_append` function (migration `0012_audit_append`) locks the head,
+/// chains and inserts the events and moves the head. The head's row lock is then held from
+/// that statement to the caller's commit, and every append of every server waits for it, so
+/// a transaction appends once, last, with all its events.
+pub(crate) async fn append_all<C: GenericClient>(
+    c: &C,
+    entries: &[&AuditEntry],
+) -> Result<Vec<AuditEvent>> {
+    let n = entries.len();
+    let (mut ats, mut actions, mut objects) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut jsons, mut canonical, mut checked) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for entry in entries {
+        let e = check(entry)?;
+        ats.push(ts_to_db("audit at", e.entry.at)?);
+        actions.push(e.entry.action.clone());
+        objects.push(e.entry.object.clone());
+        canonical.push(canonical_json(&e.entry));
+        jsons.push(e.json);
+        checked.push(e.entry);
+    }
+    let rows = query(
         c,
-        "WITH event AS (
-             INSERT INTO audit_events (seq, at, action, object, entry, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             RETURNING seq, hash)
-         UPDATE audit_head SET seq = event.seq, hash = event.hash FROM event WHERE id = 1",
-        &[
-            &e.seq,
-            &at,
-            &e.entry.action,
-            &e.entry.object,
-            &prepared.entry_json,
-            &e.prev_hash,
-            &e.hash,
-        ],
+        "SELECT event_seq, event_prev_hash, event_hash FROM audit_append($1, $2, $3, $4, $5)",
+        &[&ats, &actions, &objects, &jsons, &canonical],
     )
     .await
     .map_err(pg("append audit event"))?;
-    if n != 1 {
+    if rows.len() != n {
         return Err(StoreError::corrupt(
             "audit_head",
             1,
-            "the head row is missing",
+            format!("{} events appended of {n}", rows.len()),
         ));
     }
-    Ok(prepared.event)
+    let mut events = Vec::with_capacity(n);
+    for (r, entry) in rows.iter().zip(checked) {
+        events.push(AuditEvent {
+            seq: col("audit_events", r, 0)?,
+            entry,
+            prev_hash: col("audit_events", r, 1)?,
+            hash: col("audit_events", r, 2)?,
+        });
+    }
+    Ok(events)
 }
 
 pub(crate) async fn events<C: GenericClient>(

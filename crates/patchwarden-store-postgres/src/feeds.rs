@@ -624,11 +624,18 @@ impl FeedStore for PgStore {
         // nearly all of them are known. (Inserting each, even with ON CONFLICT DO NOTHING,
         // made concurrent uploads wait on each other's uncommitted rows of the same
         // vulnerabilities, one after the other: 20 uploads a second on 50,000 hosts.)
+        //
+        // A semi-join with the offered list, not `vulnerability = ANY($1)`: the prepared
+        // statement's generic plan scans the small table and compares each row with every
+        // element of the array in turn (a few hundred items times a thousand rows: 11.5 ms of
+        // a backend's CPU an upload, `EXPLAIN ANALYZE`), where the join hashes the list once
+        // (0.75 ms).
         let wanted: Vec<&str> = items.iter().map(|i| i.vulnerability.as_str()).collect();
         let client = self.client("enqueue triage").await?;
         let known: std::collections::HashSet<String> = query(
             &client,
-            "SELECT vulnerability FROM triage_items WHERE vulnerability = ANY($1)",
+            "SELECT vulnerability FROM triage_items
+             WHERE vulnerability IN (SELECT unnest($1::text[]))",
             &[&wanted],
         )
         .await

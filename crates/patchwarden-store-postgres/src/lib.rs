@@ -447,10 +447,10 @@ impl Store for PgStore {
             let (sync, event) =
                 findings::sync_rows(&tx, host, up.current, &up.fixing, now, &sync_audit).await?;
             inventory::replace_rows(&tx, host, &up.inventory.json, digest, now).await?;
-            if let Some(event) = event {
-                audit::append(&tx, &event).await?;
-            }
-            audit::append(&tx, &inventory_audit).await?;
+            match &event {
+                Some(event) => audit::append_all(&tx, &[event, &inventory_audit]).await?,
+                None => audit::append_all(&tx, &[&inventory_audit]).await?,
+            };
             (sync, digest)
         })
     }

@@ -57,6 +57,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_host_finding_counts",
         include_str!("../migrations/0011_host_finding_counts.sql"),
     ),
+    (
+        "0012_audit_append",
+        include_str!("../migrations/0012_audit_append.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

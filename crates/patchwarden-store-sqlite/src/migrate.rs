@@ -56,6 +56,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_host_finding_counts",
         include_str!("../migrations/0011_host_finding_counts.sql"),
     ),
+    (
+        "0012_audit_append",
+        include_str!("../migrations/0012_audit_append.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

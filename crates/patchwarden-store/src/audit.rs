@@ -26,15 +26,19 @@ pub struct PreparedEvent {
     pub entry_json: String,
 }
 
-/// Checks `entry` and makes the event that follows `head`.
-///
-/// The entry is written to JSON and read back before hashing, so the hash is computed over the
-/// very value a reader will get from the stored text (a float that does not survive the round
-/// trip exactly would otherwise make an intact chain fail verification).
-///
-/// Backends call this *after* making the change, inside its transaction: a refused entry
-/// rolls the change back, which is what "no change without its event" means.
-pub fn prepare(head: Option<&AuditHead>, entry: &AuditEntry) -> Result<PreparedEvent> {
+/// An entry checked and normalised, not yet bound to the chain.
+#[derive(Debug, Clone)]
+pub struct CheckedEntry {
+    /// The entry as a reader of its stored JSON gets it: the value that is hashed.
+    pub entry: AuditEntry,
+    /// The entry exactly as stored.
+    pub json: String,
+}
+
+/// Checks `entry` and normalises it: the entry is written to JSON and read back, so the hash
+/// is computed over the very value a reader will get from the stored text (a float that does
+/// not survive the round trip exactly would otherwise make an intact chain fail verification).
+pub fn check(entry: &AuditEntry) -> Result<CheckedEntry> {
     if entry.action.is_empty() {
         return Err(StoreError::Invalid {
             field: "audit.action",
@@ -49,15 +53,27 @@ pub fn prepare(head: Option<&AuditHead>, entry: &AuditEntry) -> Result<PreparedE
     }
     check_len("audit.action", &entry.action, MAX_AUDIT_ACTION)?;
     check_len("audit.object", &entry.object, MAX_AUDIT_OBJECT)?;
-    let text = crate::codec::to_json("audit entry", entry, MAX_AUDIT_JSON)?;
-    let normalised: AuditEntry = serde_json::from_str(&text).map_err(|e| StoreError::Invalid {
+    let json = crate::codec::to_json("audit entry", entry, MAX_AUDIT_JSON)?;
+    let normalised: AuditEntry = serde_json::from_str(&json).map_err(|e| StoreError::Invalid {
         field: "audit entry",
         reason: format!("does not read back from JSON: {e}"),
     })?;
-    let event = AuditEvent::next(head.map(|h| (h.seq, h.hash.as_str())), normalised);
+    Ok(CheckedEntry {
+        entry: normalised,
+        json,
+    })
+}
+
+/// Checks `entry` ([`check`]) and makes the event that follows `head`.
+///
+/// Backends call this *after* making the change, inside its transaction: a refused entry
+/// rolls the change back, which is what "no change without its event" means.
+pub fn prepare(head: Option<&AuditHead>, entry: &AuditEntry) -> Result<PreparedEvent> {
+    let checked = check(entry)?;
+    let event = AuditEvent::next(head.map(|h| (h.seq, h.hash.as_str())), checked.entry);
     Ok(PreparedEvent {
         event,
-        entry_json: text,
+        entry_json: checked.json,
     })
 }
 

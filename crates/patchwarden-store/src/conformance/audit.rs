@@ -188,6 +188,36 @@ pub async fn concurrent_writers_never_fork_the_audit_chain(db: Arc<dyn TestDatab
     assert_eq!(verify(&events).unwrap().events, 40);
 }
 
+/// The hash is computed where the event is appended (PostgreSQL chains events inside the
+/// database, SQLite in Rust) and checked by `verify` in Rust: entries whose JSON takes escaping,
+/// non-ASCII text, numbers of every kind and unsorted keys must hash alike in both places, and
+/// the events a store returns must be the ones it stored.
+pub async fn appended_events_hash_alike_whatever_the_entry_holds(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let awkward = [
+        json!({"z": 1, "a": "é ü ß — 漢字 🦀", "m": {"y": [3, 2, 1], "b": null}}),
+        json!({"quote": "\"", "backslash": "\\", "newline": "a\nb", "control": "\u{1}\u{1f}"}),
+        json!({"big": i64::MAX, "small": i64::MIN, "float": 0.1 + 0.2, "tiny": 1e-300, "u": u64::MAX}),
+        json!([true, false, null, "", {}, []]),
+    ];
+    let mut returned = Vec::new();
+    // Twelve events, so that sequence numbers of two digits are hashed too.
+    for i in 0..12i64 {
+        let e = entry(at(i), "test.awkward", format!("n:{i} «{}»", i * 7))
+            .before(awkward[(i as usize) % awkward.len()].clone())
+            .after(awkward[(i as usize + 1) % awkward.len()].clone());
+        returned.push(store.append_audit(at(i), e).await.unwrap());
+    }
+    let stored = chain(&store).await;
+    assert_eq!(verify(&stored).unwrap().events, 12);
+    assert_eq!(stored, returned);
+    let head = store.audit_head().await.unwrap().unwrap();
+    assert_eq!(
+        (head.seq, head.hash.as_str()),
+        (12, returned[11].hash.as_str())
+    );
+}
+
 /// An entry every store refuses: its action is empty.
 fn refused(now: jiff::Timestamp) -> AuditEntry {
     entry(now, "", "object")

@@ -131,6 +131,7 @@ macro_rules! conformance_tests {
             concurrent_leases_hand_each_job_to_one_caller,
             every_change_appends_an_audit_event_and_the_chain_verifies,
             concurrent_writers_never_fork_the_audit_chain,
+            appended_events_hash_alike_whatever_the_entry_holds,
             a_change_whose_audit_append_fails_leaves_no_change,
             migrations_are_applied_once_and_reopening_is_idempotent,
             overlong_values_are_refused_before_anything_is_written,

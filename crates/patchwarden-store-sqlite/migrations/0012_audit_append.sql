@@ -1,0 +1,4 @@
+-- PostgreSQL's migration of this name adds a function that chains audit events inside the
+-- database, so that its many connections hold the chain's head for one statement. SQLite has
+-- one writer, which reads the head and appends in Rust with no round trip: nothing changes
+-- here, and the file exists so that both backends' migrations keep the same names.
