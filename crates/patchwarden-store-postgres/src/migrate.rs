@@ -61,6 +61,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_audit_append",
         include_str!("../migrations/0012_audit_append.sql"),
     ),
+    (
+        "0013_findings_reference_checks",
+        include_str!("../migrations/0013_findings_reference_checks.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

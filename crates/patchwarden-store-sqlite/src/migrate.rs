@@ -60,6 +60,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_audit_append",
         include_str!("../migrations/0012_audit_append.sql"),
     ),
+    (
+        "0013_findings_reference_checks",
+        include_str!("../migrations/0013_findings_reference_checks.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

@@ -1,0 +1,5 @@
+-- PostgreSQL's migration of this name replaces the findings' foreign keys, which check and
+-- lock a referenced row for every inserted finding, with checks made once a statement. SQLite
+-- keeps its foreign keys: its single writer takes no row locks, and each check is a look-up
+-- in a B-tree page it already has in its cache. Nothing changes here; the file exists so
+-- that both backends' migrations keep the same names.
