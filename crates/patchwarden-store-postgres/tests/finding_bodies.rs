@@ -8,24 +8,15 @@ use patchwarden_store_postgres::PgStore;
 use patchwarden_store_postgres::migrate::MIGRATIONS;
 use sha2::{Digest, Sha256};
 
-const VAR: &str = "PATCHWARDEN_TEST_POSTGRES";
+mod common;
 
 #[tokio::test]
 async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once() {
-    let Ok(url) = std::env::var(VAR) else {
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "skipped: needs {VAR}");
+    let Some((client, config, schema)) =
+        common::scratch_schema("the 0007_finding_bodies migration test").await
+    else {
         return;
     };
-    let schema = format!("pw_test_{}", uuid::Uuid::new_v4().simple());
-    let mut config: tokio_postgres::Config = url.parse().unwrap();
-    config.options(format!("-c search_path={schema}"));
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
     // A database as the release before 0007 left it, with findings of two hosts.
     client
         .batch_execute(

@@ -12,7 +12,7 @@ use patchwarden_store::{Classification, CurrentFinding, Store};
 use patchwarden_store_postgres::PgStore;
 use tokio_postgres::error::SqlState;
 
-const VAR: &str = "PATCHWARDEN_TEST_POSTGRES";
+mod common;
 
 fn refused(r: Result<u64, tokio_postgres::Error>, what: &str) {
     match r {
@@ -27,25 +27,13 @@ fn refused(r: Result<u64, tokio_postgres::Error>, what: &str) {
 
 #[tokio::test]
 async fn findings_name_only_hosts_and_bodies_that_exist() {
-    let Ok(url) = std::env::var(VAR) else {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: the findings reference checks need {VAR} set to a PostgreSQL URL"
-        );
+    let Some((client, config, schema)) =
+        common::scratch_schema("the findings reference checks test").await
+    else {
         return;
     };
-    let schema = format!("pw_test_{}", uuid::Uuid::new_v4().simple());
-    let mut config: tokio_postgres::Config = url.parse().unwrap();
-    config.options(format!("-c search_path={schema}"));
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
     let store: Arc<dyn Store> = Arc::new(
-        PgStore::connect(config, format!("{VAR} schema {schema}"))
+        PgStore::connect(config, format!("{} schema {schema}", common::VAR))
             .await
             .unwrap(),
     );
