@@ -10,13 +10,9 @@ use patchwarden_store::{Result, StoreError};
 
 use crate::{col, pg, query, query_opt};
 
-async fn read_head<C: GenericClient>(c: &C, lock: bool) -> Result<AuditHead> {
-    let sql = if lock {
-        "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
-    } else {
-        "SELECT seq, hash FROM audit_head WHERE id = 1"
-    };
-    let row = query_opt(c, sql, &[])
+/// The head as last committed (appends lock it inside `audit_append`).
+async fn read_head<C: GenericClient>(c: &C) -> Result<AuditHead> {
+    let row = query_opt(c, "SELECT seq, hash FROM audit_head WHERE id = 1", &[])
         .await
         .map_err(pg("read audit head"))?
         .ok_or_else(|| StoreError::corrupt("audit_head", 1, "the head row is missing"))?;
@@ -117,7 +113,7 @@ pub(crate) async fn events<C: GenericClient>(
 }
 
 pub(crate) async fn head<C: GenericClient>(c: &C) -> Result<Option<AuditHead>> {
-    let head = read_head(c, false).await?;
+    let head = read_head(c).await?;
     if head.seq < 0 {
         return Err(StoreError::corrupt(
             "audit_head",

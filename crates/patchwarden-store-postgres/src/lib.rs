@@ -447,10 +447,8 @@ impl Store for PgStore {
             let (sync, event) =
                 findings::sync_rows(&tx, host, up.current, &up.fixing, now, &sync_audit).await?;
             inventory::replace_rows(&tx, host, &up.inventory.json, digest, now).await?;
-            match &event {
-                Some(event) => audit::append_all(&tx, &[event, &inventory_audit]).await?,
-                None => audit::append_all(&tx, &[&inventory_audit]).await?,
-            };
+            let events: Vec<&AuditEntry> = event.iter().chain([&inventory_audit]).collect();
+            audit::append_all(&tx, &events).await?;
             (sync, digest)
         })
     }
