@@ -18,7 +18,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::{audit, col, execute, hosts, pg, query, query_opt};
+use crate::pipelined::{AuditedTx, Batch};
+use crate::{PgStore, col, execute, pg, query, query_opt};
 
 const T: &str = "findings";
 
@@ -116,45 +117,89 @@ async fn body_ids<C: GenericClient>(
     Ok(ids)
 }
 
-pub(crate) async fn sync<C: GenericClient>(
-    c: &C,
-    host: Uuid,
-    current: Vec<PreparedFinding>,
-    fixing: &FixingVersions,
-    now: Timestamp,
-    entry: &AuditEntry,
-) -> Result<FindingSync> {
-    let (summary, event) = sync_rows(c, host, current, fixing, now, entry).await?;
-    if let Some(event) = event {
-        audit::append(c, &event).await?;
-    }
-    Ok(summary)
+/// The host's row, locked so that two syncs of one host run one after the other (`NO KEY
+/// UPDATE`, the lock the sync's update of the row takes anyway).
+const LOCK_HOST: &str = "SELECT 1 FROM hosts WHERE id = $1 FOR NO KEY UPDATE";
+
+/// The host's open findings, with their bodies' digests.
+const OPEN_ROWS: &str =
+    "SELECT f.id, f.package, f.arch, f.vulnerability, b.digest, f.class, f.due_at, f.policy,
+        f.rule
+ FROM findings f JOIN finding_bodies b ON b.id = f.body_id
+ WHERE f.host = $1 AND f.state = 'open'";
+
+/// A host's sync, decided: its writes batched for the end of the transaction, what it changed,
+/// its audit event (when anything changed), and the host's counts after it, which the caller
+/// writes to the host's row with whatever else it changes there.
+pub(crate) struct Planned {
+    pub(crate) batch: Batch,
+    pub(crate) summary: FindingSync,
+    pub(crate) event: Option<AuditEntry>,
+    pub(crate) open_findings: i64,
+    pub(crate) open_fixable: i64,
 }
 
-/// [`sync`] without its audit event, which it returns (when anything changed) for the caller
-/// to append: the chain's head stays locked from an append to the commit, so a transaction
-/// doing more than the sync appends last.
-pub(crate) async fn sync_rows<C: GenericClient>(
-    c: &C,
+/// Opens a sync's transaction, its two reads (the host's lock and its open findings) sent with
+/// the `BEGIN`, and decides the sync. What it writes is in the returned batch, for the caller
+/// to send with the rest of the transaction's writes, its audit events and its commit
+/// ([`AuditedTx::finish`]).
+pub(crate) async fn begin(
+    store: &PgStore,
+    op: &'static str,
     host: Uuid,
     current: Vec<PreparedFinding>,
     fixing: &FixingVersions,
     now: Timestamp,
     entry: &AuditEntry,
-) -> Result<(FindingSync, Option<AuditEntry>)> {
-    hosts::get_locked(c, host).await?;
-    let rows = query(
-        c,
-        "SELECT f.id, f.package, f.arch, f.vulnerability, b.digest, f.class, f.due_at, f.policy,
-                f.rule
-         FROM findings f JOIN finding_bodies b ON b.id = f.body_id
-         WHERE f.host = $1 AND f.state = 'open'",
-        &[&host],
+) -> Result<(AuditedTx, Planned)> {
+    let args: [&(dyn ToSql + Sync); 1] = [&host];
+    let (tx, reads) = AuditedTx::begin_with(
+        store,
+        op,
+        &[
+            (LOCK_HOST, &args, "lock host"),
+            (OPEN_ROWS, &args, "sync findings"),
+        ],
     )
-    .await
-    .map_err(pg("sync findings"))?;
+    .await?;
+    let planned = match tx.client() {
+        Ok(c) => plan(c, host, &reads, current, fixing, now, entry).await,
+        Err(e) => Err(e),
+    };
+    match planned {
+        Ok(p) => Ok((tx, p)),
+        Err(e) => {
+            tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// Decides the sync from the reads [`begin`] sent, storing the bodies it needs and
+/// reclassifying (rows read back, or rare), and batches its other writes.
+async fn plan<C: GenericClient>(
+    c: &C,
+    host: Uuid,
+    reads: &[Vec<Row>],
+    current: Vec<PreparedFinding>,
+    fixing: &FixingVersions,
+    now: Timestamp,
+    entry: &AuditEntry,
+) -> Result<Planned> {
+    let (Some(locked), Some(rows)) = (reads.first(), reads.get(1)) else {
+        return Err(StoreError::Backend {
+            op: "sync findings",
+            reason: "the transaction's first reads were not answered".into(),
+        });
+    };
+    if locked.is_empty() {
+        return Err(StoreError::NotFound {
+            kind: "host",
+            id: host.to_string(),
+        });
+    }
     let mut open = Vec::with_capacity(rows.len());
-    for r in &rows {
+    for r in rows {
         let id: i64 = col(T, r, 0)?;
         open.push(OpenRow {
             id,
@@ -171,14 +216,16 @@ pub(crate) async fn sync_rows<C: GenericClient>(
     }
     let plan = plan_sync(open, current, fixing)?;
     let now_db = ts_to_db("now", now)?;
-    let mut wanted: BTreeMap<[u8; 32], &str> = BTreeMap::new();
-    for n in &plan.open {
-        wanted.insert(n.body.digest, &n.body.json);
-    }
-    for (_, new) in &plan.refresh {
-        wanted.insert(new.digest, &new.json);
-    }
-    let bodies = body_ids(c, &wanted).await?;
+    let bodies = {
+        let mut wanted: BTreeMap<[u8; 32], &str> = BTreeMap::new();
+        for n in &plan.open {
+            wanted.insert(n.body.digest, &n.body.json);
+        }
+        for (_, new) in &plan.refresh {
+            wanted.insert(new.digest, &new.json);
+        }
+        body_ids(c, &wanted).await?
+    };
     let body_of = |digest: &[u8; 32]| {
         bodies
             .get(digest)
@@ -188,66 +235,8 @@ pub(crate) async fn sync_rows<C: GenericClient>(
                 reason: "a body was neither found nor stored".into(),
             })
     };
-    if !plan.open.is_empty() {
-        // One statement for all new findings. No history rows: a finding's first
-        // classification is its row's until the first change (see `reclassify`, `history`).
-        let mut package = Vec::with_capacity(plan.open.len());
-        let mut arch = Vec::with_capacity(plan.open.len());
-        let mut vulnerability = Vec::with_capacity(plan.open.len());
-        let mut body = Vec::with_capacity(plan.open.len());
-        let mut class = Vec::with_capacity(plan.open.len());
-        let mut due_at = Vec::with_capacity(plan.open.len());
-        let mut policy = Vec::with_capacity(plan.open.len());
-        let mut rule = Vec::with_capacity(plan.open.len());
-        for n in &plan.open {
-            package.push(n.key.package.as_str());
-            arch.push(n.key.arch.as_str());
-            vulnerability.push(n.key.vulnerability.as_str());
-            body.push(body_of(&n.body.digest)?);
-            class.push(n.classification.class.map(Class::as_str));
-            due_at.push(opt_ts_to_db("finding due_at", n.classification.due_at)?);
-            policy.push(n.classification.policy.as_deref());
-            rule.push(n.classification.rule.as_deref());
-        }
-        execute(
-            c,
-            "INSERT INTO findings (host, package, arch, vulnerability, state, body_id, class,
-                                   due_at, policy, rule, first_seen, last_seen)
-             SELECT $1::uuid, p, a, v, 'open', b, cl, d, po, r, $10::int8, $10::int8
-             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
-                         $7::int8[], $8::text[], $9::text[]) AS t (p, a, v, b, cl, d, po, r)",
-            &[
-                &host,
-                &package,
-                &arch,
-                &vulnerability,
-                &body,
-                &class,
-                &due_at,
-                &policy,
-                &rule,
-                &now_db,
-            ],
-        )
-        .await
-        .map_err(pg("open finding"))?;
-    }
-    if !plan.refresh.is_empty() {
-        let ids: Vec<i64> = plan.refresh.iter().map(|(id, _)| *id).collect();
-        let body = plan
-            .refresh
-            .iter()
-            .map(|(_, new)| body_of(&new.digest))
-            .collect::<Result<Vec<i64>>>()?;
-        execute(
-            c,
-            "UPDATE findings f SET body_id = t.b
-             FROM UNNEST($1::int8[], $2::int8[]) AS t (id, b) WHERE f.id = t.id",
-            &[&ids, &body],
-        )
-        .await
-        .map_err(pg("refresh finding"))?;
-    }
+    // Reclassifications first and one by one: each reads the row it makes history of, and
+    // they are rare (a policy or an advisory's severity changed).
     for (id, cl) in &plan.reclassify {
         // The classification the finding had until now becomes history first, if it is not
         // yet (it was the row's own since the finding opened).
@@ -276,46 +265,100 @@ pub(crate) async fn sync_rows<C: GenericClient>(
         .map_err(pg("reclassify finding"))?;
         add_history(c, *id, now_db, cl).await?;
     }
+    let mut batch = Batch::default();
+    if !plan.open.is_empty() {
+        // One statement for all new findings. No history rows: a finding's first
+        // classification is its row's until the first change (see `reclassify`, `history`).
+        let n = plan.open.len();
+        let mut package = Vec::with_capacity(n);
+        let mut arch = Vec::with_capacity(n);
+        let mut vulnerability = Vec::with_capacity(n);
+        let mut body = Vec::with_capacity(n);
+        let mut class = Vec::with_capacity(n);
+        let mut due_at = Vec::with_capacity(n);
+        let mut policy = Vec::with_capacity(n);
+        let mut rule = Vec::with_capacity(n);
+        for f in &plan.open {
+            body.push(body_of(&f.body.digest)?);
+            due_at.push(opt_ts_to_db("finding due_at", f.classification.due_at)?);
+        }
+        for f in plan.open {
+            package.push(f.key.package);
+            arch.push(f.key.arch);
+            vulnerability.push(f.key.vulnerability);
+            class.push(f.classification.class.map(Class::as_str));
+            policy.push(f.classification.policy);
+            rule.push(f.classification.rule);
+        }
+        batch
+            .push(
+                c,
+                "open finding",
+                "INSERT INTO findings (host, package, arch, vulnerability, state, body_id, class,
+                                       due_at, policy, rule, first_seen, last_seen)
+                 SELECT $1::uuid, p, a, v, 'open', b, cl, d, po, r, $10::int8, $10::int8
+                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
+                             $7::int8[], $8::text[], $9::text[]) AS t (p, a, v, b, cl, d, po, r)",
+                vec![
+                    Box::new(host),
+                    Box::new(package),
+                    Box::new(arch),
+                    Box::new(vulnerability),
+                    Box::new(body),
+                    Box::new(class),
+                    Box::new(due_at),
+                    Box::new(policy),
+                    Box::new(rule),
+                    Box::new(now_db),
+                ],
+            )
+            .await?;
+    }
+    if !plan.refresh.is_empty() {
+        let ids: Vec<i64> = plan.refresh.iter().map(|(id, _)| *id).collect();
+        let body = plan
+            .refresh
+            .iter()
+            .map(|(_, new)| body_of(&new.digest))
+            .collect::<Result<Vec<i64>>>()?;
+        batch
+            .push(
+                c,
+                "refresh finding",
+                "UPDATE findings f SET body_id = t.b
+                 FROM UNNEST($1::int8[], $2::int8[]) AS t (id, b) WHERE f.id = t.id",
+                vec![Box::new(ids), Box::new(body)],
+            )
+            .await?;
+    }
     if !plan.close.is_empty() {
-        let ids: Vec<i64> = plan.close.iter().map(|(id, _)| *id).collect();
-        let fixed: Vec<Option<&str>> = plan.close.iter().map(|(_, f)| f.as_deref()).collect();
-        execute(
-            c,
-            "UPDATE findings f SET state = 'closed', closed_at = $2, last_seen = $2,
-                                   fixed_version = t.fixed
-             FROM UNNEST($1::int8[], $3::text[]) AS t (id, fixed) WHERE f.id = t.id",
-            &[&ids, &now_db, &fixed],
-        )
-        .await
-        .map_err(pg("close finding"))?;
+        let (ids, fixed): (Vec<i64>, Vec<Option<String>>) = plan.close.into_iter().unzip();
+        batch
+            .push(
+                c,
+                "close finding",
+                "UPDATE findings f SET state = 'closed', closed_at = $2, last_seen = $2,
+                                       fixed_version = t.fixed
+                 FROM UNNEST($1::int8[], $3::text[]) AS t (id, fixed) WHERE f.id = t.id",
+                vec![Box::new(ids), Box::new(now_db), Box::new(fixed)],
+            )
+            .await?;
     }
     // `last_seen` of every kept finding moves to now in one statement: the open ones that
-    // were not closed above are exactly the kept ones (and those opened now already say now).
-    // With none kept (a first inventory) there is nothing to move.
+    // are not closed above are exactly the kept ones (and those opened now already say now).
+    // With none kept (a first inventory) there is nothing to move. (The statements of one
+    // flight run in order, so this one sees the closes before it.)
     if plan.summary.kept > 0 {
-        execute(
-            c,
-            "UPDATE findings SET last_seen = $2
-             WHERE host = $1 AND state = 'open' AND last_seen <> $2",
-            &[&host, &now_db],
-        )
-        .await
-        .map_err(pg("sync findings"))?;
+        batch
+            .push(
+                c,
+                "sync findings",
+                "UPDATE findings SET last_seen = $2
+                 WHERE host = $1 AND state = 'open' AND last_seen <> $2",
+                vec![Box::new(host), Box::new(now_db)],
+            )
+            .await?;
     }
-    // The host's counts, kept on its row (migration 0011); an unchanged count is not written
-    // again.
-    execute(
-        c,
-        "UPDATE hosts SET open_findings = $2, open_fixable = $3
-         WHERE id = $1 AND (open_findings <> $2 OR open_fixable <> $3)",
-        &[
-            &host,
-            &count_to_db(plan.open_findings),
-            &count_to_db(plan.open_fixable),
-        ],
-    )
-    .await
-    .map_err(pg("sync findings"))?;
     let event = plan.summary.changed().then(|| {
         let mut entry = entry.clone();
         if entry.after.is_none() {
@@ -323,7 +366,13 @@ pub(crate) async fn sync_rows<C: GenericClient>(
         }
         entry
     });
-    Ok((plan.summary, event))
+    Ok(Planned {
+        batch,
+        summary: plan.summary,
+        event,
+        open_findings: count_to_db(plan.open_findings),
+        open_fixable: count_to_db(plan.open_fixable),
+    })
 }
 
 /// The body is read by a subquery rather than a join, so that filters can name the findings'

@@ -11,7 +11,14 @@ use patchwarden_store::limits::{MAX_ADVISORY_JSON, MAX_ID, check_name};
 use patchwarden_store::{AdvisoryUpsert, Result, StoreError, StoredInventory};
 use uuid::Uuid;
 
+use crate::pipelined::Batch;
 use crate::{audit, col, execute, hosts, pg, query, query_opt};
+
+/// The host's inventory, inserted or replaced. Parameters: host, digest, JSON, now.
+const UPSERT: &str =
+    "INSERT INTO inventories (host, digest, inventory, updated_at) VALUES ($1, $2, $3, $4)
+ ON CONFLICT (host) DO UPDATE
+ SET digest = EXCLUDED.digest, inventory = EXCLUDED.inventory, updated_at = EXCLUDED.updated_at";
 
 pub(crate) async fn replace<C: GenericClient>(
     c: &C,
@@ -21,26 +28,10 @@ pub(crate) async fn replace<C: GenericClient>(
     now: Timestamp,
     entry: &AuditEntry,
 ) -> Result<PackagesDigest> {
-    replace_rows(c, host, inventory_json, digest, now).await?;
-    audit::append(c, entry).await?;
-    Ok(digest)
-}
-
-/// [`replace`] without its audit event, for a transaction that appends it last.
-pub(crate) async fn replace_rows<C: GenericClient>(
-    c: &C,
-    host: Uuid,
-    inventory_json: &str,
-    digest: PackagesDigest,
-    now: Timestamp,
-) -> Result<()> {
     hosts::set_digest(c, host, &digest).await?;
     execute(
         c,
-        "INSERT INTO inventories (host, digest, inventory, updated_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (host) DO UPDATE
-         SET digest = EXCLUDED.digest, inventory = EXCLUDED.inventory,
-             updated_at = EXCLUDED.updated_at",
+        UPSERT,
         &[
             &host,
             &digest.to_string(),
@@ -50,7 +41,34 @@ pub(crate) async fn replace_rows<C: GenericClient>(
     )
     .await
     .map_err(pg("replace inventory"))?;
-    Ok(())
+    audit::append(c, entry).await?;
+    Ok(digest)
+}
+
+/// The inventory's row written at the end of an upload's transaction, with its other writes.
+/// (The host's digest is the caller's to set, with the other columns it changes on the row.)
+pub(crate) async fn push_replace<C: GenericClient>(
+    batch: &mut Batch,
+    c: &C,
+    host: Uuid,
+    inventory_json: String,
+    digest: PackagesDigest,
+    now: Timestamp,
+) -> Result<()> {
+    let now = ts_to_db("now", now)?;
+    batch
+        .push(
+            c,
+            "replace inventory",
+            UPSERT,
+            vec![
+                Box::new(host),
+                Box::new(digest.to_string()),
+                Box::new(inventory_json),
+                Box::new(now),
+            ],
+        )
+        .await
 }
 
 pub(crate) async fn get<C: GenericClient>(c: &C, host: Uuid) -> Result<Option<StoredInventory>> {

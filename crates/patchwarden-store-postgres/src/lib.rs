@@ -45,6 +45,7 @@ mod inventory;
 mod jobs;
 pub mod migrate;
 mod notifications;
+mod pipelined;
 mod tokens;
 mod users;
 
@@ -426,10 +427,35 @@ impl Store for PgStore {
         // Serialised and digested before the transaction takes the host's row lock.
         let current = patchwarden_store::finding::prepare(current)?;
         let fixing = patchwarden_store::finding::FixingVersions::of(installed);
-        in_tx!(self, "sync findings", |tx| findings::sync(
-            &tx, host, current, &fixing, now, &audit
-        )
-        .await?)
+        let (tx, mut p) =
+            findings::begin(self, "sync findings", host, current, &fixing, now, &audit).await?;
+        // The host's counts, kept on its row (migration 0011); an unchanged count is not
+        // written again.
+        let pushed = match tx.client() {
+            Ok(c) => {
+                p.batch
+                    .push(
+                        c,
+                        "sync findings",
+                        "UPDATE hosts SET open_findings = $2, open_fixable = $3
+                         WHERE id = $1 AND (open_findings <> $2 OR open_fixable <> $3)",
+                        vec![
+                            Box::new(host),
+                            Box::new(p.open_findings),
+                            Box::new(p.open_fixable),
+                        ],
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = pushed {
+            tx.rollback().await;
+            return Err(e);
+        }
+        let events: Vec<&AuditEntry> = p.event.iter().collect();
+        tx.finish(p.batch, &events).await?;
+        Ok(p.summary)
     }
 
     async fn apply_inventory(
@@ -441,16 +467,61 @@ impl Store for PgStore {
         inventory_audit: AuditEntry,
     ) -> Result<(FindingSync, PackagesDigest)> {
         let digest = up.inventory.digest;
-        in_tx!(self, "apply inventory", |tx| {
-            // The rows first and the two audit events last: the chain's head is locked from
-            // the first append to the commit, and every server's every append waits for it.
-            let (sync, event) =
-                findings::sync_rows(&tx, host, up.current, &up.fixing, now, &sync_audit).await?;
-            inventory::replace_rows(&tx, host, &up.inventory.json, digest, now).await?;
-            let events: Vec<&AuditEntry> = event.iter().chain([&inventory_audit]).collect();
-            audit::append_all(&tx, &events).await?;
-            (sync, digest)
-        })
+        // Three round trips: the reads with the `BEGIN`, the finding bodies, and then every
+        // write with the audit events and the commit (see `pipelined`).
+        let (tx, mut p) = findings::begin(
+            self,
+            "apply inventory",
+            host,
+            up.current,
+            &up.fixing,
+            now,
+            &sync_audit,
+        )
+        .await?;
+        let pushed = match tx.client() {
+            Ok(c) => {
+                // The host's counts and its digest in one change of its row.
+                let counts = p
+                    .batch
+                    .push(
+                        c,
+                        "replace inventory",
+                        "UPDATE hosts SET open_findings = $2, open_fixable = $3,
+                                          inventory_digest = $4
+                         WHERE id = $1",
+                        vec![
+                            Box::new(host),
+                            Box::new(p.open_findings),
+                            Box::new(p.open_fixable),
+                            Box::new(digest.to_string()),
+                        ],
+                    )
+                    .await;
+                match counts {
+                    Ok(()) => {
+                        inventory::push_replace(
+                            &mut p.batch,
+                            c,
+                            host,
+                            up.inventory.json,
+                            digest,
+                            now,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = pushed {
+            tx.rollback().await;
+            return Err(e);
+        }
+        let events: Vec<&AuditEntry> = p.event.iter().chain([&inventory_audit]).collect();
+        tx.finish(p.batch, &events).await?;
+        Ok((p.summary, digest))
     }
 
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>> {

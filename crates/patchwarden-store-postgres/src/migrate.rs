@@ -65,6 +65,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_findings_reference_checks",
         include_str!("../migrations/0013_findings_reference_checks.sql"),
     ),
+    (
+        "0014_findings_host_check",
+        include_str!("../migrations/0014_findings_host_check.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

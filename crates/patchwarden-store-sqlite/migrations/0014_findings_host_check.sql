@@ -1,0 +1,3 @@
+-- PostgreSQL's migration of this name makes its statement-level check of the inserted
+-- findings' hosts look each host up once. SQLite keeps its foreign keys (see 0013); nothing
+-- changes here, and the file exists so that both backends' migrations keep the same names.
