@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use patchwarden_core::audit::verify;
 use patchwarden_core::inventory::Inventory;
-use patchwarden_core::policy::Class;
-use patchwarden_store::conformance::fixtures::{at, debian_inventories, enrolled, entry, finding};
-use patchwarden_store::{Classification, CurrentFinding, PreparedUpload, Store, StoreError};
+use patchwarden_store::conformance::fixtures::{at, debian_inventories, enrolled, entry};
+use patchwarden_store::{CurrentFinding, PreparedUpload, Store, StoreError};
 use patchwarden_store_postgres::PgStore;
 use uuid::Uuid;
 
@@ -19,19 +18,6 @@ mod common;
 
 /// More than the pool holds, so that every pooled connection is used after a failure.
 const PAST_THE_POOL: i64 = 40;
-
-fn current(before: &Inventory, after: &Inventory, i: usize, vuln: &str) -> CurrentFinding {
-    CurrentFinding {
-        body: None,
-        finding: finding(&before.packages[i], vuln, Some(&after.packages[i])).into(),
-        classification: Classification {
-            class: Some(Class::High),
-            due_at: Some(at(1000)),
-            policy: Some("seed-default".into()),
-            rule: Some("high".into()),
-        },
-    }
-}
 
 /// What an upload changes: the findings (all states), the host's open count and digest, the
 /// held inventory's digest and the audit chain's length.
@@ -99,8 +85,8 @@ async fn a_failing_statement_of_the_flight_rolls_the_whole_upload_back() {
             upload(
                 &before,
                 &[
-                    current(&before, &after, 0, "CVE-2024-0001"),
-                    current(&before, &after, 1, "CVE-2024-0002"),
+                    common::high_finding(&before, &after, 0, "CVE-2024-0001"),
+                    common::high_finding(&before, &after, 1, "CVE-2024-0002"),
                 ],
             ),
             at(10),
@@ -120,7 +106,7 @@ async fn a_failing_statement_of_the_flight_rolls_the_whole_upload_back() {
         .unwrap();
     // The patched inventory closes both findings and opens a third: every kind of write of
     // the flight has a row to write, and each table in turn refuses its row.
-    let patched = [current(&before, &after, 2, "CVE-2024-0003")];
+    let patched = [common::high_finding(&before, &after, 2, "CVE-2024-0003")];
     for (table, on) in [
         ("findings", "INSERT"),
         ("findings", "UPDATE"),
@@ -218,7 +204,11 @@ async fn an_upload_dropped_while_it_waits_leaves_nothing_behind() {
         Duration::from_millis(300),
         store.apply_inventory(
             host.id,
-            PreparedUpload::of(&before, &[current(&before, &after, 0, "CVE-2024-0001")]).unwrap(),
+            PreparedUpload::of(
+                &before,
+                &[common::high_finding(&before, &after, 0, "CVE-2024-0001")],
+            )
+            .unwrap(),
             at(10),
             entry(at(10), "findings.sync", "h"),
             entry(at(10), "inventory.replace", "h"),
@@ -254,7 +244,11 @@ async fn an_upload_dropped_while_it_waits_leaves_nothing_behind() {
     store
         .apply_inventory(
             host.id,
-            PreparedUpload::of(&before, &[current(&before, &after, 0, "CVE-2024-0001")]).unwrap(),
+            PreparedUpload::of(
+                &before,
+                &[common::high_finding(&before, &after, 0, "CVE-2024-0001")],
+            )
+            .unwrap(),
             at(20),
             entry(at(20), "findings.sync", "h"),
             entry(at(20), "inventory.replace", "h"),

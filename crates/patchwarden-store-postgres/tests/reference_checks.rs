@@ -6,9 +6,8 @@
 
 use std::sync::Arc;
 
-use patchwarden_core::policy::Class;
-use patchwarden_store::conformance::fixtures::{at, debian_inventories, enrolled, entry, finding};
-use patchwarden_store::{Classification, CurrentFinding, Store};
+use patchwarden_store::Store;
+use patchwarden_store::conformance::fixtures::{at, debian_inventories, enrolled, entry};
 use patchwarden_store_postgres::PgStore;
 use tokio_postgres::error::SqlState;
 
@@ -40,16 +39,7 @@ async fn findings_name_only_hosts_and_bodies_that_exist() {
     let host = enrolled(&store, "web", "web-1").await;
     let other = enrolled(&store, "web", "web-2").await;
     let (before, after) = debian_inventories(3);
-    let current = |i: usize, vuln: &str| CurrentFinding {
-        body: None,
-        finding: finding(&before.packages[i], vuln, Some(&after.packages[i])).into(),
-        classification: Classification {
-            class: Some(Class::High),
-            due_at: Some(at(1000)),
-            policy: Some("seed-default".into()),
-            rule: Some("high".into()),
-        },
-    };
+    let current = |i: usize, vuln: &str| common::high_finding(&before, &after, i, vuln);
     for h in [host.id, other.id] {
         store
             .sync_findings(

@@ -39,3 +39,23 @@ pub(crate) async fn scratch_schema(
     }
     Some((client, config, schema))
 }
+
+/// A High finding on `before`'s package `i` for `vuln`, fixed by `after`'s version of it.
+pub(crate) fn high_finding(
+    before: &patchwarden_core::inventory::Inventory,
+    after: &patchwarden_core::inventory::Inventory,
+    i: usize,
+    vuln: &str,
+) -> patchwarden_store::CurrentFinding {
+    use patchwarden_store::conformance::fixtures::{at, finding};
+    patchwarden_store::CurrentFinding {
+        body: None,
+        finding: finding(&before.packages[i], vuln, Some(&after.packages[i])).into(),
+        classification: patchwarden_store::Classification {
+            class: Some(patchwarden_core::policy::Class::High),
+            due_at: Some(at(1000)),
+            policy: Some("seed-default".into()),
+            rule: Some("high".into()),
+        },
+    }
+}
