@@ -290,29 +290,26 @@ async fn plan<C: GenericClient>(
             policy.push(f.classification.policy);
             rule.push(f.classification.rule);
         }
-        batch
-            .push(
-                c,
-                "open finding",
-                "INSERT INTO findings (host, package, arch, vulnerability, state, body_id, class,
+        batch.push(
+            "open finding",
+            "INSERT INTO findings (host, package, arch, vulnerability, state, body_id, class,
                                        due_at, policy, rule, first_seen, last_seen)
                  SELECT $1::uuid, p, a, v, 'open', b, cl, d, po, r, $10::int8, $10::int8
                  FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
                              $7::int8[], $8::text[], $9::text[]) AS t (p, a, v, b, cl, d, po, r)",
-                vec![
-                    Box::new(host),
-                    Box::new(package),
-                    Box::new(arch),
-                    Box::new(vulnerability),
-                    Box::new(body),
-                    Box::new(class),
-                    Box::new(due_at),
-                    Box::new(policy),
-                    Box::new(rule),
-                    Box::new(now_db),
-                ],
-            )
-            .await?;
+            vec![
+                Box::new(host),
+                Box::new(package),
+                Box::new(arch),
+                Box::new(vulnerability),
+                Box::new(body),
+                Box::new(class),
+                Box::new(due_at),
+                Box::new(policy),
+                Box::new(rule),
+                Box::new(now_db),
+            ],
+        );
     }
     if !plan.refresh.is_empty() {
         let ids: Vec<i64> = plan.refresh.iter().map(|(id, _)| *id).collect();
@@ -321,43 +318,34 @@ async fn plan<C: GenericClient>(
             .iter()
             .map(|(_, new)| body_of(&new.digest))
             .collect::<Result<Vec<i64>>>()?;
-        batch
-            .push(
-                c,
-                "refresh finding",
-                "UPDATE findings f SET body_id = t.b
+        batch.push(
+            "refresh finding",
+            "UPDATE findings f SET body_id = t.b
                  FROM UNNEST($1::int8[], $2::int8[]) AS t (id, b) WHERE f.id = t.id",
-                vec![Box::new(ids), Box::new(body)],
-            )
-            .await?;
+            vec![Box::new(ids), Box::new(body)],
+        );
     }
     if !plan.close.is_empty() {
         let (ids, fixed): (Vec<i64>, Vec<Option<String>>) = plan.close.into_iter().unzip();
-        batch
-            .push(
-                c,
-                "close finding",
-                "UPDATE findings f SET state = 'closed', closed_at = $2, last_seen = $2,
+        batch.push(
+            "close finding",
+            "UPDATE findings f SET state = 'closed', closed_at = $2, last_seen = $2,
                                        fixed_version = t.fixed
                  FROM UNNEST($1::int8[], $3::text[]) AS t (id, fixed) WHERE f.id = t.id",
-                vec![Box::new(ids), Box::new(now_db), Box::new(fixed)],
-            )
-            .await?;
+            vec![Box::new(ids), Box::new(now_db), Box::new(fixed)],
+        );
     }
     // `last_seen` of every kept finding moves to now in one statement: the open ones that
     // are not closed above are exactly the kept ones (and those opened now already say now).
     // With none kept (a first inventory) there is nothing to move. (The statements of one
     // flight run in order, so this one sees the closes before it.)
     if plan.summary.kept > 0 {
-        batch
-            .push(
-                c,
-                "sync findings",
-                "UPDATE findings SET last_seen = $2
+        batch.push(
+            "sync findings",
+            "UPDATE findings SET last_seen = $2
                  WHERE host = $1 AND state = 'open' AND last_seen <> $2",
-                vec![Box::new(host), Box::new(now_db)],
-            )
-            .await?;
+            vec![Box::new(host), Box::new(now_db)],
+        );
     }
     let event = plan.summary.changed().then(|| {
         let mut entry = entry.clone();

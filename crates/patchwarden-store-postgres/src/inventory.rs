@@ -47,28 +47,24 @@ pub(crate) async fn replace<C: GenericClient>(
 
 /// The inventory's row written at the end of an upload's transaction, with its other writes.
 /// (The host's digest is the caller's to set, with the other columns it changes on the row.)
-pub(crate) async fn push_replace<C: GenericClient>(
+/// `now` as the database holds it.
+pub(crate) fn push_replace(
     batch: &mut Batch,
-    c: &C,
     host: Uuid,
     inventory_json: String,
     digest: PackagesDigest,
-    now: Timestamp,
-) -> Result<()> {
-    let now = ts_to_db("now", now)?;
-    batch
-        .push(
-            c,
-            "replace inventory",
-            UPSERT,
-            vec![
-                Box::new(host),
-                Box::new(digest.to_string()),
-                Box::new(inventory_json),
-                Box::new(now),
-            ],
-        )
-        .await
+    now: i64,
+) {
+    batch.push(
+        "replace inventory",
+        UPSERT,
+        vec![
+            Box::new(host),
+            Box::new(digest.to_string()),
+            Box::new(inventory_json),
+            Box::new(now),
+        ],
+    );
 }
 
 pub(crate) async fn get<C: GenericClient>(c: &C, host: Uuid) -> Result<Option<StoredInventory>> {

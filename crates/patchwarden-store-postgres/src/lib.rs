@@ -431,28 +431,16 @@ impl Store for PgStore {
             findings::begin(self, "sync findings", host, current, &fixing, now, &audit).await?;
         // The host's counts, kept on its row (migration 0011); an unchanged count is not
         // written again.
-        let pushed = match tx.client() {
-            Ok(c) => {
-                p.batch
-                    .push(
-                        c,
-                        "sync findings",
-                        "UPDATE hosts SET open_findings = $2, open_fixable = $3
-                         WHERE id = $1 AND (open_findings <> $2 OR open_fixable <> $3)",
-                        vec![
-                            Box::new(host),
-                            Box::new(p.open_findings),
-                            Box::new(p.open_fixable),
-                        ],
-                    )
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = pushed {
-            tx.rollback().await;
-            return Err(e);
-        }
+        p.batch.push(
+            "sync findings",
+            "UPDATE hosts SET open_findings = $2, open_fixable = $3
+             WHERE id = $1 AND (open_findings <> $2 OR open_fixable <> $3)",
+            vec![
+                Box::new(host),
+                Box::new(p.open_findings),
+                Box::new(p.open_fixable),
+            ],
+        );
         let events: Vec<&AuditEntry> = p.event.iter().collect();
         tx.finish(p.batch, &events).await?;
         Ok(p.summary)
@@ -467,6 +455,7 @@ impl Store for PgStore {
         inventory_audit: AuditEntry,
     ) -> Result<(FindingSync, PackagesDigest)> {
         let digest = up.inventory.digest;
+        let now_db = patchwarden_store::codec::ts_to_db("now", now)?;
         // Three round trips: the reads with the `BEGIN`, the finding bodies, and then every
         // write with the audit events and the commit (see `pipelined`).
         let (tx, mut p) = findings::begin(
@@ -479,46 +468,19 @@ impl Store for PgStore {
             &sync_audit,
         )
         .await?;
-        let pushed = match tx.client() {
-            Ok(c) => {
-                // The host's counts and its digest in one change of its row.
-                let counts = p
-                    .batch
-                    .push(
-                        c,
-                        "replace inventory",
-                        "UPDATE hosts SET open_findings = $2, open_fixable = $3,
-                                          inventory_digest = $4
-                         WHERE id = $1",
-                        vec![
-                            Box::new(host),
-                            Box::new(p.open_findings),
-                            Box::new(p.open_fixable),
-                            Box::new(digest.to_string()),
-                        ],
-                    )
-                    .await;
-                match counts {
-                    Ok(()) => {
-                        inventory::push_replace(
-                            &mut p.batch,
-                            c,
-                            host,
-                            up.inventory.json,
-                            digest,
-                            now,
-                        )
-                        .await
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = pushed {
-            tx.rollback().await;
-            return Err(e);
-        }
+        // The host's counts and its digest in one change of its row.
+        p.batch.push(
+            "replace inventory",
+            "UPDATE hosts SET open_findings = $2, open_fixable = $3, inventory_digest = $4
+             WHERE id = $1",
+            vec![
+                Box::new(host),
+                Box::new(p.open_findings),
+                Box::new(p.open_fixable),
+                Box::new(digest.to_string()),
+            ],
+        );
+        inventory::push_replace(&mut p.batch, host, up.inventory.json, digest, now_db);
         let events: Vec<&AuditEntry> = p.event.iter().chain([&inventory_audit]).collect();
         tx.finish(p.batch, &events).await?;
         Ok((p.summary, digest))

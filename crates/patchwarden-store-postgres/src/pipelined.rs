@@ -43,24 +43,16 @@ pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 /// Statements that return no rows, to be sent together, in order, at the end of a transaction.
 /// None may depend on another's outcome: if one fails, PostgreSQL aborts the transaction, the
 /// ones after it fail unrun, the `COMMIT` rolls back, and the first failure is the one told.
+/// The statements are prepared (once per connection) when the batch is sent.
 #[derive(Default)]
 pub(crate) struct Batch {
-    items: Vec<(Statement, Vec<Param>, &'static str)>,
+    items: Vec<(&'static str, Vec<Param>, &'static str)>,
 }
 
 impl Batch {
-    /// Adds `sql` (prepared now, once per connection) with its parameters; `op` names it in an
-    /// error.
-    pub(crate) async fn push<C: GenericClient>(
-        &mut self,
-        c: &C,
-        op: &'static str,
-        sql: &str,
-        params: Vec<Param>,
-    ) -> Result<()> {
-        let statement = c.prepare_cached(sql).await.map_err(pg(op))?;
-        self.items.push((statement, params, op));
-        Ok(())
+    /// Adds `sql` with its parameters; `op` names it in an error.
+    pub(crate) fn push(&mut self, op: &'static str, sql: &'static str, params: Vec<Param>) {
+        self.items.push((sql, params, op));
     }
 }
 
@@ -95,20 +87,39 @@ async fn in_order<T>(futures: Vec<Pending<'_, T>>) -> Vec<T> {
     outputs.into_iter().flatten().collect()
 }
 
-/// The batch's statements as futures on `c`, in order.
+/// The batch's statements, prepared on `c`, as futures in order.
 fn executions<'a>(
     c: &'a Client,
     batch: &'a Batch,
+    statements: &'a [Statement],
 ) -> Vec<Pending<'a, std::result::Result<u64, tokio_postgres::Error>>> {
-    batch
-        .items
+    statements
         .iter()
-        .map(|(statement, params, _)| {
+        .zip(&batch.items)
+        .map(|(statement, (_, params, _))| {
             let params: Vec<&(dyn ToSql + Sync)> =
                 params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
             Box::pin(async move { c.execute(statement, &params).await }) as Pending<'a, _>
         })
         .collect()
+}
+
+/// The batch's statements and, unless there is nothing to append, the append's.
+async fn prepare(
+    c: &Client,
+    batch: &Batch,
+    nothing_to_append: bool,
+) -> Result<(Vec<Statement>, Option<Statement>)> {
+    let mut writes = Vec::with_capacity(batch.items.len());
+    for (sql, _, op) in &batch.items {
+        writes.push(c.prepare_cached(sql).await.map_err(pg(op))?);
+    }
+    let append = if nothing_to_append {
+        None
+    } else {
+        Some(Appending::statement(c).await?)
+    };
+    Ok((writes, append))
 }
 
 pub(crate) struct AuditedTx {
@@ -176,12 +187,15 @@ impl AuditedTx {
         batch: Batch,
         entries: &[&AuditEntry],
     ) -> Result<Vec<AuditEvent>> {
+        // Everything prepared before anything is sent: while a statement is being prepared,
+        // a request already made would go out first.
         let prepared = match (Appending::of(entries), self.client()) {
-            (Ok(a), Ok(_)) if entries.is_empty() => Ok((a, None)),
-            (Ok(a), Ok(c)) => Appending::statement(c).await.map(|s| (a, Some(s))),
+            (Ok(a), Ok(c)) => prepare(c, &batch, entries.is_empty())
+                .await
+                .map(|(statements, append)| (a, statements, append)),
             (Err(e), _) | (_, Err(e)) => Err(e),
         };
-        let (appending, statement) = match prepared {
+        let (appending, statements, statement) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 self.rollback().await;
@@ -196,7 +210,7 @@ impl AuditedTx {
             }
         };
         let (writes, rows, commit) = tokio::join!(
-            in_order(executions(c, &batch)),
+            in_order(executions(c, &batch, &statements)),
             append,
             c.batch_execute("COMMIT")
         );
