@@ -239,7 +239,7 @@ fn rss(pid: u32) -> (f64, f64) {
 
 /// The CPU time the process has used so far (user + system), from `/proc/PID/stat`. The
 /// machine is shared, so throughput moves with the load; CPU time per upload much less.
-fn cpu_seconds(pid: u32) -> f64 {
+fn cpu_seconds(pid: impl std::fmt::Display) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which is in parentheses and may hold spaces): utime and
     // stime are the 12th and 13th of them, in clock ticks (100 a second on Linux).
@@ -252,6 +252,32 @@ fn cpu_seconds(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds so far of each of the process's threads, summed by thread name
+/// (`/proc/PID/task/*/stat`): the SQLite writer is one thread, and its share of an upload says
+/// whether the store's one writer or the request handlers bound the rate.
+///
+/// With each, the seconds it waited for a core while it could run (`/proc/…/schedstat`, the
+/// scheduler's run-queue delay): a thread short of CPU waits there, one short of work sleeps.
+fn thread_cpu(pid: u32) -> BTreeMap<String, (f64, f64)> {
+    let mut out = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let tid: u32 = task.file_name().to_string_lossy().parse().unwrap_or(0);
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let waited = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1e9;
+        let entry = out.entry(comm.trim().to_owned()).or_insert((0.0, 0.0));
+        entry.0 += cpu_seconds(format!("{pid}/task/{tid}"));
+        entry.1 += waited;
+    }
+    out
 }
 
 /// The server's own view of a route's latency: the bucket bounds under which half and 99 % of
@@ -445,6 +471,7 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
 
     // Full inventories: 32 uploads in flight.
     let cpu_before = cpu_seconds(server.child.id());
+    let threads_before = thread_cpu(server.child.id());
     let own_cpu_before = cpu_seconds(std::process::id());
     let started = Instant::now();
     let agents = Arc::new(agents);
@@ -485,6 +512,15 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     }
     let upload = started.elapsed();
     let upload_cpu = cpu_seconds(server.child.id()) - cpu_before;
+    let mut threads_upload: Vec<(String, f64, f64)> = thread_cpu(server.child.id())
+        .into_iter()
+        .map(|(name, (s, w))| {
+            let (s0, w0) = threads_before.get(&name).copied().unwrap_or((0.0, 0.0));
+            (name, s - s0, w - w0)
+        })
+        .filter(|(_, s, _)| *s > 0.0)
+        .collect();
+    threads_upload.sort_by(|a, b| b.1.total_cmp(&a.1));
     let agents_cpu = cpu_seconds(std::process::id()) - own_cpu_before;
     let (rss_uploaded, _) = rss(server.child.id());
 
@@ -596,6 +632,18 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
         upload.as_secs_f64(),
         upload_cpu / upload.as_secs_f64()
     );
+    let by_thread: Vec<String> = threads_upload
+        .iter()
+        .map(|(name, s, w)| {
+            format!(
+                "{name} {:.2} ms (on a core {:.0} % of the time, waiting for one {:.0} %)",
+                s * 1e3 / hosts as f64,
+                s * 100.0 / upload.as_secs_f64(),
+                w * 100.0 / upload.as_secs_f64()
+            )
+        })
+        .collect();
+    println!("    by thread, an upload: {}", by_thread.join(", "));
     println!(
         "  the simulated agents' CPU meanwhile (this process, on the same 2 cores): {:.2} cores",
         agents_cpu / upload.as_secs_f64()

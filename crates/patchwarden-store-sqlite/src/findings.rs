@@ -174,6 +174,9 @@ fn body_id(c: &Connection, digest: &[u8; 32], json: &str) -> Result<i64> {
 pub(crate) struct Synced {
     pub(crate) summary: FindingSync,
     pub(crate) body_ids: Vec<([u8; 32], i64)>,
+    /// The plan, handed back so that its few thousand strings are freed by the caller, not
+    /// on the writer thread (see [`crate::Spent`]).
+    pub(crate) plan: crate::Spent<patchwarden_store::finding::SyncPlan>,
 }
 
 pub(crate) fn sync(
@@ -296,16 +299,19 @@ pub(crate) fn sync(
         )
         .and_then(|mut s| s.execute(params![id]))
         .map_err(db("record finding history"))?;
-        c.execute(
+        let due_at = opt_ts_to_db("finding due_at", cl.due_at)?;
+        c.prepare_cached(
             "UPDATE findings SET class = ?2, due_at = ?3, policy = ?4, rule = ?5 WHERE id = ?1",
-            params![
+        )
+        .and_then(|mut s| {
+            s.execute(params![
                 id,
                 cl.class.map(Class::as_str),
-                opt_ts_to_db("finding due_at", cl.due_at)?,
+                due_at,
                 cl.policy,
                 cl.rule
-            ],
-        )
+            ])
+        })
         .map_err(db("reclassify finding"))?;
         add_history(c, *id, now_db, cl)?;
     }
@@ -347,6 +353,7 @@ pub(crate) fn sync(
     Ok(Synced {
         summary: plan.summary,
         body_ids,
+        plan: crate::Spent(plan),
     })
 }
 

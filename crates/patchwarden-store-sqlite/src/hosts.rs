@@ -148,13 +148,13 @@ pub(crate) fn insert(
 }
 
 pub(crate) fn get(c: &Connection, id: Uuid) -> Result<Option<Host>> {
+    // Every agent request reads its host (and a check-in reads it twice on the writer
+    // thread): the statement is made once and kept in the connection's cache.
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM hosts WHERE id = ?1"));
     let raw = c
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM hosts WHERE id = ?1"),
-            [id.to_string()],
-            raw,
-        )
-        .optional()
+        .prepare_cached(&SQL)
+        .and_then(|mut s| s.query_row([id.to_string()], raw).optional())
         .map_err(db("get host"))?;
     raw.map(decode).transpose()
 }
@@ -248,17 +248,21 @@ pub(crate) fn check_in(
     entry: &AuditEntry,
 ) -> Result<Host> {
     let before = get_existing(c, id)?;
-    c.execute(
+    let now = ts_to_db("now", now)?;
+    // Cached, as every statement of a check-in or an upload: each runs on the writer thread.
+    c.prepare_cached(
         "UPDATE hosts SET facts = ?2, machine_id = ?3, ecosystem = ?4, last_seen = ?5
          WHERE id = ?1",
-        params![
+    )
+    .and_then(|mut s| {
+        s.execute(params![
             id.to_string(),
             facts_json,
             facts.machine_id,
             facts.os.ecosystem,
-            ts_to_db("now", now)?
-        ],
-    )
+            now
+        ])
+    })
     .map_err(db("record check-in"))?;
     if &before.facts != facts {
         audit::append(c, entry)?;
@@ -326,11 +330,11 @@ pub(crate) fn change_state(
 pub(crate) fn advance_counter(c: &Connection, id: Uuid, seq: u64) -> Result<()> {
     let value = seq_to_db(seq)?;
     let n = c
-        .execute(
+        .prepare_cached(
             "UPDATE hosts SET check_in_seq = ?2
              WHERE id = ?1 AND (check_in_seq IS NULL OR check_in_seq < ?2)",
-            params![id.to_string(), value],
         )
+        .and_then(|mut s| s.execute(params![id.to_string(), value]))
         .map_err(db("advance check-in counter"))?;
     if n == 1 {
         return Ok(());
@@ -355,12 +359,12 @@ pub(crate) fn record_nonce(
     // An expired record of the same nonce no longer protects anything (the request's own
     // timestamp window refuses anything that old); replacing it keeps the table small.
     let stored = c
-        .execute(
+        .prepare_cached(
             "INSERT INTO nonces (host, nonce, expires_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (host, nonce) DO UPDATE SET expires_at = excluded.expires_at
              WHERE nonces.expires_at <= ?4",
-            params![host.to_string(), nonce, expires_at, now],
         )
+        .and_then(|mut s| s.execute(params![host.to_string(), nonce, expires_at, now]))
         .map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::NotFound {
                 kind: "host",
@@ -390,10 +394,8 @@ pub(crate) fn purge_nonces(c: &Connection, now: Timestamp) -> Result<u64> {
 /// Sets the host's inventory digest (inventory replacement).
 pub(crate) fn set_digest(c: &Connection, id: Uuid, digest: &PackagesDigest) -> Result<()> {
     let n = c
-        .execute(
-            "UPDATE hosts SET inventory_digest = ?2 WHERE id = ?1",
-            params![id.to_string(), digest.to_string()],
-        )
+        .prepare_cached("UPDATE hosts SET inventory_digest = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![id.to_string(), digest.to_string()]))
         .map_err(db("replace inventory"))?;
     if n == 0 {
         return Err(StoreError::NotFound {

@@ -1,13 +1,20 @@
 //! Inventories and advisories on SQLite: whole documents stored as JSON, replaced in one
 //! statement each inside one transaction, so a reader sees the old document or the new one.
+//!
+//! An inventory's JSON is stored packed ([`codec::pack`], compressed before the write lock is
+//! taken) as a BLOB in the `inventory` column. The column was declared `TEXT`; SQLite keeps a
+//! BLOB in a TEXT column as it is (type affinity converts only numbers to text), so rows
+//! written before packing — JSON text — and packed rows are told apart by their storage
+//! class, and neither needs a migration to be read.
 
 use jiff::Timestamp;
 use patchwarden_core::advisory::Advisory;
 use patchwarden_core::audit::AuditEntry;
 use patchwarden_core::inventory::{Inventory, PackagesDigest};
-use patchwarden_store::codec::{from_json, to_json, ts_from_db, ts_to_db};
-use patchwarden_store::limits::{MAX_ADVISORY_JSON, MAX_ID, check_name};
+use patchwarden_store::codec::{self, from_json, to_json, ts_from_db, ts_to_db};
+use patchwarden_store::limits::{MAX_ADVISORY_JSON, MAX_ID, MAX_INVENTORY_JSON, check_name};
 use patchwarden_store::{AdvisoryUpsert, Result, StoreError, StoredInventory};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -16,31 +23,27 @@ use crate::{audit, db, hosts};
 pub(crate) fn replace(
     c: &Connection,
     host: Uuid,
-    inventory_json: &str,
+    packed: &[u8],
     digest: PackagesDigest,
     now: Timestamp,
     entry: &AuditEntry,
 ) -> Result<PackagesDigest> {
     hosts::set_digest(c, host, &digest)?;
-    c.execute(
+    let now = ts_to_db("now", now)?;
+    c.prepare_cached(
         "INSERT INTO inventories (host, digest, inventory, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (host) DO UPDATE
          SET digest = excluded.digest, inventory = excluded.inventory,
              updated_at = excluded.updated_at",
-        params![
-            host.to_string(),
-            digest.to_string(),
-            inventory_json,
-            ts_to_db("now", now)?
-        ],
     )
+    .and_then(|mut s| s.execute(params![host.to_string(), digest.to_string(), packed, now]))
     .map_err(db("replace inventory"))?;
     audit::append(c, entry)?;
     Ok(digest)
 }
 
 pub(crate) fn get(c: &Connection, host: Uuid) -> Result<Option<StoredInventory>> {
-    let row: Option<(String, String, i64)> = c
+    let row: Option<(String, Value, i64)> = c
         .query_row(
             "SELECT digest, inventory, updated_at FROM inventories WHERE host = ?1",
             [host.to_string()],
@@ -52,9 +55,23 @@ pub(crate) fn get(c: &Connection, host: Uuid) -> Result<Option<StoredInventory>>
         return Ok(None);
     };
     const T: &str = "inventories";
+    let text = match inventory {
+        Value::Blob(packed) => codec::unpack(T, &host, &packed, MAX_INVENTORY_JSON)?,
+        Value::Text(json) => json,
+        other => {
+            return Err(StoreError::corrupt(
+                T,
+                host,
+                format!(
+                    "inventory is neither packed nor text: {:?}",
+                    other.data_type()
+                ),
+            ));
+        }
+    };
     Ok(Some(StoredInventory {
         host,
-        inventory: from_json::<Inventory>(T, &host, &inventory)?,
+        inventory: from_json::<Inventory>(T, &host, &text)?,
         digest: serde_json::from_value(serde_json::Value::String(digest))
             .map_err(|e| StoreError::corrupt(T, host, e))?,
         updated_at: ts_from_db(T, &host, updated_at)?,

@@ -361,6 +361,21 @@ fn task_failed(op: &'static str, e: tokio::task::JoinError) -> StoreError {
 }
 
 /// Maps a rusqlite error during `op`.
+/// What a change used, handed back from the writer thread to be freed by its caller. glibc
+/// gives each thread an arena; a block freed by a thread other than the one that allocated
+/// it is returned under the allocating arena's lock. An upload's prepared findings, inventory
+/// and fixing versions are a few thousand blocks made on a runtime worker, and freeing them on
+/// the writer thread — the store's one serial part — cost it those locks (about 8 % of its
+/// samples in the fleet bench, BENCHMARKS.md).
+pub(crate) struct Spent<T>(pub(crate) T);
+
+impl<T> Spent<T> {
+    /// Frees it here, on the caller's thread.
+    pub(crate) fn free(self) {
+        drop(self.0);
+    }
+}
+
 pub(crate) fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::backend(op, e)
 }
@@ -569,8 +584,10 @@ impl Store for SqliteStore {
         audit: AuditEntry,
     ) -> Result<PackagesDigest> {
         let prepared = PreparedInventory::of(inventory)?;
+        // Packed here, on the caller's thread: the writer thread only stores the bytes.
+        let packed = patchwarden_store::codec::pack(&prepared.json);
         self.write("replace inventory", move |c| {
-            inventory::replace(c, host, &prepared.json, prepared.digest, now, &audit)
+            inventory::replace(c, host, &packed, prepared.digest, now, &audit)
         })
         .await
     }
@@ -625,9 +642,13 @@ impl Store for SqliteStore {
         let known = self.inner.body_ids.clone();
         let synced = self
             .write("sync findings", move |c| {
-                findings::sync(c, host, current, &fixing, &known, now, &audit)
+                let synced = findings::sync(c, host, current, &fixing, &known, now, &audit)?;
+                Ok((synced, Spent(fixing)))
             })
             .await?;
+        let (synced, spent) = synced;
+        spent.free();
+        synced.plan.free();
         self.remember_bodies(synced.body_ids);
         Ok(synced.summary)
     }
@@ -641,21 +662,19 @@ impl Store for SqliteStore {
         inventory_audit: AuditEntry,
     ) -> Result<(FindingSync, PackagesDigest)> {
         let known = self.inner.body_ids.clone();
-        let (synced, digest) = self
+        // Packed here, on the caller's thread: the writer thread only stores the bytes.
+        let packed = patchwarden_store::codec::pack(&up.inventory.json);
+        let digest = up.inventory.digest;
+        let (synced, digest, spent) = self
             .write("apply inventory", move |c| {
                 let synced =
                     findings::sync(c, host, up.current, &up.fixing, &known, now, &sync_audit)?;
-                let digest = inventory::replace(
-                    c,
-                    host,
-                    &up.inventory.json,
-                    up.inventory.digest,
-                    now,
-                    &inventory_audit,
-                )?;
-                Ok((synced, digest))
+                let digest = inventory::replace(c, host, &packed, digest, now, &inventory_audit)?;
+                Ok((synced, digest, Spent((up.fixing, up.inventory, packed))))
             })
             .await?;
+        spent.free();
+        synced.plan.free();
         self.remember_bodies(synced.body_ids);
         Ok((synced.summary, digest))
     }
