@@ -360,7 +360,6 @@ fn task_failed(op: &'static str, e: tokio::task::JoinError) -> StoreError {
     }
 }
 
-/// Maps a rusqlite error during `op`.
 /// What a change used, handed back from the writer thread to be freed by its caller. glibc
 /// gives each thread an arena; a block freed by a thread other than the one that allocated
 /// it is returned under the allocating arena's lock. An upload's prepared findings, inventory
@@ -376,6 +375,7 @@ impl<T> Spent<T> {
     }
 }
 
+/// Maps a rusqlite error during `op`.
 pub(crate) fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::backend(op, e)
 }

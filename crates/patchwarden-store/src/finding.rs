@@ -219,7 +219,8 @@ pub fn body_digest(finding_json: &str) -> [u8; 32] {
 pub fn prepare(current: &[CurrentFinding]) -> Result<Vec<PreparedFinding>> {
     // Keys seen so far, borrowed from `current` and hashed with FxHash: a first inventory
     // prepares ~600 findings, and owned keys hashed with SipHash were a tenth of this
-    // function's time (fleet bench, `perf`).
+    // function's time (fleet bench, `perf`). An unkeyed hash is safe here: a finding exists
+    // only where a package matched an advisory, so an agent cannot choose these keys freely.
     let mut seen: rustc_hash::FxHashSet<(&str, &str, &str)> =
         rustc_hash::FxHashSet::with_capacity_and_hasher(current.len(), Default::default());
     let mut out = Vec::with_capacity(current.len());
@@ -261,13 +262,13 @@ pub fn prepare(current: &[CurrentFinding]) -> Result<Vec<PreparedFinding>> {
 /// the canonical inventory orders them. Packages whose files are gone are left out: a finding
 /// they close closed because the package went.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FixingVersions(rustc_hash::FxHashMap<(String, String), Option<String>>);
+pub struct FixingVersions(HashMap<(String, String), Option<String>>);
 
 impl FixingVersions {
     pub fn of(installed: &[Package]) -> FixingVersions {
-        // FxHash: made for every upload, ~700 entries (SipHash was most of its time).
-        let mut map =
-            rustc_hash::FxHashMap::with_capacity_and_hasher(installed.len(), Default::default());
+        // SipHash, not FxHash: the names are the agent's, and a keyed hash keeps an inventory
+        // of crafted names from making this map quadratic.
+        let mut map = HashMap::with_capacity(installed.len());
         for p in installed {
             let key = (p.name.clone(), p.arch.clone().unwrap_or_default());
             if map.contains_key(&key) {
