@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use patchwarden_core::audit::verify;
-use patchwarden_core::inventory::Inventory;
+use patchwarden_core::inventory::{Inventory, PackagesDigest};
 use patchwarden_store::conformance::fixtures::{at, debian_inventories, enrolled, entry};
 use patchwarden_store::{CurrentFinding, PreparedUpload, Store, StoreError};
 use patchwarden_store_postgres::PgStore;
@@ -57,6 +57,24 @@ async fn chain(store: &Arc<dyn Store>) -> i64 {
     }
 }
 
+/// `store.apply_inventory` of `upload` for `host` at `at(t)`, with the two audit entries.
+async fn apply(
+    store: &Arc<dyn Store>,
+    host: Uuid,
+    upload: PreparedUpload,
+    t: i64,
+) -> Result<(patchwarden_store::FindingSync, PackagesDigest), StoreError> {
+    store
+        .apply_inventory(
+            host,
+            upload,
+            at(t),
+            entry(at(t), "findings.sync", "h"),
+            entry(at(t), "inventory.replace", "h"),
+        )
+        .await
+}
+
 async fn open_store(what: &str) -> Option<(tokio_postgres::Client, Arc<dyn Store>, String)> {
     let (client, mut config, schema) = common::scratch_schema(what).await?;
     let app = format!("pw-test-{schema}");
@@ -79,22 +97,20 @@ async fn a_failing_statement_of_the_flight_rolls_the_whole_upload_back() {
     let upload = |inventory: &Inventory, current: &[CurrentFinding]| {
         PreparedUpload::of(inventory, current).unwrap()
     };
-    store
-        .apply_inventory(
-            host.id,
-            upload(
-                &before,
-                &[
-                    common::high_finding(&before, &after, 0, "CVE-2024-0001"),
-                    common::high_finding(&before, &after, 1, "CVE-2024-0002"),
-                ],
-            ),
-            at(10),
-            entry(at(10), "findings.sync", "h"),
-            entry(at(10), "inventory.replace", "h"),
-        )
-        .await
-        .unwrap();
+    apply(
+        &store,
+        host.id,
+        upload(
+            &before,
+            &[
+                common::high_finding(&before, &after, 0, "CVE-2024-0001"),
+                common::high_finding(&before, &after, 1, "CVE-2024-0002"),
+            ],
+        ),
+        10,
+    )
+    .await
+    .unwrap();
     let held = state(&client, host.id).await;
     assert_eq!((held.0, held.1), (2002, 2));
     client
@@ -121,14 +137,7 @@ async fn a_failing_statement_of_the_flight_rolls_the_whole_upload_back() {
             ))
             .await
             .unwrap();
-        let e = store
-            .apply_inventory(
-                host.id,
-                upload(&after, &patched),
-                at(20),
-                entry(at(20), "findings.sync", "h"),
-                entry(at(20), "inventory.replace", "h"),
-            )
+        let e = apply(&store, host.id, upload(&after, &patched), 20)
             .await
             .unwrap_err();
         assert!(
@@ -152,30 +161,13 @@ async fn a_failing_statement_of_the_flight_rolls_the_whole_upload_back() {
     for i in 0..PAST_THE_POOL {
         let (store, inventory) = (store.clone(), if i % 2 == 0 { &after } else { &before });
         let prepared = upload(inventory, if i % 2 == 0 { &patched[..] } else { &[] });
-        uploads.spawn(async move {
-            store
-                .apply_inventory(
-                    host.id,
-                    prepared,
-                    at(30 + i),
-                    entry(at(30 + i), "findings.sync", "h"),
-                    entry(at(30 + i), "inventory.replace", "h"),
-                )
-                .await
-        });
+        uploads.spawn(async move { apply(&store, host.id, prepared, 30 + i).await });
     }
     while let Some(r) = uploads.join_next().await {
         r.unwrap().unwrap();
     }
     assert!(chain(&store).await > events);
-    store
-        .apply_inventory(
-            host.id,
-            upload(&after, &patched),
-            at(100),
-            entry(at(100), "findings.sync", "h"),
-            entry(at(100), "inventory.replace", "h"),
-        )
+    apply(&store, host.id, upload(&after, &patched), 100)
         .await
         .unwrap();
     let now = state(&client, host.id).await;
@@ -202,16 +194,15 @@ async fn an_upload_dropped_while_it_waits_leaves_nothing_behind() {
         .unwrap();
     let dropped = tokio::time::timeout(
         Duration::from_millis(300),
-        store.apply_inventory(
+        apply(
+            &store,
             host.id,
             PreparedUpload::of(
                 &before,
                 &[common::high_finding(&before, &after, 0, "CVE-2024-0001")],
             )
             .unwrap(),
-            at(10),
-            entry(at(10), "findings.sync", "h"),
-            entry(at(10), "inventory.replace", "h"),
+            10,
         ),
     )
     .await;
@@ -241,20 +232,18 @@ async fn an_upload_dropped_while_it_waits_leaves_nothing_behind() {
         store.get_host(host.id).await.unwrap();
         assert_eq!(store.count_open_findings(host.id).await.unwrap(), 0, "{i}");
     }
-    store
-        .apply_inventory(
-            host.id,
-            PreparedUpload::of(
-                &before,
-                &[common::high_finding(&before, &after, 0, "CVE-2024-0001")],
-            )
-            .unwrap(),
-            at(20),
-            entry(at(20), "findings.sync", "h"),
-            entry(at(20), "inventory.replace", "h"),
+    apply(
+        &store,
+        host.id,
+        PreparedUpload::of(
+            &before,
+            &[common::high_finding(&before, &after, 0, "CVE-2024-0001")],
         )
-        .await
-        .unwrap();
+        .unwrap(),
+        20,
+    )
+    .await
+    .unwrap();
     assert_eq!(state(&client, host.id).await.1, 1);
     chain(&store).await;
 }
