@@ -254,6 +254,45 @@ fn cpu_seconds(pid: impl std::fmt::Display) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU seconds so far of every PostgreSQL process on this machine (its backends, the WAL
+/// writer, the checkpointer …): the database shares the two cores with the server and the
+/// agents, and its share of an upload is the other half of the story. A backend that exits
+/// during a phase takes its seconds with it; the server's pooled connections do not.
+fn postgres_cpu() -> f64 {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    procs
+        .flatten()
+        .filter(|p| {
+            p.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                && std::fs::read_to_string(p.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(|p| cpu_seconds(p.file_name().to_string_lossy()))
+        .sum()
+}
+
+/// The machine's busy and total CPU seconds so far (`/proc/stat`, all cores; idle and I/O
+/// wait count as not busy).
+fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().sum();
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    ((total - idle) / 100.0, total / 100.0)
+}
+
 /// CPU seconds so far of each of the process's threads, summed by thread name
 /// (`/proc/PID/task/*/stat`): the SQLite writer is one thread, and its share of an upload says
 /// whether the store's one writer or the request handlers bound the rate.
@@ -473,6 +512,8 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     let cpu_before = cpu_seconds(server.child.id());
     let threads_before = thread_cpu(server.child.id());
     let own_cpu_before = cpu_seconds(std::process::id());
+    let postgres_cpu_before = postgres_cpu();
+    let machine_before = machine_cpu();
     let started = Instant::now();
     let agents = Arc::new(agents);
     let sets = Arc::new(sets);
@@ -522,6 +563,11 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
         .collect();
     threads_upload.sort_by(|a, b| b.1.total_cmp(&a.1));
     let agents_cpu = cpu_seconds(std::process::id()) - own_cpu_before;
+    let postgres_upload_cpu = postgres_cpu() - postgres_cpu_before;
+    let machine_upload = {
+        let (busy, total) = machine_cpu();
+        (busy - machine_before.0, total - machine_before.1)
+    };
     let (rss_uploaded, _) = rss(server.child.id());
 
     // Paced check-ins: every host once a minute (or every `PW_BENCH_INTERVAL` seconds, to
@@ -647,6 +693,19 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     println!(
         "  the simulated agents' CPU meanwhile (this process, on the same 2 cores): {:.2} cores",
         agents_cpu / upload.as_secs_f64()
+    );
+    if postgres.is_some() {
+        println!(
+            "  PostgreSQL's CPU meanwhile (every postgres process): {:.2} ms an upload, {:.2} cores",
+            postgres_upload_cpu * 1e3 / hosts as f64,
+            postgres_upload_cpu / upload.as_secs_f64()
+        );
+    }
+    println!(
+        "  the machine meanwhile: {:.0} % of its cores busy ({:.2} ms of CPU an upload, all \
+         processes)",
+        machine_upload.0 * 100.0 / machine_upload.1.max(f64::MIN_POSITIVE),
+        machine_upload.0 * 1e3 / hosts as f64
     );
     println!(
         "  check-ins paced at {:.0} /s for {:.0} s: {} done ({:.0} /s sent in the {secs} s \

@@ -2,7 +2,8 @@
 //! the other), reads its open findings, lets `patchwarden_store::finding::plan_sync` decide,
 //! and applies the plan in the same transaction; listing and history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use deadpool_postgres::GenericClient;
 use jiff::Timestamp;
@@ -59,62 +60,43 @@ async fn add_history<C: GenericClient>(c: &C, id: i64, at: i64, cl: &Classificat
     Ok(())
 }
 
-/// The ids of the stored bodies with these digests, storing those no finding had yet (in
-/// digest order, so that two syncs storing the same new bodies cannot deadlock).
-async fn body_ids<C: GenericClient>(
-    c: &C,
-    wanted: &BTreeMap<[u8; 32], &str>,
-) -> Result<HashMap<[u8; 32], i64>> {
-    let mut ids = HashMap::with_capacity(wanted.len());
-    if wanted.is_empty() {
-        return Ok(ids);
+/// How many body digests a store remembers at most (some 5 MiB); when full it starts again.
+const KNOWN_BODIES_AT_MOST: usize = 100_000;
+
+/// The digests of the finding bodies this store has seen committed. A fleet of similar hosts
+/// shares its bodies, so nearly every body a sync names is stored already: the sync sends the
+/// text only of bodies not known here (inserted if absent, in the same flight as the
+/// findings), and the findings name their bodies by digest, looked up by the insert itself.
+/// The sync then needs no read of the bodies' ids, and an upload is two round trips.
+///
+/// Bodies are never deleted (migration 0013 refuses to delete one still named), so what was
+/// committed stays; if one is gone all the same (a restore, a hand edit), the insert looking
+/// it up finds no id, its `NOT NULL` refuses the finding and the transaction rolls back; the
+/// memory is then forgotten, and the sync's retry stores the body again. Naming by digest
+/// means a stale memory can fail a sync but never attach a finding to another body.
+#[derive(Debug, Default)]
+pub(crate) struct KnownBodies {
+    digests: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl KnownBodies {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.digests.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    let read = |rows: Vec<Row>, ids: &mut HashMap<[u8; 32], i64>| -> Result<()> {
-        for r in &rows {
-            let id: i64 = col("finding_bodies", r, 0)?;
-            let digest: Vec<u8> = col("finding_bodies", r, 1)?;
-            let digest: [u8; 32] = digest
-                .try_into()
-                .map_err(|_| StoreError::corrupt("finding_bodies", id, "digest length"))?;
-            ids.insert(digest, id);
+
+    /// After a sync's transaction ended: its new bodies are known if it committed; if it
+    /// failed, nothing is (a remembered body may be the cause).
+    pub(crate) fn after<T>(&self, finished: &Result<T>, new: Vec<[u8; 32]>) {
+        let mut known = self.lock();
+        if finished.is_err() {
+            known.clear();
+            return;
         }
-        Ok(())
-    };
-    let digests: Vec<&[u8]> = wanted.keys().map(|d| &d[..]).collect();
-    let rows = query(
-        c,
-        "SELECT id, digest FROM finding_bodies WHERE digest = ANY($1::bytea[])",
-        &[&digests],
-    )
-    .await
-    .map_err(pg("store finding body"))?;
-    read(rows, &mut ids)?;
-    let (missing, texts): (Vec<&[u8]>, Vec<&str>) = wanted
-        .iter()
-        .filter(|(d, _)| !ids.contains_key(*d))
-        .map(|(d, b)| (&d[..], *b))
-        .unzip();
-    if missing.is_empty() {
-        return Ok(ids);
+        if known.len() + new.len() > KNOWN_BODIES_AT_MOST {
+            known.clear();
+        }
+        known.extend(new);
     }
-    execute(
-        c,
-        "INSERT INTO finding_bodies (digest, body)
-         SELECT d, b FROM UNNEST($1::bytea[], $2::text[]) AS t (d, b) ORDER BY d
-         ON CONFLICT (digest) DO NOTHING",
-        &[&missing, &texts],
-    )
-    .await
-    .map_err(pg("store finding body"))?;
-    let rows = query(
-        c,
-        "SELECT id, digest FROM finding_bodies WHERE digest = ANY($1::bytea[])",
-        &[&missing],
-    )
-    .await
-    .map_err(pg("store finding body"))?;
-    read(rows, &mut ids)?;
-    Ok(ids)
 }
 
 /// The host's row, locked so that two syncs of one host run one after the other (`NO KEY
@@ -137,6 +119,8 @@ pub(crate) struct Planned {
     pub(crate) event: Option<AuditEntry>,
     pub(crate) open_findings: i64,
     pub(crate) open_fixable: i64,
+    /// The digests of the bodies the batch stores (if absent), for [`KnownBodies::after`].
+    pub(crate) new_bodies: Vec<[u8; 32]>,
 }
 
 /// Opens a sync's transaction, its two reads (the host's lock and its open findings) sent with
@@ -163,7 +147,7 @@ pub(crate) async fn begin(
     )
     .await?;
     let planned = match tx.client() {
-        Ok(c) => plan(c, host, &reads, current, fixing, now, entry).await,
+        Ok(c) => plan(c, &store.bodies, host, &reads, current, fixing, now, entry).await,
         Err(e) => Err(e),
     };
     match planned {
@@ -177,8 +161,10 @@ pub(crate) async fn begin(
 
 /// Decides the sync from the reads [`begin`] sent, storing the bodies it needs and
 /// reclassifying (rows read back, or rare), and batches its other writes.
+#[allow(clippy::too_many_arguments)]
 async fn plan<C: GenericClient>(
     c: &C,
+    known: &KnownBodies,
     host: Uuid,
     reads: &[Vec<Row>],
     current: Vec<PreparedFinding>,
@@ -216,24 +202,17 @@ async fn plan<C: GenericClient>(
     }
     let plan = plan_sync(open, current, fixing)?;
     let now_db = ts_to_db("now", now)?;
-    let bodies = {
-        let mut wanted: BTreeMap<[u8; 32], &str> = BTreeMap::new();
-        for n in &plan.open {
-            wanted.insert(n.body.digest, &n.body.json);
-        }
-        for (_, new) in &plan.refresh {
-            wanted.insert(new.digest, &new.json);
-        }
-        body_ids(c, &wanted).await?
-    };
-    let body_of = |digest: &[u8; 32]| {
-        bodies
-            .get(digest)
-            .copied()
-            .ok_or_else(|| StoreError::Backend {
-                op: "store finding body",
-                reason: "a body was neither found nor stored".into(),
-            })
+    // The bodies not known to be stored, in digest order (two syncs storing the same new
+    // bodies then lock them in the same order and cannot deadlock).
+    let unknown: BTreeMap<[u8; 32], &str> = {
+        let known = known.lock();
+        plan.open
+            .iter()
+            .map(|n| &n.body)
+            .chain(plan.refresh.iter().map(|(_, new)| new))
+            .filter(|b| !known.contains(&b.digest))
+            .map(|b| (b.digest, b.json.as_str()))
+            .collect()
     };
     // Reclassifications first and one by one: each reads the row it makes history of, and
     // they are rare (a policy or an advisory's severity changed).
@@ -266,6 +245,20 @@ async fn plan<C: GenericClient>(
         add_history(c, *id, now_db, cl).await?;
     }
     let mut batch = Batch::default();
+    let new_bodies: Vec<[u8; 32]> = unknown.keys().copied().collect();
+    if !unknown.is_empty() {
+        let (digests, texts): (Vec<&[u8]>, Vec<&str>) =
+            unknown.iter().map(|(d, b)| (&d[..], *b)).unzip();
+        let digests: Vec<Vec<u8>> = digests.into_iter().map(<[u8]>::to_vec).collect();
+        let texts: Vec<String> = texts.into_iter().map(str::to_owned).collect();
+        batch.push(
+            "store finding body",
+            "INSERT INTO finding_bodies (digest, body)
+                 SELECT d, b FROM UNNEST($1::bytea[], $2::text[]) AS t (d, b) ORDER BY d
+                 ON CONFLICT (digest) DO NOTHING",
+            vec![Box::new(digests), Box::new(texts)],
+        );
+    }
     if !plan.open.is_empty() {
         // One statement for all new findings. No history rows: a finding's first
         // classification is its row's until the first change (see `reclassify`, `history`).
@@ -279,7 +272,7 @@ async fn plan<C: GenericClient>(
         let mut policy = Vec::with_capacity(n);
         let mut rule = Vec::with_capacity(n);
         for f in &plan.open {
-            body.push(body_of(&f.body.digest)?);
+            body.push(f.body.digest.to_vec());
             due_at.push(opt_ts_to_db("finding due_at", f.classification.due_at)?);
         }
         for f in plan.open {
@@ -294,8 +287,10 @@ async fn plan<C: GenericClient>(
             "open finding",
             "INSERT INTO findings (host, package, arch, vulnerability, state, body_id, class,
                                        due_at, policy, rule, first_seen, last_seen)
-                 SELECT $1::uuid, p, a, v, 'open', b, cl, d, po, r, $10::int8, $10::int8
-                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
+                 SELECT $1::uuid, p, a, v, 'open',
+                        (SELECT fb.id FROM finding_bodies fb WHERE fb.digest = b), cl, d, po,
+                        r, $10::int8, $10::int8
+                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[],
                              $7::int8[], $8::text[], $9::text[]) AS t (p, a, v, b, cl, d, po, r)",
             vec![
                 Box::new(host),
@@ -313,15 +308,16 @@ async fn plan<C: GenericClient>(
     }
     if !plan.refresh.is_empty() {
         let ids: Vec<i64> = plan.refresh.iter().map(|(id, _)| *id).collect();
-        let body = plan
+        let body: Vec<Vec<u8>> = plan
             .refresh
             .iter()
-            .map(|(_, new)| body_of(&new.digest))
-            .collect::<Result<Vec<i64>>>()?;
+            .map(|(_, new)| new.digest.to_vec())
+            .collect();
         batch.push(
             "refresh finding",
-            "UPDATE findings f SET body_id = t.b
-                 FROM UNNEST($1::int8[], $2::int8[]) AS t (id, b) WHERE f.id = t.id",
+            "UPDATE findings f
+                 SET body_id = (SELECT fb.id FROM finding_bodies fb WHERE fb.digest = t.b)
+                 FROM UNNEST($1::int8[], $2::bytea[]) AS t (id, b) WHERE f.id = t.id",
             vec![Box::new(ids), Box::new(body)],
         );
     }
@@ -360,6 +356,7 @@ async fn plan<C: GenericClient>(
         event,
         open_findings: count_to_db(plan.open_findings),
         open_fixable: count_to_db(plan.open_fixable),
+        new_bodies,
     })
 }
 

@@ -59,6 +59,8 @@ pub struct PgStore {
     pool: Pool,
     /// The database URL with any password hidden, for messages.
     location: Arc<str>,
+    /// The finding bodies this store has seen committed (`findings::KnownBodies`).
+    bodies: Arc<findings::KnownBodies>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -111,6 +113,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             location: location.into(),
+            bodies: Arc::default(),
         };
         let mut client = store.pool.get().await.map_err(|e| StoreError::Open {
             location: store.location.to_string(),
@@ -442,7 +445,9 @@ impl Store for PgStore {
             ],
         );
         let events: Vec<&AuditEntry> = p.event.iter().collect();
-        tx.finish(p.batch, &events).await?;
+        let finished = tx.finish(p.batch, &events).await;
+        self.bodies.after(&finished, p.new_bodies);
+        finished?;
         Ok(p.summary)
     }
 
@@ -456,8 +461,8 @@ impl Store for PgStore {
     ) -> Result<(FindingSync, PackagesDigest)> {
         let digest = up.inventory.digest;
         let now_db = patchwarden_store::codec::ts_to_db("now", now)?;
-        // Three round trips: the reads with the `BEGIN`, the finding bodies, and then every
-        // write with the audit events and the commit (see `pipelined`).
+        // Two round trips: the reads with the `BEGIN`, then every write with the audit events
+        // and the commit (see `pipelined`).
         let (tx, mut p) = findings::begin(
             self,
             "apply inventory",
@@ -482,7 +487,9 @@ impl Store for PgStore {
         );
         inventory::push_replace(&mut p.batch, host, up.inventory.json, digest, now_db);
         let events: Vec<&AuditEntry> = p.event.iter().chain([&inventory_audit]).collect();
-        tx.finish(p.batch, &events).await?;
+        let finished = tx.finish(p.batch, &events).await;
+        self.bodies.after(&finished, p.new_bodies);
+        finished?;
         Ok((p.summary, digest))
     }
 

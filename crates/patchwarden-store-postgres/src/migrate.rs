@@ -69,6 +69,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_findings_host_check",
         include_str!("../migrations/0014_findings_host_check.sql"),
     ),
+    (
+        "0015_inventories_lz4",
+        include_str!("../migrations/0015_inventories_lz4.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

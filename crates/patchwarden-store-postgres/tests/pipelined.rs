@@ -247,3 +247,96 @@ async fn an_upload_dropped_while_it_waits_leaves_nothing_behind() {
     assert_eq!(state(&client, host.id).await.1, 1);
     chain(&store).await;
 }
+
+#[tokio::test]
+async fn a_known_body_gone_from_the_database_fails_one_upload_and_the_retry_stores_it_again() {
+    let Some((client, store, _)) = open_store("the pipelined transactions test").await else {
+        return;
+    };
+    let (before, after) = debian_inventories(3);
+    let found = |host: Uuid| {
+        let store = store.clone();
+        async move {
+            store
+                .list_findings(&patchwarden_store::FindingFilter {
+                    host: Some(host),
+                    ..patchwarden_store::FindingFilter::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let prepared = || {
+        PreparedUpload::of(
+            &before,
+            &[common::high_finding(&before, &after, 0, "CVE-2024-0001")],
+        )
+        .unwrap()
+    };
+    // The first host's upload stores the body; the store now knows it and sends no text for it.
+    let first = enrolled(&store, "web", "web-1").await;
+    apply(&store, first.id, prepared(), 10).await.unwrap();
+    let body = found(first.id).await[0].finding.clone();
+    // The body and what names it deleted behind the store's back (as a restore of an earlier
+    // backup would): the triggers that refuse it are set aside for the deletion.
+    client
+        .batch_execute(
+            "SET session_replication_role = replica;
+             DELETE FROM findings; DELETE FROM finding_bodies;
+             SET session_replication_role = origin",
+        )
+        .await
+        .unwrap();
+    // A second host with the same finding: the insert finds no body for the digest it names,
+    // and the upload is refused whole rather than attached to anything else.
+    let second = enrolled(&store, "web", "web-2").await;
+    let held = state(&client, second.id).await;
+    let e = apply(&store, second.id, prepared(), 20).await.unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Backend { reason, .. } if reason.contains("body_id")),
+        "{e}"
+    );
+    assert_eq!(state(&client, second.id).await, held);
+    // The store forgot what it knew: the retry stores the body again, and the finding reads
+    // back with it.
+    apply(&store, second.id, prepared(), 30).await.unwrap();
+    let stored = found(second.id).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].finding, body);
+    let bodies: i64 = client
+        .query_one("SELECT count(*) FROM finding_bodies", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(bodies, 1);
+    chain(&store).await;
+}
+
+#[tokio::test]
+async fn inventories_are_compressed_with_lz4_and_read_back_whole() {
+    let Some((client, store, _)) = open_store("the pipelined transactions test").await else {
+        return;
+    };
+    // Enough packages for PostgreSQL to compress the row (past some 2 KiB).
+    let (before, _) = debian_inventories(200);
+    let host = enrolled(&store, "web", "web-1").await;
+    apply(
+        &store,
+        host.id,
+        PreparedUpload::of(&before, &[]).unwrap(),
+        10,
+    )
+    .await
+    .unwrap();
+    let method: Option<String> = client
+        .query_one(
+            "SELECT pg_column_compression(inventory) FROM inventories WHERE host = $1",
+            &[&host.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(method.as_deref(), Some("lz4"));
+    let stored = store.get_inventory(host.id).await.unwrap().unwrap();
+    assert_eq!(stored.inventory, before);
+}

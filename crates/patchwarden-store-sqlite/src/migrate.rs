@@ -68,6 +68,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_findings_host_check",
         include_str!("../migrations/0014_findings_host_check.sql"),
     ),
+    (
+        "0015_inventories_lz4",
+        include_str!("../migrations/0015_inventories_lz4.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

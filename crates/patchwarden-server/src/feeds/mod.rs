@@ -102,6 +102,8 @@ pub struct FeedRuntime {
     pub wake: tokio::sync::Notify,
     /// This server's name as a lease holder.
     pub holder: String,
+    /// Vulnerabilities this server knows to be in the triage queue.
+    pub queued: triage::Queued,
 }
 
 impl FeedRuntime {
@@ -115,6 +117,7 @@ impl FeedRuntime {
             built: AtomicI64::new(-1),
             wake: tokio::sync::Notify::new(),
             holder: format!("server-{}", uuid::Uuid::new_v4()),
+            queued: triage::Queued::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! finding of the vulnerability, which are matched again at once.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use jiff::{SignedDuration, Timestamp};
 use patchwarden_core::audit::{Actor, AuditEntry};
@@ -17,6 +18,65 @@ use super::{FeedsError, rebuild_matcher};
 use crate::error::ApiError;
 use crate::findings::{Touched, refresh_host};
 use crate::state::AppState;
+
+/// How long this server trusts what it remembers of the queue ([`Queued`]).
+const REMEMBER_FOR: SignedDuration = SignedDuration::from_mins(10);
+/// How many vulnerabilities it remembers at most (some 3 MiB of names).
+const REMEMBER_AT_MOST: usize = 50_000;
+
+/// The vulnerabilities this server saw the triage queue hold, so that a fleet's first
+/// inventories — each offering the queue every recent vulnerability it has, nearly all of them
+/// queued by an earlier host — ask the store only about those it has not seen. Items leave the
+/// queue never (a decision is recorded on the item), so what was queued stays queued; the
+/// memory is still forgotten every [`REMEMBER_FOR`] (and when it holds
+/// [`REMEMBER_AT_MOST`]), so that a database restored under a running server has its queue
+/// filled again within minutes rather than at the server's next start.
+#[derive(Debug, Default)]
+pub struct Queued {
+    inner: Mutex<Remembered>,
+}
+
+#[derive(Debug, Default)]
+struct Remembered {
+    since: Option<Timestamp>,
+    names: HashSet<String>,
+}
+
+impl Queued {
+    /// Which of `vulnerabilities` are not known to be queued at `now`.
+    fn unknown<'a>(
+        &self,
+        vulnerabilities: impl Iterator<Item = &'a str>,
+        now: Timestamp,
+    ) -> Vec<bool> {
+        let mut r = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if r.since
+            .is_some_and(|since| now.duration_since(since) >= REMEMBER_FOR || now < since)
+        {
+            *r = Remembered::default();
+        }
+        vulnerabilities.map(|v| !r.names.contains(v)).collect()
+    }
+
+    /// Notes that `vulnerabilities` are in the queue (the store said so at `now`).
+    fn remember<'a>(&self, vulnerabilities: impl Iterator<Item = &'a str>, now: Timestamp) {
+        let mut r = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if r.since.is_none() {
+            r.since = Some(now);
+        }
+        for v in vulnerabilities {
+            if r.names.len() >= REMEMBER_AT_MOST {
+                *r = Remembered {
+                    since: Some(now),
+                    names: HashSet::new(),
+                };
+            }
+            if !r.names.contains(v) {
+                r.names.insert(v.to_owned());
+            }
+        }
+    }
+}
 
 /// Puts the vulnerabilities of `fresh` that were not open on the host before (`open_before`)
 /// and are new (published within the configured window) in the queue, arriving `now`. Those
@@ -33,9 +93,16 @@ pub(crate) async fn enqueue_opened(
     );
     let mut items: BTreeMap<&str, NewTriageItem> = BTreeMap::new();
     let matcher = state.matcher();
-    for f in fresh {
+    let unknown = state
+        .feeds
+        .queued
+        .unknown(fresh.iter().map(|f| f.finding.vulnerability.as_str()), now);
+    for (f, unknown) in fresh.iter().zip(unknown) {
         let f = &f.finding;
-        if open_before.contains(&f.vulnerability) || !is_new(f.published_at, now, window) {
+        if !unknown
+            || open_before.contains(&f.vulnerability)
+            || !is_new(f.published_at, now, window)
+        {
             continue;
         }
         let item = items
@@ -74,6 +141,11 @@ pub(crate) async fn enqueue_opened(
         format!("host:{}", host.id),
     );
     let added = state.store.enqueue_triage(&items, now, audit).await?;
+    // Every item offered is queued now: added, or held already.
+    state
+        .feeds
+        .queued
+        .remember(items.iter().map(|i| i.vulnerability.as_str()), now);
     for item in &added {
         tracing::info!(
             vulnerability = %item.vulnerability, due_at = %item.due_at,
@@ -165,4 +237,51 @@ async fn rematch_vulnerability(
         synced += 1;
     }
     Ok(synced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_queue_is_remembered_for_ten_minutes_then_asked_again() {
+        let q = Queued::default();
+        let start = t("2026-12-01T08:00:00Z");
+        let names = ["CVE-1", "CVE-2", "CVE-3"];
+        assert_eq!(q.unknown(names.into_iter(), start), [true, true, true]);
+        q.remember(["CVE-1", "CVE-3"].into_iter(), start);
+        let later = start + SignedDuration::from_mins(9);
+        assert_eq!(q.unknown(names.into_iter(), later), [false, true, false]);
+        // Ten minutes after the memory began, it is forgotten: the store is asked again.
+        let expired = start + REMEMBER_FOR;
+        assert_eq!(q.unknown(names.into_iter(), expired), [true, true, true]);
+        // And a clock that went back does not keep a memory alive.
+        q.remember(["CVE-2"].into_iter(), expired);
+        assert_eq!(q.unknown(["CVE-2"].into_iter(), expired), [false]);
+        assert_eq!(q.unknown(["CVE-2"].into_iter(), start), [true]);
+    }
+
+    #[test]
+    fn the_memory_is_bounded() {
+        let q = Queued::default();
+        let now = t("2026-12-01T08:00:00Z");
+        let names: Vec<String> = (0..REMEMBER_AT_MOST + 10)
+            .map(|i| format!("CVE-2026-{i}"))
+            .collect();
+        q.remember(names.iter().map(String::as_str), now);
+        let held = q.inner.lock().unwrap().names.len();
+        assert!(held <= REMEMBER_AT_MOST, "{held}");
+        // The last ones offered are remembered, the first ones asked about again.
+        assert_eq!(
+            q.unknown(
+                [names[0].as_str(), names[names.len() - 1].as_str()].into_iter(),
+                now
+            ),
+            [true, false]
+        );
+    }
 }

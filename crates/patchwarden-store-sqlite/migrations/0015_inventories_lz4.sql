@@ -1,0 +1,3 @@
+-- PostgreSQL's migration of this name compresses inventories with lz4 instead of pglz. SQLite
+-- stores inventories packed by the server (zlib, `patchwarden_store::codec::pack`): nothing
+-- changes here, and the file exists so that both backends' migrations keep the same names.
