@@ -159,8 +159,8 @@ pub(crate) async fn begin(
     }
 }
 
-/// Decides the sync from the reads [`begin`] sent, storing the bodies it needs and
-/// reclassifying (rows read back, or rare), and batches its other writes.
+/// Decides the sync from the reads [`begin`] sent, reclassifying (rows read back, and rare),
+/// and batches its other writes: the bodies not known to be stored, then the findings.
 #[allow(clippy::too_many_arguments)]
 async fn plan<C: GenericClient>(
     c: &C,

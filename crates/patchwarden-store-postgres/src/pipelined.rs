@@ -14,9 +14,10 @@
 //! The same holds for the rest of a transaction: what it writes does not depend on what the
 //! writes return, so the writes go out in one flight with the append and the `COMMIT`
 //! ([`Batch`], [`AuditedTx::finish`]), and the reads that decide them go out with the `BEGIN`
-//! ([`AuditedTx::begin_with`]). An upload costs three round trips where it cost a dozen: each
-//! is a wake-up of both processes, and sending to the server was a fifth of PostgreSQL's
-//! samples during the fleet bench's uploads.
+//! ([`AuditedTx::begin_with`]). An upload costs two round trips where it cost a dozen (the
+//! finding bodies are named by digest, `findings::KnownBodies`): each is a wake-up of both
+//! processes, and sending to the server was a fifth of PostgreSQL's samples during the fleet
+//! bench's uploads.
 //!
 //! The transaction is opened with `BEGIN` on the pooled connection rather than through the
 //! driver's `Transaction`, which cannot commit together with a statement. A transaction
