@@ -75,6 +75,15 @@ async fn apply(
         .await
 }
 
+/// `before` with one High finding, on its first package.
+fn one_finding(before: &Inventory, after: &Inventory) -> PreparedUpload {
+    PreparedUpload::of(
+        before,
+        &[common::high_finding(before, after, 0, "CVE-2024-0001")],
+    )
+    .unwrap()
+}
+
 async fn open_store(what: &str) -> Option<(tokio_postgres::Client, Arc<dyn Store>, String)> {
     let (client, mut config, schema) = common::scratch_schema(what).await?;
     let app = format!("pw-test-{schema}");
@@ -194,16 +203,7 @@ async fn an_upload_dropped_while_it_waits_leaves_nothing_behind() {
         .unwrap();
     let dropped = tokio::time::timeout(
         Duration::from_millis(300),
-        apply(
-            &store,
-            host.id,
-            PreparedUpload::of(
-                &before,
-                &[common::high_finding(&before, &after, 0, "CVE-2024-0001")],
-            )
-            .unwrap(),
-            10,
-        ),
+        apply(&store, host.id, one_finding(&before, &after), 10),
     )
     .await;
     assert!(dropped.is_err(), "the upload did not wait for the lock");
@@ -232,18 +232,9 @@ async fn an_upload_dropped_while_it_waits_leaves_nothing_behind() {
         store.get_host(host.id).await.unwrap();
         assert_eq!(store.count_open_findings(host.id).await.unwrap(), 0, "{i}");
     }
-    apply(
-        &store,
-        host.id,
-        PreparedUpload::of(
-            &before,
-            &[common::high_finding(&before, &after, 0, "CVE-2024-0001")],
-        )
-        .unwrap(),
-        20,
-    )
-    .await
-    .unwrap();
+    apply(&store, host.id, one_finding(&before, &after), 20)
+        .await
+        .unwrap();
     assert_eq!(state(&client, host.id).await.1, 1);
     chain(&store).await;
 }
@@ -266,13 +257,7 @@ async fn a_known_body_gone_from_the_database_fails_one_upload_and_the_retry_stor
                 .unwrap()
         }
     };
-    let prepared = || {
-        PreparedUpload::of(
-            &before,
-            &[common::high_finding(&before, &after, 0, "CVE-2024-0001")],
-        )
-        .unwrap()
-    };
+    let prepared = || one_finding(&before, &after);
     // The first host's upload stores the body; the store now knows it and sends no text for it.
     let first = enrolled(&store, "web", "web-1").await;
     apply(&store, first.id, prepared(), 10).await.unwrap();
