@@ -25,14 +25,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc rather than the system's allocator. The server allocates and frees small
-/// objects at a high rate (every upload parses, matches and classifies some 700 packages into
-/// short-lived values); glibc's malloc and free were about a quarter of the server's samples
-/// during the fleet bench's uploads (BENCHMARKS.md). mimalloc's per-thread free lists make
-/// both cheap, and it gives freed memory back to the system as glibc does.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Patch management that security teams can trust.
 #[derive(Debug, Parser)]
 #[command(name = "patchwarden", version, about, propagate_version = true)]
