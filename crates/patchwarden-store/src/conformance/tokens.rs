@@ -258,3 +258,58 @@ pub async fn enrolling_an_existing_host_id_changes_nothing(db: Arc<dyn TestDatab
         Some("first".into())
     );
 }
+
+/// An enrolment naming a key a host already has is a replayed request (every enrolment makes
+/// a new key): refused whatever its host id, token or facts, and nothing changes — no host,
+/// no token use, no event — so a copy sent to a server that never saw its nonce does nothing.
+pub async fn enrolling_a_key_a_host_already_has_changes_nothing(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let host = enrolled(&store, "web", "first").await;
+    let second = new_token("s3", "db", 1);
+    let second_id = second.id;
+    store
+        .create_enrollment_token(second, t0(), entry(t0(), "token.create", "t"))
+        .await
+        .unwrap();
+    let mut copy = new_host("copy", "m3");
+    copy.public_key = host.public_key.clone();
+    let copy_id = copy.id;
+    let before = store.audit_head().await.unwrap();
+    let e = store
+        .enroll_host(
+            SecretHash::of(b"s3"),
+            copy,
+            at(5),
+            entry(at(5), "host.enroll", "h"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::AlreadyExists {
+                kind: crate::host::PUBLIC_KEY_KIND,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let t = store.list_enrollment_tokens().await.unwrap();
+    assert_eq!(
+        t.iter().find(|t| t.id == second_id).map(|t| t.uses),
+        Some(0)
+    );
+    assert_eq!(store.audit_head().await.unwrap(), before);
+    assert_eq!(store.get_host(copy_id).await.unwrap(), None);
+    // Another key with the same token still enrols: only the key was refused.
+    let fresh = store
+        .enroll_host(
+            SecretHash::of(b"s3"),
+            new_host("fresh", "m4"),
+            at(6),
+            entry(at(6), "host.enroll", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fresh.group, "db");
+}
