@@ -205,7 +205,7 @@ pub(crate) async fn build(store: &dyn Store, n: usize, history: bool) -> Fleet {
                 hash,
                 NewHost {
                     id,
-                    public_key: format!("key-{}", id.simple()),
+                    public_key: format!("key-{i}"),
                     facts: facts.clone(),
                 },
                 now,
