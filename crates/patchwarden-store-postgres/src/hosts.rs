@@ -101,13 +101,6 @@ pub(crate) async fn insert<C: GenericClient>(
     .await;
     match inserted {
         Ok(_) => Ok(()),
-        // Migration 0016: a second enrolment with one key is a replayed request.
-        Err(e)
-            if is_code(&e, &SqlState::UNIQUE_VIOLATION)
-                && e.as_db_error().and_then(|d| d.constraint()) == Some("hosts_public_key") =>
-        {
-            Err(patchwarden_store::host::key_in_use(&host.public_key))
-        }
         Err(e) if is_code(&e, &SqlState::UNIQUE_VIOLATION) => Err(StoreError::AlreadyExists {
             kind: "host",
             id: host.id.to_string(),

@@ -139,10 +139,6 @@ pub(crate) fn insert(
     );
     match inserted {
         Ok(_) => Ok(()),
-        // Migration 0016: a second enrolment with one key is a replayed request.
-        Err(e) if is_unique_violation(&e) && e.to_string().contains("hosts.public_key") => {
-            Err(patchwarden_store::host::key_in_use(&host.public_key))
-        }
         Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
             kind: "host",
             id: host.id.to_string(),

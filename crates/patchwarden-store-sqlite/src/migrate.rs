@@ -72,10 +72,6 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_inventories_lz4",
         include_str!("../migrations/0015_inventories_lz4.sql"),
     ),
-    (
-        "0016_hosts_public_key_unique",
-        include_str!("../migrations/0016_hosts_public_key_unique.sql"),
-    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {
