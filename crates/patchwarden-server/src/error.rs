@@ -83,6 +83,12 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Enrollment(r) => ApiError::EnrollmentRefused(r),
             StoreError::Replay { .. } => ApiError::Replayed,
+            // A second enrolment with one key: the enrolment request sent again (to another
+            // server sharing the database, or after a restart, where the nonce is not known).
+            StoreError::AlreadyExists {
+                kind: patchwarden_store::host::PUBLIC_KEY_KIND,
+                ..
+            } => ApiError::Replayed,
             StoreError::NotFound { .. } | StoreError::NotJobOwner { .. } => ApiError::NotFound,
             // The check-in handler turns a refused counter into a quarantine before it gets
             // here; should one slip through, it is still the conflict it means.

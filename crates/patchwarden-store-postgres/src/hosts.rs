@@ -109,6 +109,24 @@ pub(crate) async fn insert<C: GenericClient>(
     }
 }
 
+/// Refuses an enrolment whose public key a host (of any standing) already has: every
+/// enrolment makes a new key, so this is the same enrolment request sent again, to a server
+/// that never saw its nonce (migration 0016). Called under the token's row lock, which a
+/// replay (it carries the same token) waits for, so the first enrolment's host is visible here.
+pub(crate) async fn refuse_known_key<C: GenericClient>(c: &C, public_key: &str) -> Result<()> {
+    let known = query_opt(
+        c,
+        "SELECT 1 FROM hosts WHERE public_key = $1 LIMIT 1",
+        &[&public_key],
+    )
+    .await
+    .map_err(pg("enroll host"))?;
+    match known {
+        Some(_) => Err(patchwarden_store::host::key_in_use(public_key)),
+        None => Ok(()),
+    }
+}
+
 /// The host `id`; with `lock`, its row stays locked until the transaction ends.
 pub(crate) async fn get<C: GenericClient>(c: &C, id: Uuid, lock: bool) -> Result<Option<Host>> {
     let sql = if lock {

@@ -73,6 +73,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_inventories_lz4",
         include_str!("../migrations/0015_inventories_lz4.sql"),
     ),
+    (
+        "0016_hosts_public_key",
+        include_str!("../migrations/0016_hosts_public_key.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

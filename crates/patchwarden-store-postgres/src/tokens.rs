@@ -142,6 +142,7 @@ pub(crate) async fn enroll<C: GenericClient>(
         None => return Err(StoreError::Enrollment(EnrollRejection::Unknown)),
     };
     token.usable_at(now).map_err(StoreError::Enrollment)?;
+    hosts::refuse_known_key(c, &host.public_key).await?;
     execute(
         c,
         "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = $1",

@@ -147,6 +147,25 @@ pub(crate) fn insert(
     }
 }
 
+/// Refuses an enrolment whose public key a host (of any standing) already has: every
+/// enrolment makes a new key, so this is the same enrolment request sent again, to a server
+/// (or a restart) that never saw its nonce (migration 0016). One writer at a time: the first
+/// enrolment's host is committed or this transaction's own.
+pub(crate) fn refuse_known_key(c: &Connection, public_key: &str) -> Result<()> {
+    let known = c
+        .query_row(
+            "SELECT 1 FROM hosts WHERE public_key = ?1 LIMIT 1",
+            [public_key],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(db("enroll host"))?;
+    match known {
+        Some(()) => Err(patchwarden_store::host::key_in_use(public_key)),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn get(c: &Connection, id: Uuid) -> Result<Option<Host>> {
     // Every agent request reads its host (and a check-in reads it twice on the writer
     // thread): the statement is made once and kept in the connection's cache.

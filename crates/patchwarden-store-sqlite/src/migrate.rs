@@ -72,6 +72,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_inventories_lz4",
         include_str!("../migrations/0015_inventories_lz4.sql"),
     ),
+    (
+        "0016_hosts_public_key",
+        include_str!("../migrations/0016_hosts_public_key.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

@@ -170,6 +170,7 @@ pub(crate) fn enroll(
         None => return Err(StoreError::Enrollment(EnrollRejection::Unknown)),
     };
     token.usable_at(now).map_err(StoreError::Enrollment)?;
+    hosts::refuse_known_key(c, &host.public_key)?;
     // The condition repeats the check in the statement itself: it is what keeps the count
     // right should anything else ever write tokens outside this transaction.
     let counted = c

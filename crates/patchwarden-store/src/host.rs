@@ -33,6 +33,21 @@ pub struct NewHost {
     pub facts: HostFacts,
 }
 
+/// What the word `kind` of [`StoreError::AlreadyExists`] is when an enrolment names a
+/// public key a host already has: every enrolment makes a new key, so a second enrolment with
+/// a key is a replayed request.
+pub const PUBLIC_KEY_KIND: &str = "host public key";
+
+/// The error for an enrolment whose public key a host already has; the key is shortened (a
+/// certificate is long) to what tells it apart in a log.
+#[must_use]
+pub fn key_in_use(public_key: &str) -> StoreError {
+    StoreError::AlreadyExists {
+        kind: PUBLIC_KEY_KIND,
+        id: public_key.chars().take(24).collect(),
+    }
+}
+
 /// A stored host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Host {

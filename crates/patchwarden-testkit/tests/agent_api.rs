@@ -3,7 +3,10 @@
 //! every change leaves.
 
 use jiff::SignedDuration;
-use patchwarden_api::v1::agent::{CheckInRequest, InventoryUpload, InventoryWanted};
+use patchwarden_api::v1::agent::{
+    CheckInRequest, ENROLL_PATH, EnrollRequest, EnrollResponse, EnrollmentSecret, InventoryUpload,
+    InventoryWanted,
+};
 use patchwarden_api::v1::jobs::{
     JobKind, JobOutcome, JobProgress, JobResult, JobState, PackagePin,
 };
@@ -399,6 +402,62 @@ async fn a_check_in_counter_replayed_after_a_server_restart_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::HostIdentityConflict));
+}
+
+/// An enrolment has no host yet, so its nonce is kept in the server's memory, which a restart
+/// forgets. The same signed enrolment request sent again (asking to replace the host it
+/// enrolled, as a re-imaged machine would) is still refused: it names a key a host already has.
+#[tokio::test]
+async fn an_enrolment_replayed_after_a_server_restart_is_refused_and_replaces_nothing() {
+    let server = TestServer::start().await;
+    let (token, secret) = server.token("web", 3, SignedDuration::from_hours(1)).await;
+    let key = patchwarden_client::AgentKey::generate().unwrap();
+    let body = serde_json::to_vec(&EnrollRequest {
+        token: EnrollmentSecret(secret),
+        public_key: key.public_hex(),
+        facts: debian_facts("replay-1", "13131313131313131313131313131313"),
+        replace: true,
+        agent_version: "t".into(),
+    })
+    .unwrap();
+    let signing = patchwarden_client::Signing::now(None);
+    let secret_key = key.secret();
+    let first = server
+        .client
+        .agent("-", key)
+        .send_raw("POST", ENROLL_PATH, body.clone(), None, &signing)
+        .await
+        .unwrap();
+    assert_eq!(first.status, 200);
+    let enrolled: EnrollResponse = first.json("enrolment answer").unwrap();
+    let (dir, config) = server.stop().await;
+
+    let server = TestServer::start_in(dir, config).await;
+    let head = server.store().audit_head().await.unwrap();
+    let replay = server
+        .client
+        .agent("-", patchwarden_client::AgentKey::from_secret(&secret_key))
+        .send_raw("POST", ENROLL_PATH, body, None, &signing)
+        .await
+        .unwrap();
+    assert_eq!(replay.status, 401);
+    assert_eq!(replay.problem().code, ProblemCode::Replayed);
+    // Nothing changed: the host it would have replaced is active, it is the only host, the
+    // token's second use was not counted and no event was appended.
+    let hosts = server
+        .store()
+        .find_hosts_by_machine_id("13131313131313131313131313131313")
+        .await
+        .unwrap();
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0].id.to_string(), enrolled.host_id);
+    assert_eq!(hosts[0].state, HostState::Active);
+    let tokens = server.store().list_enrollment_tokens().await.unwrap();
+    assert_eq!(
+        tokens.iter().find(|t| t.id == token.id).map(|t| t.uses),
+        Some(1)
+    );
+    assert_eq!(server.store().audit_head().await.unwrap(), head);
 }
 
 #[tokio::test]

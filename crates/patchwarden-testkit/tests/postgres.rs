@@ -1,13 +1,16 @@
 //! The agent protocol on PostgreSQL, whenever `PATCHWARDEN_TEST_POSTGRES` names a database (CI
 //! sets it): the server on a fresh schema, an agent enrolling, checking in, uploading, taking
 //! and finishing a job, a replay refused, a check-in counter accepted by one server refused by
-//! another sharing the database, and the audit chain verifying. Without the variable the test
-//! says it skipped, and why.
+//! another sharing the database, an enrolment request replayed to that other server refused,
+//! and the audit chain verifying. Without the variable the test says it skipped, and why.
 
 use std::sync::Arc;
 
 use jiff::SignedDuration;
-use patchwarden_api::v1::agent::{CHECK_IN_PATH, CheckInRequest, InventoryUpload, InventoryWanted};
+use patchwarden_api::v1::agent::{
+    CHECK_IN_PATH, CheckInRequest, ENROLL_PATH, EnrollRequest, EnrollResponse, EnrollmentSecret,
+    InventoryUpload, InventoryWanted,
+};
 use patchwarden_api::v1::jobs::{JobKind, JobOutcome, JobResult, JobState};
 use patchwarden_api::v1::problem::ProblemCode;
 use patchwarden_client::Signing;
@@ -150,6 +153,45 @@ async fn the_agent_protocol_runs_on_postgresql() {
     assert_eq!(err.code(), Some(ProblemCode::HostIdentityConflict));
     let quarantined = server.store().get_host(host).await.unwrap().unwrap();
     assert_eq!(quarantined.state, patchwarden_store::HostState::Quarantined);
+
+    // An enrolment request sent again, to a server sharing the database that never saw its
+    // nonce, asking to replace the host it enrolled (same machine id): refused as a replay by
+    // the enrolment's look-up of its key, and the host it would have retired stays active.
+    let (_, secret) = server.token("web", 2, SignedDuration::from_hours(1)).await;
+    let key = patchwarden_client::AgentKey::generate().unwrap();
+    let body = serde_json::to_vec(&EnrollRequest {
+        token: EnrollmentSecret(secret),
+        public_key: key.public_hex(),
+        facts: debian_facts("pg-4", "44444444444444444444444444444444"),
+        replace: true,
+        agent_version: "t".into(),
+    })
+    .unwrap();
+    let signing = Signing::now(None);
+    let on_a = server.client.agent(
+        "-",
+        patchwarden_client::AgentKey::from_secret(&key.secret()),
+    );
+    let first = on_a
+        .send_raw("POST", ENROLL_PATH, body.clone(), None, &signing)
+        .await
+        .unwrap();
+    assert_eq!(first.status, 200);
+    let enrolled: EnrollResponse = first.json("enrolment answer").unwrap();
+    let replay = server_b
+        .client
+        .agent("-", key)
+        .send_raw("POST", ENROLL_PATH, body, None, &signing)
+        .await
+        .unwrap();
+    assert_eq!(replay.problem().code, ProblemCode::Replayed);
+    let original = server
+        .store()
+        .get_host(Uuid::parse_str(&enrolled.host_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(original.state, patchwarden_store::HostState::Active);
     server_b.stop().await;
 
     let events = server.store().audit_events(0, 10_000).await.unwrap();

@@ -205,7 +205,7 @@ pub(crate) async fn build(store: &dyn Store, n: usize, history: bool) -> Fleet {
                 hash,
                 NewHost {
                     id,
-                    public_key: format!("key-{i}"),
+                    public_key: format!("key-{}", id.simple()),
                     facts: facts.clone(),
                 },
                 now,

@@ -104,6 +104,7 @@ macro_rules! conformance_tests {
             enrollment_refuses_unknown_expired_revoked_and_used_up_tokens,
             two_enrolments_racing_for_the_last_use_exactly_one_wins,
             enrolling_an_existing_host_id_changes_nothing,
+            enrolling_a_key_a_host_already_has_changes_nothing,
             hosts_round_trip_and_filter,
             a_cloned_host_is_found_by_its_machine_id,
             check_in_records_facts_and_audits_only_changed_facts,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::fixtures::{at, enrolled, entry, new_host, new_token, t0};
 use super::{TestDatabase, open};
-use crate::{EnrollRejection, SecretHash, StoreError};
+use crate::{EnrollRejection, NewHost, SecretHash, Store, StoreError};
 
 pub async fn enrollment_tokens_round_trip(db: Arc<dyn TestDatabase>) {
     let store = open(&db).await;
@@ -217,38 +217,47 @@ pub async fn two_enrolments_racing_for_the_last_use_exactly_one_wins(db: Arc<dyn
     assert_eq!(hosts.len(), 1 + 2 + 1 + 2 + 1);
 }
 
-pub async fn enrolling_an_existing_host_id_changes_nothing(db: Arc<dyn TestDatabase>) {
-    let store = open(&db).await;
-    let host = enrolled(&store, "web", "first").await;
-    let second = new_token("s2", "web", 1);
-    let second_id = second.id;
+/// Makes a single-use token `secret` for `group`, enrols `host` with it and returns the
+/// refusal, after checking that nothing changed: the use was not counted and no event was
+/// appended (the transaction rolled back whole).
+async fn refused_enrolment_changes_nothing(
+    store: &Arc<dyn Store>,
+    secret: &str,
+    group: &str,
+    host: NewHost,
+) -> StoreError {
+    let token = new_token(secret, group, 1);
+    let token_id = token.id;
     store
-        .create_enrollment_token(second, t0(), entry(t0(), "token.create", "t"))
+        .create_enrollment_token(token, t0(), entry(t0(), "token.create", "t"))
         .await
         .unwrap();
-    let mut again = new_host("second", "m2");
-    again.id = host.id;
     let before = store.audit_head().await.unwrap();
     let e = store
         .enroll_host(
-            SecretHash::of(b"s2"),
-            again,
+            SecretHash::of(secret.as_bytes()),
+            host,
             at(5),
             entry(at(5), "host.enroll", "h"),
         )
         .await
         .unwrap_err();
+    let t = store.list_enrollment_tokens().await.unwrap();
+    assert_eq!(t.iter().find(|t| t.id == token_id).map(|t| t.uses), Some(0));
+    assert_eq!(store.audit_head().await.unwrap(), before);
+    e
+}
+
+pub async fn enrolling_an_existing_host_id_changes_nothing(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let host = enrolled(&store, "web", "first").await;
+    let mut again = new_host("second", "m2");
+    again.id = host.id;
+    let e = refused_enrolment_changes_nothing(&store, "s2", "web", again).await;
     assert!(
         matches!(e, StoreError::AlreadyExists { kind: "host", .. }),
         "{e}"
     );
-    // The use was not counted and no event was appended: the transaction rolled back whole.
-    let t = store.list_enrollment_tokens().await.unwrap();
-    assert_eq!(
-        t.iter().find(|t| t.id == second_id).map(|t| t.uses),
-        Some(0)
-    );
-    assert_eq!(store.audit_head().await.unwrap(), before);
     assert_eq!(
         store
             .get_host(host.id)
@@ -257,4 +266,43 @@ pub async fn enrolling_an_existing_host_id_changes_nothing(db: Arc<dyn TestDatab
             .map(|h| h.facts.hostname),
         Some("first".into())
     );
+}
+
+/// An enrolment naming a key a host already has is a replayed request (every enrolment makes
+/// a new key): refused whatever its host id, token or facts, and nothing changes — no host,
+/// no token use, no event — so a copy sent to a server that never saw its nonce does nothing.
+pub async fn enrolling_a_key_a_host_already_has_changes_nothing(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let host = enrolled(&store, "web", "first").await;
+    let mut copy = new_host("copy", "m3");
+    copy.public_key = host.public_key.clone();
+    let copy_id = copy.id;
+    let e = refused_enrolment_changes_nothing(&store, "s3", "db", copy).await;
+    assert!(
+        matches!(
+            e,
+            StoreError::AlreadyExists {
+                kind: crate::host::PUBLIC_KEY_KIND,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(store.get_host(copy_id).await.unwrap(), None);
+    // A single-use token with another key still enrols: only the key was refused.
+    let token = new_token("s4", "db", 1);
+    store
+        .create_enrollment_token(token, t0(), entry(t0(), "token.create", "t"))
+        .await
+        .unwrap();
+    let fresh = store
+        .enroll_host(
+            SecretHash::of(b"s4"),
+            new_host("fresh", "m4"),
+            at(6),
+            entry(at(6), "host.enroll", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fresh.group, "db");
 }
