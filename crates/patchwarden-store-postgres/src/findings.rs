@@ -119,6 +119,9 @@ pub(crate) struct Planned {
     pub(crate) event: Option<AuditEntry>,
     pub(crate) open_findings: i64,
     pub(crate) open_fixable: i64,
+    /// The earliest due date of the host's open findings, for `hosts.next_due`
+    /// (`0017_findings_due_by_host`).
+    pub(crate) next_due: Option<i64>,
     /// The digests of the bodies the batch stores (if absent), for [`KnownBodies::after`].
     pub(crate) new_bodies: Vec<[u8; 32]>,
 }
@@ -356,6 +359,7 @@ async fn plan<C: GenericClient>(
         event,
         open_findings: count_to_db(plan.open_findings),
         open_fixable: count_to_db(plan.open_fixable),
+        next_due: opt_ts_to_db("host next_due", plan.next_due)?,
         new_bodies,
     })
 }
@@ -408,13 +412,56 @@ pub(crate) async fn any_open_fixable<C: GenericClient>(c: &C, host: Uuid) -> Res
     Ok(row.is_some_and(|r| r.get(0)))
 }
 
+/// Up to this many open findings on the hosts with something due, a fleet-wide "open and
+/// due before" list reads those hosts' findings through the open key and sorts them; beyond
+/// it, it walks the findings in id order and filters, which a paged sweep does once in all
+/// (`0017_findings_due_by_host`).
+const DUE_BY_HOST_MAX_ROWS: i64 = 50_000;
+
+/// For a fleet-wide list of open findings due before `t`: the hosts whose earliest due date
+/// is before it, or `None` when they hold so many open findings that walking the findings
+/// in id order is the cheaper plan. An empty list means nothing is due.
+async fn hosts_due_before<C: GenericClient>(c: &C, t: i64) -> Result<Option<Vec<Uuid>>> {
+    let rows = query(
+        c,
+        "SELECT id, open_findings FROM hosts WHERE next_due < $1",
+        &[&t],
+    )
+    .await
+    .map_err(pg("list findings"))?;
+    let held = rows
+        .iter()
+        .fold(0i64, |n, r| n.saturating_add(r.get::<_, i64>(1)));
+    if held > DUE_BY_HOST_MAX_ROWS {
+        return Ok(None);
+    }
+    Ok(Some(rows.iter().map(|r| r.get::<_, Uuid>(0)).collect()))
+}
+
 pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<Vec<StoredFinding>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM findings WHERE TRUE");
+    // Open findings due before a time, fleet-wide: through the hosts that have one
+    // (`hosts.next_due`), there being no index of due dates.
+    let due_hosts = match (f.state, f.due_before, f.host) {
+        (Some(FindingState::Open), Some(t), None) => {
+            hosts_due_before(c, ts_to_db("due_before", t)?).await?
+        }
+        _ => None,
+    };
+    if due_hosts.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(" WHERE TRUE");
     let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-    let mut push = |cond: &str, v: Box<dyn ToSql + Sync + Send>, sql: &mut String| {
+    // A condition with one bound value, its `?` numbered as the value's parameter.
+    fn push(
+        args: &mut Vec<Box<dyn ToSql + Sync + Send>>,
+        cond: &str,
+        v: Box<dyn ToSql + Sync + Send>,
+        sql: &mut String,
+    ) {
         args.push(v);
         sql.push_str(&cond.replace('?', &format!("${}", args.len())));
-    };
+    }
     // The state is written into the statement rather than bound: the indexes are partial (one
     // state each, migration 0010), and a generic plan can use a partial index only when the
     // query's own text implies its condition. `as_str` is one of two fixed words.
@@ -429,30 +476,67 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<V
             " AND id IN (SELECT id FROM findings WHERE host = ? AND state = 'open' \
              UNION ALL SELECT id FROM findings WHERE host = ? AND state = 'closed')"
         };
-        push(cond, Box::new(h), &mut sql);
+        push(&mut args, cond, Box::new(h), &mut sql);
+    }
+    let host_first = due_hosts.is_some();
+    if let Some(hosts) = due_hosts {
+        push(&mut args, " AND host = ANY(?)", Box::new(hosts), &mut sql);
     }
     if let Some(cl) = f.class {
-        push(" AND class = ?", Box::new(cl.as_str().to_owned()), &mut sql);
+        push(
+            &mut args,
+            " AND class = ?",
+            Box::new(cl.as_str().to_owned()),
+            &mut sql,
+        );
     }
     if let Some(t) = f.due_before {
         let t = ts_to_db("due_before", t)?;
-        push(" AND due_at < ?", Box::new(t), &mut sql);
+        push(&mut args, " AND due_at < ?", Box::new(t), &mut sql);
     }
     if let Some(v) = &f.vulnerability {
-        push(" AND vulnerability = ?", Box::new(v.clone()), &mut sql);
+        push(
+            &mut args,
+            " AND vulnerability = ?",
+            Box::new(v.clone()),
+            &mut sql,
+        );
     }
     if let Some(a) = f.after_id {
-        push(" AND id > ?", Box::new(a), &mut sql);
+        push(&mut args, " AND id > ?", Box::new(a), &mut sql);
     }
-    sql.push_str(" ORDER BY id");
-    if let Some(l) = f.limit {
-        push(" LIMIT ?", Box::new(i64::from(l)), &mut sql);
+    if host_first {
+        // Two steps: the matching ids through the open key (given an order and a limit, a
+        // generic plan walks the primary key in id order and filters every finding of the
+        // fleet instead), then the page's rows by id, the conditions checked again (a finding
+        // closed between the two is left out).
+        let params: Vec<&(dyn ToSql + Sync)> = args
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = query(c, &format!("SELECT id FROM findings{sql}"), &params)
+            .await
+            .map_err(pg("list findings"))?;
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        ids.sort_unstable();
+        if let Some(l) = f.limit {
+            ids.truncate(usize::try_from(l).unwrap_or(usize::MAX));
+        }
+        push(&mut args, " AND id = ANY(?)", Box::new(ids), &mut sql);
+        sql.push_str(" ORDER BY id");
+    } else {
+        sql.push_str(" ORDER BY id");
+        if let Some(l) = f.limit {
+            push(&mut args, " LIMIT ?", Box::new(i64::from(l)), &mut sql);
+        }
     }
     let params: Vec<&(dyn ToSql + Sync)> = args
         .iter()
         .map(|b| b.as_ref() as &(dyn ToSql + Sync))
         .collect();
-    let rows = query(c, &sql, &params).await.map_err(pg("list findings"))?;
+    let rows = query(c, &format!("SELECT {COLUMNS} FROM findings{sql}"), &params)
+        .await
+        .map_err(pg("list findings"))?;
     rows.iter().map(decode).collect()
 }
 

@@ -432,16 +432,18 @@ impl Store for PgStore {
         let fixing = patchwarden_store::finding::FixingVersions::of(installed);
         let (tx, mut p) =
             findings::begin(self, "sync findings", host, current, &fixing, now, &audit).await?;
-        // The host's counts, kept on its row (migration 0011); an unchanged count is not
-        // written again.
+        // The host's counts and its earliest due date, kept on its row (migrations 0011 and
+        // 0017); unchanged ones are not written again.
         p.batch.push(
             "sync findings",
-            "UPDATE hosts SET open_findings = $2, open_fixable = $3
-             WHERE id = $1 AND (open_findings <> $2 OR open_fixable <> $3)",
+            "UPDATE hosts SET open_findings = $2, open_fixable = $3, next_due = $4
+             WHERE id = $1
+               AND (open_findings <> $2 OR open_fixable <> $3 OR next_due IS DISTINCT FROM $4)",
             vec![
                 Box::new(host),
                 Box::new(p.open_findings),
                 Box::new(p.open_fixable),
+                Box::new(p.next_due),
             ],
         );
         let events: Vec<&AuditEntry> = p.event.iter().collect();
@@ -473,16 +475,18 @@ impl Store for PgStore {
             &sync_audit,
         )
         .await?;
-        // The host's counts and its digest in one change of its row.
+        // The host's counts, its earliest due date and its digest in one change of its row.
         p.batch.push(
             "replace inventory",
-            "UPDATE hosts SET open_findings = $2, open_fixable = $3, inventory_digest = $4
+            "UPDATE hosts SET open_findings = $2, open_fixable = $3, inventory_digest = $4,
+                              next_due = $5
              WHERE id = $1",
             vec![
                 Box::new(host),
                 Box::new(p.open_findings),
                 Box::new(p.open_fixable),
                 Box::new(digest.to_string()),
+                Box::new(p.next_due),
             ],
         );
         inventory::push_replace(&mut p.batch, host, up.inventory.json, digest, now_db);

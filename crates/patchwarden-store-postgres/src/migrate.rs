@@ -77,6 +77,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_hosts_public_key",
         include_str!("../migrations/0016_hosts_public_key.sql"),
     ),
+    (
+        "0017_findings_due_by_host",
+        include_str!("../migrations/0017_findings_due_by_host.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

@@ -1,7 +1,8 @@
 //! `0007_finding_bodies` on a database that already has findings (whenever
 //! `PATCHWARDEN_TEST_POSTGRES` names a database): every finding keeps its body, identical
 //! bodies become one row under the SHA-256 the store computes, and the store reads them back;
-//! and the migrations after it (`0011_host_finding_counts`) count them on their hosts' rows.
+//! and the migrations after it count them on their hosts' rows (`0011_host_finding_counts`) and
+//! put each host's earliest due date there (`0017_findings_due_by_host`).
 
 use patchwarden_store::{FindingFilter, Store};
 use patchwarden_store_postgres::PgStore;
@@ -52,7 +53,17 @@ async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once(
         .batch_execute("SET session_replication_role = replica")
         .await
         .unwrap();
-    for host in &hosts {
+    // Due dates (nanoseconds), for `0017_findings_due_by_host`: each host's earliest goes on
+    // its row.
+    let due = |host: usize, v: &str| -> Option<i64> {
+        match (host, v) {
+            (0, "CVE-1") => Some(100_000_000_000),
+            (1, "CVE-1") => Some(5_000_000_000_000),
+            (1, "CVE-2") => Some(200_000_000_000),
+            _ => None,
+        }
+    };
+    for (i, host) in hosts.iter().enumerate() {
         client
             .execute(
                 "INSERT INTO hosts (id, grp, labels, public_key, facts, enrolled_with, enrolled_at)
@@ -65,9 +76,9 @@ async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once(
             client
                 .execute(
                     "INSERT INTO findings (host, package, arch, vulnerability, state, body, class,
-                                           first_seen, last_seen)
-                     VALUES ($1, 'openssl', 'amd64', $2, 'open', $3, 'high', 10, 10)",
-                    &[host, &v, &body(v)],
+                                           due_at, first_seen, last_seen)
+                     VALUES ($1, 'openssl', 'amd64', $2, 'open', $3, 'high', $4, 10, 10)",
+                    &[host, &v, &body(v), &due(i, v)],
                 )
                 .await
                 .unwrap();
@@ -103,6 +114,29 @@ async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once(
     for host in hosts {
         assert_eq!(store.count_open_findings(host).await.unwrap(), 2);
         assert!(store.has_open_fixable_finding(host).await.unwrap());
+    }
+    // The open findings due before 1,000 s, fleet-wide, found through their hosts' rows.
+    let due_soon: Vec<(uuid::Uuid, String)> = store
+        .list_findings(&FindingFilter {
+            state: Some(patchwarden_store::FindingState::Open),
+            due_before: Some(jiff::Timestamp::from_second(1000).unwrap()),
+            ..FindingFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.host, f.finding.vulnerability))
+        .collect();
+    assert_eq!(
+        due_soon,
+        vec![(hosts[0], "CVE-1".into()), (hosts[1], "CVE-2".into())]
+    );
+    for (host, next) in hosts.iter().zip([100_000_000_000i64, 200_000_000_000]) {
+        let row = client
+            .query_one("SELECT next_due FROM hosts WHERE id = $1", &[host])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, Option<i64>>(0), Some(next));
     }
     let rows = client
         .query("SELECT digest, body FROM finding_bodies ORDER BY id", &[])

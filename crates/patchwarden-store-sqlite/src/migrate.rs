@@ -76,6 +76,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_hosts_public_key",
         include_str!("../migrations/0016_hosts_public_key.sql"),
     ),
+    (
+        "0017_findings_due_by_host",
+        include_str!("../migrations/0017_findings_due_by_host.sql"),
+    ),
 ];
 
 fn failed(name: &str, e: impl std::fmt::Display) -> StoreError {

@@ -311,6 +311,11 @@ pub struct SyncPlan {
     /// released fix: the counts kept on its row ([`crate::Host::open_findings`]).
     pub open_findings: u64,
     pub open_fixable: u64,
+    /// The earliest due date among the host's open findings after the sync (`None`: none has
+    /// one). PostgreSQL keeps it on the host's row and finds the fleet's findings due before a
+    /// time through it, host by host, instead of a fleet-wide index of due dates
+    /// (`0017_findings_due_by_host`).
+    pub next_due: Option<Timestamp>,
 }
 
 /// Compares the open findings with the current ones (from [`prepare`]). `fixing` is the
@@ -325,6 +330,7 @@ pub fn plan_sync(
         open.into_iter().map(|r| (r.key.clone(), r)).collect();
     plan.open_findings = current.len() as u64;
     plan.open_fixable = current.iter().filter(|c| c.fixable).count() as u64;
+    plan.next_due = current.iter().filter_map(|c| c.classification.due_at).min();
     for c in current {
         match by_key.remove(&c.key) {
             None => {

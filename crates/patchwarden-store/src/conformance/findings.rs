@@ -719,3 +719,198 @@ pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_a
         .unwrap_err();
     assert!(matches!(e, crate::StoreError::NotFound { .. }), "{e}");
 }
+
+/// The fleet-wide list of open findings due before a time (the SLA sweep's question) follows
+/// every change of a host's findings — opened, closed, reclassified, through a sync or an
+/// uploaded inventory — and agrees with the open findings filtered one by one. PostgreSQL
+/// answers it through each host's earliest due date (`0017_findings_due_by_host`), so a date
+/// left stale on a host's row would hide its overdue findings.
+pub async fn open_findings_due_before_a_time_follow_every_sync(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let a = enrolled(&store, "web", "a").await;
+    let b = enrolled(&store, "web", "b").await;
+    let c = enrolled(&store, "db", "c").await;
+    let (before, after) = debian_inventories(3);
+    let old = &before.packages;
+    let due = |t: i64| {
+        let store = store.clone();
+        async move {
+            let listed = store
+                .list_findings(&FindingFilter {
+                    state: Some(FindingState::Open),
+                    due_before: Some(at(t)),
+                    ..FindingFilter::default()
+                })
+                .await
+                .unwrap();
+            // The oracle: every open finding, filtered here.
+            let mut expected = store
+                .list_findings(&FindingFilter {
+                    state: Some(FindingState::Open),
+                    ..FindingFilter::default()
+                })
+                .await
+                .unwrap();
+            expected.retain(|f| f.classification.due_at.is_some_and(|d| d < at(t)));
+            assert_eq!(listed, expected, "due before {t}");
+            // Page by page, the same findings.
+            let mut paged = Vec::new();
+            loop {
+                let page = store
+                    .list_findings(&FindingFilter {
+                        state: Some(FindingState::Open),
+                        due_before: Some(at(t)),
+                        after_id: paged.last().map(|f: &StoredFinding| f.id),
+                        limit: Some(1),
+                        ..FindingFilter::default()
+                    })
+                    .await
+                    .unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                paged.extend(page);
+            }
+            assert_eq!(paged, listed, "due before {t}, paged");
+            listed
+                .into_iter()
+                .map(|f| (f.host, f.finding.vulnerability))
+                .collect::<Vec<_>>()
+        }
+    };
+    let sync = |host: uuid::Uuid, findings: Vec<CurrentFinding>, t: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .sync_findings(host, &findings, old, at(t), entry(at(t), "f", "h"))
+                .await
+                .unwrap();
+        }
+    };
+    assert_eq!(due(500).await, vec![]);
+    let cve1_a = current(
+        pkg(old, 0),
+        "CVE-1",
+        None,
+        classified(Class::Emergency, 100),
+    );
+    let cve2_a = current(pkg(old, 1), "CVE-2", None, classified(Class::High, 1000));
+    sync(a.id, vec![cve1_a.clone(), cve2_a.clone()], 10).await;
+    sync(
+        b.id,
+        vec![current(
+            pkg(old, 0),
+            "CVE-1",
+            None,
+            classified(Class::High, 300),
+        )],
+        10,
+    )
+    .await;
+    sync(
+        c.id,
+        vec![current(
+            pkg(old, 2),
+            "CVE-3",
+            None,
+            Classification::default(),
+        )],
+        10,
+    )
+    .await;
+    assert_eq!(
+        due(500).await,
+        vec![(a.id, "CVE-1".into()), (b.id, "CVE-1".into())]
+    );
+    assert_eq!(due(100).await, vec![]);
+    // a's earliest finding closes: its next one is due later.
+    sync(a.id, vec![cve2_a.clone()], 20).await;
+    assert_eq!(due(500).await, vec![(b.id, "CVE-1".into())]);
+    assert_eq!(
+        due(1500).await,
+        vec![(a.id, "CVE-2".into()), (b.id, "CVE-1".into())]
+    );
+    // b's finding is reclassified, due later; c's gains a due date.
+    sync(
+        b.id,
+        vec![current(
+            pkg(old, 0),
+            "CVE-1",
+            None,
+            classified(Class::Medium, 2000),
+        )],
+        30,
+    )
+    .await;
+    sync(
+        c.id,
+        vec![current(
+            pkg(old, 2),
+            "CVE-3",
+            None,
+            classified(Class::Low, 50),
+        )],
+        30,
+    )
+    .await;
+    assert_eq!(due(500).await, vec![(c.id, "CVE-3".into())]);
+    assert_eq!(
+        due(2500).await,
+        vec![
+            (a.id, "CVE-2".into()),
+            (b.id, "CVE-1".into()),
+            (c.id, "CVE-3".into())
+        ]
+    );
+    // And b's becomes an emergency, due earlier than anything: its host's date moves back.
+    sync(
+        b.id,
+        vec![current(
+            pkg(old, 0),
+            "CVE-1",
+            None,
+            classified(Class::Emergency, 60),
+        )],
+        35,
+    )
+    .await;
+    assert_eq!(
+        due(100).await,
+        vec![(b.id, "CVE-1".into()), (c.id, "CVE-3".into())]
+    );
+    // An uploaded inventory changes them too: a reopens CVE-1 (a new finding, due at 100),
+    // then the patched inventory closes everything of a.
+    store
+        .apply_inventory(
+            a.id,
+            crate::PreparedUpload::of(&before, &[cve1_a, cve2_a]).unwrap(),
+            at(40),
+            entry(at(40), "findings.sync", "h"),
+            entry(at(40), "inventory.replace", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        due(500).await,
+        vec![
+            (b.id, "CVE-1".into()),
+            (c.id, "CVE-3".into()),
+            (a.id, "CVE-1".into())
+        ]
+    );
+    store
+        .apply_inventory(
+            a.id,
+            crate::PreparedUpload::of(&after, &[]).unwrap(),
+            at(50),
+            entry(at(50), "findings.sync", "h"),
+            entry(at(50), "inventory.replace", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        due(500).await,
+        vec![(b.id, "CVE-1".into()), (c.id, "CVE-3".into())]
+    );
+    assert_eq!(due(50).await, vec![]);
+}

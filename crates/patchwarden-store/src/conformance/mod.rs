@@ -122,6 +122,7 @@ macro_rules! conformance_tests {
             a_reclassified_finding_keeps_its_first_seen_and_gains_history,
             a_finding_that_comes_back_opens_anew_and_keeps_the_closed_one,
             findings_filter_by_state_class_due_date_and_host,
+            open_findings_due_before_a_time_follow_every_sync,
             hosts_with_the_same_finding_share_its_body_and_each_keeps_its_own_changes,
             a_large_sync_stores_every_finding_as_given,
             an_uploaded_inventory_and_its_findings_are_stored_together_or_not_at_all,

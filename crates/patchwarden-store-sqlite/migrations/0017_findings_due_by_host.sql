@@ -1,0 +1,5 @@
+-- PostgreSQL's migration of this name replaces the fleet-wide index of open findings by due
+-- date with the earliest due date on each host's row: that index took every uploaded finding
+-- in a different page, which cost PostgreSQL's many backends a fifth of an upload. SQLite's
+-- single writer keeps the index's pages in its cache and keeps the index. Nothing changes
+-- here; the file exists so that both backends' migrations keep the same names.
