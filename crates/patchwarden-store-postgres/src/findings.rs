@@ -478,10 +478,6 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<V
         };
         push(&mut args, cond, Box::new(h), &mut sql);
     }
-    let host_first = due_hosts.is_some();
-    if let Some(hosts) = due_hosts {
-        push(&mut args, " AND host = ANY(?)", Box::new(hosts), &mut sql);
-    }
     if let Some(cl) = f.class {
         push(
             &mut args,
@@ -505,23 +501,35 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<V
     if let Some(a) = f.after_id {
         push(&mut args, " AND id > ?", Box::new(a), &mut sql);
     }
-    if host_first {
+    if let Some(hosts) = due_hosts {
         // Two steps: the matching ids through the open key (given an order and a limit, a
         // generic plan walks the primary key in id order and filters every finding of the
         // fleet instead), then the page's rows by id, the conditions checked again (a finding
-        // closed between the two is left out).
-        let params: Vec<&(dyn ToSql + Sync)> = args
-            .iter()
-            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let rows = query(c, &format!("SELECT id FROM findings{sql}"), &params)
+        // closed or reclassified between the two is left out). Each step's own value comes
+        // last, so the two share the others' numbers; the hosts are not compared again (a
+        // finding's host does not change, and a generic plan would compare every row with
+        // every host).
+        let n = args.len() + 1;
+        let ids = {
+            let mut params: Vec<&(dyn ToSql + Sync)> = args
+                .iter()
+                .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            params.push(&hosts);
+            let rows = query(
+                c,
+                &format!("SELECT id FROM findings{sql} AND host = ANY(${n})"),
+                &params,
+            )
             .await
             .map_err(pg("list findings"))?;
-        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-        ids.sort_unstable();
-        if let Some(l) = f.limit {
-            ids.truncate(usize::try_from(l).unwrap_or(usize::MAX));
-        }
+            let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+            ids.sort_unstable();
+            if let Some(l) = f.limit {
+                ids.truncate(usize::try_from(l).unwrap_or(usize::MAX));
+            }
+            ids
+        };
         push(&mut args, " AND id = ANY(?)", Box::new(ids), &mut sql);
         sql.push_str(" ORDER BY id");
     } else {
