@@ -787,6 +787,10 @@ pub async fn open_findings_due_before_a_time_follow_every_sync(db: Arc<dyn TestD
                 .unwrap();
         }
     };
+    // One finding on package `i` of the old inventory, the host's only one.
+    let sync_one = |host: uuid::Uuid, i: usize, vuln: &'static str, cl: Classification, t: i64| {
+        sync(host, vec![current(pkg(old, i), vuln, None, cl)], t)
+    };
     assert_eq!(due(500).await, vec![]);
     let cve1_a = current(
         pkg(old, 0),
@@ -796,28 +800,8 @@ pub async fn open_findings_due_before_a_time_follow_every_sync(db: Arc<dyn TestD
     );
     let cve2_a = current(pkg(old, 1), "CVE-2", None, classified(Class::High, 1000));
     sync(a.id, vec![cve1_a.clone(), cve2_a.clone()], 10).await;
-    sync(
-        b.id,
-        vec![current(
-            pkg(old, 0),
-            "CVE-1",
-            None,
-            classified(Class::High, 300),
-        )],
-        10,
-    )
-    .await;
-    sync(
-        c.id,
-        vec![current(
-            pkg(old, 2),
-            "CVE-3",
-            None,
-            Classification::default(),
-        )],
-        10,
-    )
-    .await;
+    sync_one(b.id, 0, "CVE-1", classified(Class::High, 300), 10).await;
+    sync_one(c.id, 2, "CVE-3", Classification::default(), 10).await;
     assert_eq!(
         due(500).await,
         vec![(a.id, "CVE-1".into()), (b.id, "CVE-1".into())]
@@ -831,28 +815,8 @@ pub async fn open_findings_due_before_a_time_follow_every_sync(db: Arc<dyn TestD
         vec![(a.id, "CVE-2".into()), (b.id, "CVE-1".into())]
     );
     // b's finding is reclassified, due later; c's gains a due date.
-    sync(
-        b.id,
-        vec![current(
-            pkg(old, 0),
-            "CVE-1",
-            None,
-            classified(Class::Medium, 2000),
-        )],
-        30,
-    )
-    .await;
-    sync(
-        c.id,
-        vec![current(
-            pkg(old, 2),
-            "CVE-3",
-            None,
-            classified(Class::Low, 50),
-        )],
-        30,
-    )
-    .await;
+    sync_one(b.id, 0, "CVE-1", classified(Class::Medium, 2000), 30).await;
+    sync_one(c.id, 2, "CVE-3", classified(Class::Low, 50), 30).await;
     assert_eq!(due(500).await, vec![(c.id, "CVE-3".into())]);
     assert_eq!(
         due(2500).await,
@@ -863,17 +827,7 @@ pub async fn open_findings_due_before_a_time_follow_every_sync(db: Arc<dyn TestD
         ]
     );
     // And b's becomes an emergency, due earlier than anything: its host's date moves back.
-    sync(
-        b.id,
-        vec![current(
-            pkg(old, 0),
-            "CVE-1",
-            None,
-            classified(Class::Emergency, 60),
-        )],
-        35,
-    )
-    .await;
+    sync_one(b.id, 0, "CVE-1", classified(Class::Emergency, 60), 35).await;
     assert_eq!(
         due(100).await,
         vec![(b.id, "CVE-1".into()), (c.id, "CVE-3".into())]
