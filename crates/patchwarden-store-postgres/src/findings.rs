@@ -429,13 +429,31 @@ async fn hosts_due_before<C: GenericClient>(c: &C, t: i64) -> Result<Option<Vec<
     )
     .await
     .map_err(pg("list findings"))?;
-    let held = rows
-        .iter()
-        .fold(0i64, |n, r| n.saturating_add(r.get::<_, i64>(1)));
-    if held > DUE_BY_HOST_MAX_ROWS {
-        return Ok(None);
+    let mut hosts = Vec::with_capacity(rows.len());
+    let mut held = 0i64;
+    for r in &rows {
+        hosts.push(col::<Uuid>("hosts", r, 0)?);
+        held = held.saturating_add(col::<i64>("hosts", r, 1)?);
     }
-    Ok(Some(rows.iter().map(|r| r.get::<_, Uuid>(0)).collect()))
+    Ok((held <= DUE_BY_HOST_MAX_ROWS).then_some(hosts))
+}
+
+/// Appends a condition with one bound value to `sql`, its `?` numbered as the value's
+/// parameter.
+fn push_cond(
+    args: &mut Vec<Box<dyn ToSql + Sync + Send>>,
+    cond: &str,
+    v: Box<dyn ToSql + Sync + Send>,
+    sql: &mut String,
+) {
+    args.push(v);
+    sql.push_str(&cond.replace('?', &format!("${}", args.len())));
+}
+
+fn as_params(args: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect()
 }
 
 pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<Vec<StoredFinding>> {
@@ -452,16 +470,6 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<V
     }
     let mut sql = String::from(" WHERE TRUE");
     let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-    // A condition with one bound value, its `?` numbered as the value's parameter.
-    fn push(
-        args: &mut Vec<Box<dyn ToSql + Sync + Send>>,
-        cond: &str,
-        v: Box<dyn ToSql + Sync + Send>,
-        sql: &mut String,
-    ) {
-        args.push(v);
-        sql.push_str(&cond.replace('?', &format!("${}", args.len())));
-    }
     // The state is written into the statement rather than bound: the indexes are partial (one
     // state each, migration 0010), and a generic plan can use a partial index only when the
     // query's own text implies its condition. `as_str` is one of two fixed words.
@@ -476,10 +484,10 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<V
             " AND id IN (SELECT id FROM findings WHERE host = ? AND state = 'open' \
              UNION ALL SELECT id FROM findings WHERE host = ? AND state = 'closed')"
         };
-        push(&mut args, cond, Box::new(h), &mut sql);
+        push_cond(&mut args, cond, Box::new(h), &mut sql);
     }
     if let Some(cl) = f.class {
-        push(
+        push_cond(
             &mut args,
             " AND class = ?",
             Box::new(cl.as_str().to_owned()),
@@ -488,10 +496,10 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<V
     }
     if let Some(t) = f.due_before {
         let t = ts_to_db("due_before", t)?;
-        push(&mut args, " AND due_at < ?", Box::new(t), &mut sql);
+        push_cond(&mut args, " AND due_at < ?", Box::new(t), &mut sql);
     }
     if let Some(v) = &f.vulnerability {
-        push(
+        push_cond(
             &mut args,
             " AND vulnerability = ?",
             Box::new(v.clone()),
@@ -499,7 +507,7 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<V
         );
     }
     if let Some(a) = f.after_id {
-        push(&mut args, " AND id > ?", Box::new(a), &mut sql);
+        push_cond(&mut args, " AND id > ?", Box::new(a), &mut sql);
     }
     if let Some(hosts) = due_hosts {
         // Two steps: the matching ids through the open key (given an order and a limit, a
@@ -511,10 +519,7 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<V
         // every host).
         let n = args.len() + 1;
         let ids = {
-            let mut params: Vec<&(dyn ToSql + Sync)> = args
-                .iter()
-                .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-                .collect();
+            let mut params = as_params(&args);
             params.push(&hosts);
             let rows = query(
                 c,
@@ -523,28 +528,31 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<V
             )
             .await
             .map_err(pg("list findings"))?;
-            let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+            let mut ids = rows
+                .iter()
+                .map(|r| col::<i64>(T, r, 0))
+                .collect::<Result<Vec<i64>>>()?;
             ids.sort_unstable();
             if let Some(l) = f.limit {
                 ids.truncate(usize::try_from(l).unwrap_or(usize::MAX));
             }
             ids
         };
-        push(&mut args, " AND id = ANY(?)", Box::new(ids), &mut sql);
+        push_cond(&mut args, " AND id = ANY(?)", Box::new(ids), &mut sql);
         sql.push_str(" ORDER BY id");
     } else {
         sql.push_str(" ORDER BY id");
         if let Some(l) = f.limit {
-            push(&mut args, " LIMIT ?", Box::new(i64::from(l)), &mut sql);
+            push_cond(&mut args, " LIMIT ?", Box::new(i64::from(l)), &mut sql);
         }
     }
-    let params: Vec<&(dyn ToSql + Sync)> = args
-        .iter()
-        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-        .collect();
-    let rows = query(c, &format!("SELECT {COLUMNS} FROM findings{sql}"), &params)
-        .await
-        .map_err(pg("list findings"))?;
+    let rows = query(
+        c,
+        &format!("SELECT {COLUMNS} FROM findings{sql}"),
+        &as_params(&args),
+    )
+    .await
+    .map_err(pg("list findings"))?;
     rows.iter().map(decode).collect()
 }
 

@@ -21,6 +21,51 @@ use patchwarden_server::admin::{self, TokenRequest};
 use patchwarden_server::{Config, Running};
 use patchwarden_store::{EnrollmentToken, Store};
 
+/// A signed enrolment request kept as it was sent, so that a test can send the very same
+/// bytes again — a replay — to the same server, after a restart, or to another server.
+#[derive(Debug, Clone)]
+pub struct CapturedEnrollment {
+    key: [u8; 32],
+    body: Vec<u8>,
+    signing: patchwarden_client::Signing,
+}
+
+impl CapturedEnrollment {
+    /// An enrolment with the token `secret`, a new key and `facts`, signed now.
+    pub fn new(secret: &str, facts: HostFacts, replace: bool) -> CapturedEnrollment {
+        let key = AgentKey::generate().expect("making an agent key");
+        let body = serde_json::to_vec(&EnrollRequest {
+            token: EnrollmentSecret(secret.into()),
+            public_key: key.public_hex(),
+            facts,
+            replace,
+            agent_version: "testkit".into(),
+        })
+        .expect("serialising an enrollment request");
+        CapturedEnrollment {
+            key: key.secret(),
+            body,
+            signing: patchwarden_client::Signing::now(None),
+        }
+    }
+
+    /// Sends it (again) to `server`, and returns the answer as it came.
+    pub async fn send_to(&self, server: &TestServer) -> patchwarden_client::RawResponse {
+        server
+            .client
+            .agent("-", AgentKey::from_secret(&self.key))
+            .send_raw(
+                "POST",
+                patchwarden_api::v1::agent::ENROLL_PATH,
+                self.body.clone(),
+                None,
+                &self.signing,
+            )
+            .await
+            .expect("sending an enrollment request")
+    }
+}
+
 /// A running test server.
 #[derive(Debug)]
 pub struct TestServer {

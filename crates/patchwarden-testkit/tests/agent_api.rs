@@ -4,8 +4,7 @@
 
 use jiff::SignedDuration;
 use patchwarden_api::v1::agent::{
-    CheckInRequest, ENROLL_PATH, EnrollRequest, EnrollResponse, EnrollmentSecret, InventoryUpload,
-    InventoryWanted,
+    CheckInRequest, EnrollResponse, InventoryUpload, InventoryWanted,
 };
 use patchwarden_api::v1::jobs::{
     JobKind, JobOutcome, JobProgress, JobResult, JobState, PackagePin,
@@ -19,7 +18,7 @@ use patchwarden_core::audit::{Actor, verify};
 use patchwarden_core::inventory::{HostFacts, Inventory, Manager, Package, PackageStatus};
 use patchwarden_server::admin;
 use patchwarden_store::HostState;
-use patchwarden_testkit::{TestServer, debian_facts, now};
+use patchwarden_testkit::{CapturedEnrollment, TestServer, debian_facts, now};
 use uuid::Uuid;
 
 fn pkg(name: &str, version: &str) -> Package {
@@ -411,35 +410,19 @@ async fn a_check_in_counter_replayed_after_a_server_restart_is_refused() {
 async fn an_enrolment_replayed_after_a_server_restart_is_refused_and_replaces_nothing() {
     let server = TestServer::start().await;
     let (token, secret) = server.token("web", 3, SignedDuration::from_hours(1)).await;
-    let key = patchwarden_client::AgentKey::generate().unwrap();
-    let body = serde_json::to_vec(&EnrollRequest {
-        token: EnrollmentSecret(secret),
-        public_key: key.public_hex(),
-        facts: debian_facts("replay-1", "13131313131313131313131313131313"),
-        replace: true,
-        agent_version: "t".into(),
-    })
-    .unwrap();
-    let signing = patchwarden_client::Signing::now(None);
-    let secret_key = key.secret();
-    let first = server
-        .client
-        .agent("-", key)
-        .send_raw("POST", ENROLL_PATH, body.clone(), None, &signing)
-        .await
-        .unwrap();
+    let enrolment = CapturedEnrollment::new(
+        &secret,
+        debian_facts("replay-1", "13131313131313131313131313131313"),
+        true,
+    );
+    let first = enrolment.send_to(&server).await;
     assert_eq!(first.status, 200);
     let enrolled: EnrollResponse = first.json("enrolment answer").unwrap();
     let (dir, config) = server.stop().await;
 
     let server = TestServer::start_in(dir, config).await;
     let head = server.store().audit_head().await.unwrap();
-    let replay = server
-        .client
-        .agent("-", patchwarden_client::AgentKey::from_secret(&secret_key))
-        .send_raw("POST", ENROLL_PATH, body, None, &signing)
-        .await
-        .unwrap();
+    let replay = enrolment.send_to(&server).await;
     assert_eq!(replay.status, 401);
     assert_eq!(replay.problem().code, ProblemCode::Replayed);
     // Nothing changed: the host it would have replaced is active, it is the only host, the

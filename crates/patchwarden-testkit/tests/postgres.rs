@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use jiff::SignedDuration;
 use patchwarden_api::v1::agent::{
-    CHECK_IN_PATH, CheckInRequest, ENROLL_PATH, EnrollRequest, EnrollResponse, EnrollmentSecret,
-    InventoryUpload, InventoryWanted,
+    CHECK_IN_PATH, CheckInRequest, EnrollResponse, InventoryUpload, InventoryWanted,
 };
 use patchwarden_api::v1::jobs::{JobKind, JobOutcome, JobResult, JobState};
 use patchwarden_api::v1::problem::ProblemCode;
@@ -19,7 +18,7 @@ use patchwarden_core::inventory::Inventory;
 use patchwarden_server::admin;
 use patchwarden_store::Store;
 use patchwarden_store_postgres::PgStore;
-use patchwarden_testkit::{TestServer, debian_facts, now};
+use patchwarden_testkit::{CapturedEnrollment, TestServer, debian_facts, now};
 use uuid::Uuid;
 
 const VAR: &str = "PATCHWARDEN_TEST_POSTGRES";
@@ -158,32 +157,15 @@ async fn the_agent_protocol_runs_on_postgresql() {
     // nonce, asking to replace the host it enrolled (same machine id): refused as a replay by
     // the enrolment's look-up of its key, and the host it would have retired stays active.
     let (_, secret) = server.token("web", 2, SignedDuration::from_hours(1)).await;
-    let key = patchwarden_client::AgentKey::generate().unwrap();
-    let body = serde_json::to_vec(&EnrollRequest {
-        token: EnrollmentSecret(secret),
-        public_key: key.public_hex(),
-        facts: debian_facts("pg-4", "44444444444444444444444444444444"),
-        replace: true,
-        agent_version: "t".into(),
-    })
-    .unwrap();
-    let signing = Signing::now(None);
-    let on_a = server.client.agent(
-        "-",
-        patchwarden_client::AgentKey::from_secret(&key.secret()),
+    let enrolment = CapturedEnrollment::new(
+        &secret,
+        debian_facts("pg-4", "44444444444444444444444444444444"),
+        true,
     );
-    let first = on_a
-        .send_raw("POST", ENROLL_PATH, body.clone(), None, &signing)
-        .await
-        .unwrap();
+    let first = enrolment.send_to(&server).await;
     assert_eq!(first.status, 200);
     let enrolled: EnrollResponse = first.json("enrolment answer").unwrap();
-    let replay = server_b
-        .client
-        .agent("-", key)
-        .send_raw("POST", ENROLL_PATH, body, None, &signing)
-        .await
-        .unwrap();
+    let replay = enrolment.send_to(&server_b).await;
     assert_eq!(replay.problem().code, ProblemCode::Replayed);
     let original = server
         .store()
