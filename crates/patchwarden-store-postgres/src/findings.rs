@@ -103,11 +103,14 @@ impl KnownBodies {
 /// UPDATE`, the lock the sync's update of the row takes anyway).
 const LOCK_HOST: &str = "SELECT 1 FROM hosts WHERE id = $1 FOR NO KEY UPDATE";
 
-/// The host's open findings, with their bodies' digests.
+/// The host's open findings, with their keys (`0018_finding_subjects`) and their bodies'
+/// digests.
 const OPEN_ROWS: &str =
-    "SELECT f.id, f.package, f.arch, f.vulnerability, b.digest, f.class, f.due_at, f.policy,
+    "SELECT f.id, s.package, s.arch, s.vulnerability, b.digest, f.class, f.due_at, f.policy,
         f.rule
- FROM findings f JOIN finding_bodies b ON b.id = f.body_id
+ FROM findings f
+ JOIN finding_bodies b ON b.id = f.body_id
+ JOIN finding_subjects s ON s.id = f.subject
  WHERE f.host = $1 AND f.state = 'open'";
 
 /// A host's sync, decided: its writes batched for the end of the transaction, what it changed,
@@ -207,14 +210,15 @@ async fn plan<C: GenericClient>(
     let now_db = ts_to_db("now", now)?;
     // The bodies not known to be stored, in digest order (two syncs storing the same new
     // bodies then lock them in the same order and cannot deadlock).
-    let unknown: BTreeMap<[u8; 32], &str> = {
+    // Each with its finding's key, its subject (`0018_finding_subjects`).
+    let unknown: BTreeMap<[u8; 32], (&str, &FindingKey)> = {
         let known = known.lock();
         plan.open
             .iter()
-            .map(|n| &n.body)
-            .chain(plan.refresh.iter().map(|(_, new)| new))
-            .filter(|b| !known.contains(&b.digest))
-            .map(|b| (b.digest, b.json.as_str()))
+            .map(|n| (&n.body, &n.key))
+            .chain(plan.refresh.iter().map(|r| (&r.body, &r.key)))
+            .filter(|(b, _)| !known.contains(&b.digest))
+            .map(|(b, key)| (b.digest, (b.json.as_str(), key)))
             .collect()
     };
     // Reclassifications first and one by one: each reads the row it makes history of, and
@@ -250,25 +254,55 @@ async fn plan<C: GenericClient>(
     let mut batch = Batch::default();
     let new_bodies: Vec<[u8; 32]> = unknown.keys().copied().collect();
     if !unknown.is_empty() {
-        let (digests, texts): (Vec<&[u8]>, Vec<&str>) =
-            unknown.iter().map(|(d, b)| (&d[..], *b)).unzip();
-        let digests: Vec<Vec<u8>> = digests.into_iter().map(<[u8]>::to_vec).collect();
-        let texts: Vec<String> = texts.into_iter().map(str::to_owned).collect();
+        let n = unknown.len();
+        let mut digests = Vec::with_capacity(n);
+        let mut texts = Vec::with_capacity(n);
+        let mut package = Vec::with_capacity(n);
+        let mut arch = Vec::with_capacity(n);
+        let mut vulnerability = Vec::with_capacity(n);
+        for (d, (text, key)) in &unknown {
+            digests.push(d.to_vec());
+            texts.push((*text).to_owned());
+            package.push(key.package.clone());
+            arch.push(key.arch.clone());
+            vulnerability.push(key.vulnerability.clone());
+        }
+        // Their subjects first (the next statement sees them: each statement of the flight
+        // takes its own snapshot), in key order for the same reason as the bodies' order.
+        batch.push(
+            "store finding subject",
+            "INSERT INTO finding_subjects (package, arch, vulnerability)
+                 SELECT p, a, v FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t (p, a, v)
+                 ORDER BY p, a, v
+                 ON CONFLICT (package, arch, vulnerability) DO NOTHING",
+            vec![
+                Box::new(package.clone()),
+                Box::new(arch.clone()),
+                Box::new(vulnerability.clone()),
+            ],
+        );
         batch.push(
             "store finding body",
-            "INSERT INTO finding_bodies (digest, body)
-                 SELECT d, b FROM UNNEST($1::bytea[], $2::text[]) AS t (d, b) ORDER BY d
+            "INSERT INTO finding_bodies (digest, body, subject)
+                 SELECT d, b, (SELECT s.id FROM finding_subjects s
+                               WHERE s.package = p AND s.arch = a AND s.vulnerability = v)
+                 FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[])
+                      AS t (d, b, p, a, v)
+                 ORDER BY d
                  ON CONFLICT (digest) DO NOTHING",
-            vec![Box::new(digests), Box::new(texts)],
+            vec![
+                Box::new(digests),
+                Box::new(texts),
+                Box::new(package),
+                Box::new(arch),
+                Box::new(vulnerability),
+            ],
         );
     }
     if !plan.open.is_empty() {
         // One statement for all new findings. No history rows: a finding's first
         // classification is its row's until the first change (see `reclassify`, `history`).
         let n = plan.open.len();
-        let mut package = Vec::with_capacity(n);
-        let mut arch = Vec::with_capacity(n);
-        let mut vulnerability = Vec::with_capacity(n);
         let mut body = Vec::with_capacity(n);
         let mut class = Vec::with_capacity(n);
         let mut due_at = Vec::with_capacity(n);
@@ -279,27 +313,21 @@ async fn plan<C: GenericClient>(
             due_at.push(opt_ts_to_db("finding due_at", f.classification.due_at)?);
         }
         for f in plan.open {
-            package.push(f.key.package);
-            arch.push(f.key.arch);
-            vulnerability.push(f.key.vulnerability);
             class.push(f.classification.class.map(Class::as_str));
             policy.push(f.classification.policy);
             rule.push(f.classification.rule);
         }
         batch.push(
             "open finding",
-            "INSERT INTO findings (host, package, arch, vulnerability, state, body_id, class,
-                                       due_at, policy, rule, first_seen, last_seen)
-                 SELECT $1::uuid, p, a, v, 'open',
-                        (SELECT fb.id FROM finding_bodies fb WHERE fb.digest = b), cl, d, po,
-                        r, $10::int8, $10::int8
-                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[],
-                             $7::int8[], $8::text[], $9::text[]) AS t (p, a, v, b, cl, d, po, r)",
+            "INSERT INTO findings (host, subject, state, body_id, class, due_at, policy, rule,
+                                       first_seen, last_seen)
+                 SELECT $1::uuid, fb.subject, 'open', fb.id, cl, d, po, r, $7::int8, $7::int8
+                 FROM UNNEST($2::bytea[], $3::text[], $4::int8[], $5::text[], $6::text[])
+                      AS t (b, cl, d, po, r)
+                 LEFT JOIN LATERAL (SELECT id, subject FROM finding_bodies
+                                    WHERE digest = t.b) fb ON TRUE",
             vec![
                 Box::new(host),
-                Box::new(package),
-                Box::new(arch),
-                Box::new(vulnerability),
                 Box::new(body),
                 Box::new(class),
                 Box::new(due_at),
@@ -310,11 +338,11 @@ async fn plan<C: GenericClient>(
         );
     }
     if !plan.refresh.is_empty() {
-        let ids: Vec<i64> = plan.refresh.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<i64> = plan.refresh.iter().map(|r| r.id).collect();
         let body: Vec<Vec<u8>> = plan
             .refresh
             .iter()
-            .map(|(_, new)| new.digest.to_vec())
+            .map(|r| r.body.digest.to_vec())
             .collect();
         batch.push(
             "refresh finding",
@@ -501,7 +529,7 @@ pub(crate) async fn list<C: GenericClient>(c: &C, f: &FindingFilter) -> Result<V
     if let Some(v) = &f.vulnerability {
         push_cond(
             &mut args,
-            " AND vulnerability = ?",
+            " AND subject IN (SELECT id FROM finding_subjects WHERE vulnerability = ?)",
             Box::new(v.clone()),
             &mut sql,
         );

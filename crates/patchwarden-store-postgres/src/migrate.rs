@@ -81,6 +81,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0017_findings_due_by_host",
         include_str!("../migrations/0017_findings_due_by_host.sql"),
     ),
+    (
+        "0018_finding_subjects",
+        include_str!("../migrations/0018_finding_subjects.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migration runs ("pw-migr" in ASCII).

@@ -6,8 +6,6 @@
 
 use patchwarden_store::{FindingFilter, Store};
 use patchwarden_store_postgres::PgStore;
-use patchwarden_store_postgres::migrate::MIGRATIONS;
-use sha2::{Digest, Sha256};
 
 mod common;
 
@@ -19,29 +17,7 @@ async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once(
         return;
     };
     // A database as the release before 0007 left it, with findings of two hosts.
-    client
-        .batch_execute(
-            "CREATE TABLE patchwarden_migrations (
-                version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL)",
-        )
-        .await
-        .unwrap();
-    let before = MIGRATIONS
-        .iter()
-        .position(|(n, _)| *n == "0007_finding_bodies")
-        .unwrap();
-    for (i, (name, sql)) in MIGRATIONS[..before].iter().enumerate() {
-        client.batch_execute(sql).await.unwrap();
-        let checksum = patchwarden_store::codec::hex(&Sha256::digest(sql.as_bytes()));
-        let version = i as i64 + 1;
-        client
-            .execute(
-                "INSERT INTO patchwarden_migrations VALUES ($1, $2, $3)",
-                &[&version, name, &checksum],
-            )
-            .await
-            .unwrap();
-    }
+    common::migrate_before(&client, "0007_finding_bodies").await;
     let hosts = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
     let body = |v: &str| {
         serde_json::to_string(&patchwarden_store::conformance::fixtures::openssl_finding(

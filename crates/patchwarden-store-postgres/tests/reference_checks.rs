@@ -1,8 +1,8 @@
 //! `0013_findings_reference_checks` (whenever `PATCHWARDEN_TEST_POSTGRES` names a database):
 //! the findings' foreign keys became statement triggers, and the rules they kept still hold
-//! for a hand-made change — a finding cannot name a host or a body that does not exist, on
-//! insert or on update; a body still named cannot be deleted; a deleted host takes its
-//! findings with it.
+//! for a hand-made change — a finding cannot name a host or a body that does not exist, nor
+//! (`0018_finding_subjects`) a subject other than its body's, on insert or on update; a body
+//! still named cannot be deleted; a deleted host takes its findings with it.
 
 use std::sync::Arc;
 
@@ -60,16 +60,26 @@ async fn findings_name_only_hosts_and_bodies_that_exist() {
         }
     };
     assert_eq!(count("SELECT count(*) FROM findings").await, 4);
-    // A copy of one of the host's findings, naming the host and the body given.
-    let copy = |host_expr: &str, body_expr: &str| {
+    // A closed copy of one of the host's findings (closed, so that the open key lets it in),
+    // naming the host, the body and the subject given.
+    let copy_of = |host_expr: &str, body_expr: &str, subject_expr: &str| {
         format!(
-            "INSERT INTO findings (host, package, arch, vulnerability, state, body_id,
-                                   first_seen, last_seen, class, due_at)
-             SELECT {host_expr}, package, arch, vulnerability || '-copy', 'open', {body_expr},
-                    first_seen, last_seen, class, due_at
-             FROM findings WHERE vulnerability = 'CVE-2024-0001' AND host = $1"
+            "INSERT INTO findings (host, subject, state, body_id, first_seen, last_seen,
+                                   closed_at, class, due_at)
+             SELECT {host_expr}, {subject_expr}, 'closed', {body_expr}, first_seen, last_seen,
+                    last_seen, class, due_at
+             FROM findings
+             WHERE subject = (SELECT id FROM finding_subjects
+                              WHERE vulnerability = 'CVE-2024-0001')
+               AND host = $1"
         )
     };
+    let copy = |host_expr: &str, body_expr: &str| copy_of(host_expr, body_expr, "subject");
+    // The body of the host's other finding, whose subject is another.
+    let other_body = "(SELECT body_id FROM findings
+                       WHERE subject = (SELECT id FROM finding_subjects
+                                        WHERE vulnerability = 'CVE-2024-0002')
+                         AND host = $1)";
 
     // Inserted rows naming nothing: refused, each reference on its own.
     refused(
@@ -82,7 +92,24 @@ async fn findings_name_only_hosts_and_bodies_that_exist() {
             .await,
         "a finding with a host that does not exist",
     );
-    // The copy with both references intact is accepted (the check does not refuse everything).
+    refused(
+        client.execute(&copy("host", other_body), &[&host.id]).await,
+        "a finding with a body of another subject",
+    );
+    refused(
+        client
+            .execute(
+                &copy_of(
+                    "host",
+                    "body_id",
+                    "(SELECT max(id) + 1 FROM finding_subjects)",
+                ),
+                &[&host.id],
+            )
+            .await,
+        "a finding with a subject that does not exist",
+    );
+    // The copy with its references intact is accepted (the check does not refuse everything).
     assert_eq!(
         client
             .execute(&copy("host", "body_id"), &[&host.id])
@@ -100,6 +127,27 @@ async fn findings_name_only_hosts_and_bodies_that_exist() {
             )
             .await,
         "a finding moved to a body that does not exist",
+    );
+    refused(
+        client
+            .execute(
+                &format!("UPDATE findings SET body_id = {other_body} WHERE host = $1"),
+                &[&host.id],
+            )
+            .await,
+        "a finding moved to a body of another subject",
+    );
+    refused(
+        client
+            .execute(
+                "UPDATE findings
+                 SET subject = (SELECT id FROM finding_subjects
+                                WHERE vulnerability = 'CVE-2024-0002')
+                 WHERE host = $1 AND state = 'closed'",
+                &[&host.id],
+            )
+            .await,
+        "a finding moved to another subject than its body's",
     );
     refused(
         client
@@ -128,7 +176,8 @@ async fn findings_name_only_hosts_and_bodies_that_exist() {
     );
     client
         .execute(
-            "INSERT INTO finding_bodies (digest, body) VALUES ('\\x00', '{}')",
+            "INSERT INTO finding_bodies (digest, body, subject)
+             SELECT '\\x00', '{}', min(id) FROM finding_subjects",
             &[],
         )
         .await

@@ -283,10 +283,10 @@ pub(crate) fn sync(
             .and_then(|mut s| s.execute(&*args))
             .map_err(db("open finding"))?;
     }
-    for (id, new) in &plan.refresh {
-        let body = body_of(&new.digest, &new.json)?;
+    for r in &plan.refresh {
+        let body = body_of(&r.body.digest, &r.body.json)?;
         c.prepare_cached("UPDATE findings SET body_id = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![id, body]))
+            .and_then(|mut s| s.execute(params![r.id, body]))
             .map_err(db("refresh finding"))?;
     }
     for (id, cl) in &plan.reclassify {

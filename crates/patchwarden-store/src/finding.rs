@@ -295,13 +295,22 @@ impl FixingVersions {
     }
 }
 
+/// A kept finding's new body: its details (fixed version, advisories, explanation) changed,
+/// its key did not. The key comes along for a store that files bodies under their key
+/// (PostgreSQL's `0018_finding_subjects`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refresh {
+    pub id: i64,
+    pub key: FindingKey,
+    pub body: std::sync::Arc<FindingBody>,
+}
+
 /// The writes a sync makes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncPlan {
     pub open: Vec<PreparedFinding>,
-    /// Kept findings whose details (fixed version, advisories, explanation) changed, with the
-    /// new body.
-    pub refresh: Vec<(i64, std::sync::Arc<FindingBody>)>,
+    /// Kept findings whose details (fixed version, advisories, explanation) changed.
+    pub refresh: Vec<Refresh>,
     /// Kept findings whose classification changed; each gets a history entry.
     pub reclassify: Vec<(i64, Classification)>,
     /// Findings no longer found, with the version now installed.
@@ -340,7 +349,11 @@ pub fn plan_sync(
             Some(row) => {
                 plan.summary.kept += 1;
                 if row.body_digest != Some(c.body.digest) {
-                    plan.refresh.push((row.id, c.body));
+                    plan.refresh.push(Refresh {
+                        id: row.id,
+                        key: c.key,
+                        body: c.body,
+                    });
                 }
                 if row.classification != c.classification {
                     plan.summary.reclassified += 1;

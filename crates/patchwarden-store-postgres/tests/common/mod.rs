@@ -59,3 +59,33 @@ pub(crate) fn high_finding(
         },
     }
 }
+
+/// Applies every migration before `name` to the scratch schema and records them as applied,
+/// as a release of that time left its database (for the upgrade tests).
+pub(crate) async fn migrate_before(client: &tokio_postgres::Client, name: &str) {
+    use patchwarden_store_postgres::migrate::MIGRATIONS;
+    use sha2::{Digest, Sha256};
+    client
+        .batch_execute(
+            "CREATE TABLE patchwarden_migrations (
+                version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL)",
+        )
+        .await
+        .unwrap();
+    let before = MIGRATIONS
+        .iter()
+        .position(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no migration {name}"));
+    for (i, (name, sql)) in MIGRATIONS[..before].iter().enumerate() {
+        client.batch_execute(sql).await.unwrap();
+        let checksum = patchwarden_store::codec::hex(&Sha256::digest(sql.as_bytes()));
+        let version = i as i64 + 1;
+        client
+            .execute(
+                "INSERT INTO patchwarden_migrations VALUES ($1, $2, $3)",
+                &[&version, name, &checksum],
+            )
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,6 @@
+-- PostgreSQL's migration of this name stores each finding's key (package, architecture,
+-- vulnerability) once per fleet and names it by a number, so that its open key is two
+-- fixed-width values: an upload's findings were most of PostgreSQL's cost of an upload, and
+-- the key's text comparisons the largest share of a row. SQLite's single writer compares
+-- binary text in pages it holds in its cache, and keeps its columns. Nothing changes here;
+-- the file exists so that both backends' migrations keep the same names.
