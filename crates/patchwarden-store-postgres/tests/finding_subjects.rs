@@ -180,46 +180,37 @@ async fn existing_findings_get_their_subjects_and_are_recognised_by_the_next_syn
         ]
     );
 
+    // A host's sync, as (opened, kept, closed, reclassified).
+    let sync = |host: uuid::Uuid, findings: Vec<CurrentFinding>| {
+        let store = store.clone();
+        async move {
+            let s = store
+                .sync_findings(
+                    host,
+                    &findings,
+                    &[],
+                    at(30),
+                    entry(at(30), "findings.sync", "h"),
+                )
+                .await
+                .unwrap();
+            (s.opened, s.kept, s.closed, s.reclassified)
+        }
+    };
     // The next sync finds the same findings as the ones it has: nothing opens or closes.
-    let same = [
+    let same = vec![
         current("CVE-1", false),
         current("CVE-2", false),
         current("CVE-3", true),
     ];
-    let sync = store
-        .sync_findings(
-            hosts[0],
-            &same,
-            &[],
-            at(30),
-            entry(at(30), "findings.sync", "h"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (sync.opened, sync.kept, sync.closed, sync.reclassified),
-        (0, 3, 0, 0)
-    );
+    assert_eq!(sync(hosts[0], same).await, (0, 3, 0, 0));
     // A finding whose body went with the migration, and a new one, open with their subjects.
-    let more = [
+    let more = vec![
         current("CVE-1", false),
         current("CVE-OLD", false),
         current("CVE-4", true),
     ];
-    let sync = store
-        .sync_findings(
-            hosts[1],
-            &more,
-            &[],
-            at(30),
-            entry(at(30), "findings.sync", "h"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (sync.opened, sync.kept, sync.closed, sync.reclassified),
-        (2, 1, 0, 0)
-    );
+    assert_eq!(sync(hosts[1], more).await, (2, 1, 0, 0));
     let open: Vec<(String, String)> = store
         .list_findings(&FindingFilter {
             host: Some(hosts[1]),
