@@ -317,6 +317,10 @@ async fn plan<C: GenericClient>(
             policy.push(f.classification.policy);
             rule.push(f.classification.rule);
         }
+        // Each body looked up by its digest, row by row, in the findings' order: the `LIMIT`
+        // (the digest is unique) keeps the planner from flattening the look-up into a join,
+        // which may hash the whole table of bodies, and the findings get their ids in the
+        // order given.
         batch.push(
             "open finding",
             "INSERT INTO findings (host, subject, state, body_id, class, due_at, policy, rule,
@@ -325,7 +329,7 @@ async fn plan<C: GenericClient>(
                  FROM UNNEST($2::bytea[], $3::text[], $4::int8[], $5::text[], $6::text[])
                       AS t (b, cl, d, po, r)
                  LEFT JOIN LATERAL (SELECT id, subject FROM finding_bodies
-                                    WHERE digest = t.b) fb ON TRUE",
+                                    WHERE digest = t.b LIMIT 1) fb ON TRUE",
             vec![
                 Box::new(host),
                 Box::new(body),

@@ -868,3 +868,70 @@ pub async fn open_findings_due_before_a_time_follow_every_sync(db: Arc<dyn TestD
     );
     assert_eq!(due(50).await, vec![]);
 }
+
+pub async fn hosts_syncing_the_same_new_findings_at_once_all_open_them(db: Arc<dyn TestDatabase>) {
+    // A fleet's first inventories arrive together, and similar hosts bring the same findings,
+    // whose bodies (and, on PostgreSQL, subjects) none of them has stored yet: each sync
+    // stores what it does not know, and those racing for the same rows must all succeed.
+    let store = open(&db).await;
+    let (before, after) = debian_inventories(12);
+    let (old, new) = (&before.packages, &after.packages);
+    let findings: Vec<CurrentFinding> = (0..12)
+        .map(|i| {
+            current(
+                pkg(old, i),
+                &format!("CVE-2025-{i:04}"),
+                (i % 2 == 0).then(|| pkg(new, i)),
+                classified(Class::Medium, 5000),
+            )
+        })
+        .collect();
+    let mut hosts = Vec::new();
+    for i in 0..8 {
+        hosts.push(enrolled(&store, "web", &format!("web-{i}")).await);
+    }
+    let mut racers = Vec::new();
+    for h in &hosts {
+        let (store, findings, old, id) = (store.clone(), findings.clone(), old.clone(), h.id);
+        racers.push(tokio::spawn(async move {
+            store
+                .sync_findings(id, &findings, &old, at(10), entry(at(10), "f", "h"))
+                .await
+        }));
+    }
+    for r in racers {
+        let s = r.await.unwrap().unwrap();
+        assert_eq!((s.opened, s.kept, s.closed), (12, 0, 0));
+    }
+    for h in &hosts {
+        let open = store
+            .list_findings(&FindingFilter {
+                host: Some(h.id),
+                state: Some(FindingState::Open),
+                ..FindingFilter::default()
+            })
+            .await
+            .unwrap();
+        let got: Vec<_> = open.iter().map(|f| f.finding.clone()).collect();
+        let want: Vec<_> = findings
+            .iter()
+            .map(|f| f.finding.as_ref().clone())
+            .collect();
+        assert_eq!(got, want, "host {}", h.id);
+        assert_eq!(store.count_open_findings(h.id).await.unwrap(), 12);
+    }
+    // The same findings again, together: all kept.
+    let mut racers = Vec::new();
+    for h in &hosts {
+        let (store, findings, old, id) = (store.clone(), findings.clone(), old.clone(), h.id);
+        racers.push(tokio::spawn(async move {
+            store
+                .sync_findings(id, &findings, &old, at(20), entry(at(20), "f", "h"))
+                .await
+        }));
+    }
+    for r in racers {
+        let s = r.await.unwrap().unwrap();
+        assert_eq!((s.opened, s.kept, s.closed), (0, 12, 0));
+    }
+}

@@ -124,6 +124,7 @@ macro_rules! conformance_tests {
             findings_filter_by_state_class_due_date_and_host,
             open_findings_due_before_a_time_follow_every_sync,
             hosts_with_the_same_finding_share_its_body_and_each_keeps_its_own_changes,
+            hosts_syncing_the_same_new_findings_at_once_all_open_them,
             a_large_sync_stores_every_finding_as_given,
             an_uploaded_inventory_and_its_findings_are_stored_together_or_not_at_all,
             jobs_round_trip_and_lease_oldest_first,
