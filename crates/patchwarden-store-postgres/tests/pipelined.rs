@@ -182,6 +182,8 @@ async fn a_failing_statement_of_the_flight_rolls_the_whole_upload_back() {
     let now = state(&client, host.id).await;
     assert_eq!(now.1, 1, "the patched inventory's one finding is open");
     assert_eq!(now.3, now.4, "the host's digest is its inventory's");
+    drop(store);
+    common::drop_schema(&client).await;
 }
 
 #[tokio::test]
@@ -237,6 +239,8 @@ async fn an_upload_dropped_while_it_waits_leaves_nothing_behind() {
         .unwrap();
     assert_eq!(state(&client, host.id).await.1, 1);
     chain(&store).await;
+    drop(store);
+    common::drop_schema(&client).await;
 }
 
 #[tokio::test]
@@ -295,6 +299,8 @@ async fn a_known_body_gone_from_the_database_fails_one_upload_and_the_retry_stor
         .get(0);
     assert_eq!(bodies, 1);
     chain(&store).await;
+    drop(store);
+    common::drop_schema(&client).await;
 }
 
 #[tokio::test]
@@ -324,4 +330,6 @@ async fn inventories_are_compressed_with_lz4_and_read_back_whole() {
     assert_eq!(method.as_deref(), Some("lz4"));
     let stored = store.get_inventory(host.id).await.unwrap().unwrap();
     assert_eq!(stored.inventory, before);
+    drop(store);
+    common::drop_schema(&client).await;
 }

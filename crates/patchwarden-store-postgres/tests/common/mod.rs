@@ -89,3 +89,21 @@ pub(crate) async fn migrate_before(client: &tokio_postgres::Client, name: &str) 
             .unwrap();
     }
 }
+
+/// Drops the scratch schema `client` was made for (its `search_path`), at the end of a test
+/// that passed; a failed test leaves its schema for a look.
+pub(crate) async fn drop_schema(client: &tokio_postgres::Client) {
+    let schema: String = client
+        .query_one("SELECT current_schema()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        schema.starts_with("pw_test_"),
+        "not a scratch schema: {schema}"
+    );
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
