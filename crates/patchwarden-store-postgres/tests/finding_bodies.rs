@@ -11,7 +11,7 @@ mod common;
 
 #[tokio::test]
 async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once() {
-    let Some((client, config, schema)) =
+    let Some((client, config, _)) =
         common::scratch_schema("the 0007_finding_bodies migration test").await
     else {
         return;
@@ -128,8 +128,5 @@ async fn existing_findings_keep_their_bodies_and_identical_ones_are_stored_once(
         );
     }
     drop(store);
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    common::drop_schema(&client).await;
 }

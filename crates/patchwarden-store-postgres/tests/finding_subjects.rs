@@ -40,7 +40,7 @@ fn current(vuln: &str, tzdata: bool) -> CurrentFinding {
 
 #[tokio::test]
 async fn existing_findings_get_their_subjects_and_are_recognised_by_the_next_sync() {
-    let Some((client, config, schema)) =
+    let Some((client, config, _)) =
         common::scratch_schema("the 0018_finding_subjects migration test").await
     else {
         return;
@@ -237,8 +237,5 @@ async fn existing_findings_get_their_subjects_and_are_recognised_by_the_next_syn
     assert_eq!(subjects.get::<_, i64>(0), 5);
 
     drop(store);
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    common::drop_schema(&client).await;
 }

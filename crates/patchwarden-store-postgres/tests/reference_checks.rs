@@ -206,8 +206,5 @@ async fn findings_name_only_hosts_and_bodies_that_exist() {
     assert_eq!(left, vec![other.id]);
 
     drop(store);
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    common::drop_schema(&client).await;
 }

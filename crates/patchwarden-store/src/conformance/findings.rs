@@ -890,18 +890,31 @@ pub async fn hosts_syncing_the_same_new_findings_at_once_all_open_them(db: Arc<d
     for i in 0..8 {
         hosts.push(enrolled(&store, "web", &format!("web-{i}")).await);
     }
-    let mut racers = Vec::new();
-    for h in &hosts {
-        let (store, findings, old, id) = (store.clone(), findings.clone(), old.clone(), h.id);
-        racers.push(tokio::spawn(async move {
-            store
-                .sync_findings(id, &findings, &old, at(10), entry(at(10), "f", "h"))
-                .await
-        }));
-    }
-    for r in racers {
-        let s = r.await.unwrap().unwrap();
-        assert_eq!((s.opened, s.kept, s.closed), (12, 0, 0));
+    // Every host's sync of `findings` at `t`, all at once: (opened, kept, closed) of each.
+    let race = |t: i64| {
+        let racers: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                let (store, findings, old, id) =
+                    (store.clone(), findings.clone(), old.clone(), h.id);
+                tokio::spawn(async move {
+                    store
+                        .sync_findings(id, &findings, &old, at(t), entry(at(t), "f", "h"))
+                        .await
+                })
+            })
+            .collect();
+        async move {
+            let mut outcomes = Vec::new();
+            for r in racers {
+                let s = r.await.unwrap().unwrap();
+                outcomes.push((s.opened, s.kept, s.closed));
+            }
+            outcomes
+        }
+    };
+    for s in race(10).await {
+        assert_eq!(s, (12, 0, 0));
     }
     for h in &hosts {
         let open = store
@@ -921,17 +934,7 @@ pub async fn hosts_syncing_the_same_new_findings_at_once_all_open_them(db: Arc<d
         assert_eq!(store.count_open_findings(h.id).await.unwrap(), 12);
     }
     // The same findings again, together: all kept.
-    let mut racers = Vec::new();
-    for h in &hosts {
-        let (store, findings, old, id) = (store.clone(), findings.clone(), old.clone(), h.id);
-        racers.push(tokio::spawn(async move {
-            store
-                .sync_findings(id, &findings, &old, at(20), entry(at(20), "f", "h"))
-                .await
-        }));
-    }
-    for r in racers {
-        let s = r.await.unwrap().unwrap();
-        assert_eq!((s.opened, s.kept, s.closed), (0, 12, 0));
+    for s in race(20).await {
+        assert_eq!(s, (0, 12, 0));
     }
 }
