@@ -237,6 +237,17 @@ fn rss(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The server's peak resident memory since start or the last call, in MiB, and a fresh start
+/// for the next phase's peak (writing 5 to `clear_refs` resets `VmHWM` to the current RSS), so
+/// the report can say which phase — start-up's import, enrolment, the uploads or the
+/// check-ins — set the peak.
+fn phase_peak(pid: u32) -> f64 {
+    let (_, peak) = rss(pid);
+    // Best effort: without the right to write it the later phases report the running peak.
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    peak
+}
+
 /// The CPU time the process has used so far (user + system), from `/proc/PID/stat`. The
 /// machine is shared, so throughput moves with the load; CPU time per upload much less.
 fn cpu_seconds(pid: impl std::fmt::Display) -> f64 {
@@ -439,6 +450,7 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     let server = start_server(&config);
     let startup = started.elapsed();
     let (rss_idle, _) = rss(server.child.id());
+    let peak_start = phase_peak(server.child.id());
     let out = Command::new(env!("CARGO_BIN_EXE_patchwarden"))
         .args(["admin", "token", "create", "--config"])
         .arg(&config)
@@ -507,6 +519,7 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     }
     agents.sort_by_key(|a| a.0);
     let enroll = started.elapsed();
+    let peak_enrol = phase_peak(server.child.id());
 
     // Full inventories: 32 uploads in flight.
     let cpu_before = cpu_seconds(server.child.id());
@@ -569,6 +582,7 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
         (busy - machine_before.0, total - machine_before.1)
     };
     let (rss_uploaded, _) = rss(server.child.id());
+    let peak_upload = phase_peak(server.child.id());
 
     // Paced check-ins: every host once a minute (or every `PW_BENCH_INTERVAL` seconds, to
     // put a fleet's rate on fewer hosts), phases spread over the interval.
@@ -633,7 +647,8 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
     }
     let paced = origin.elapsed();
     latencies.sort();
-    let (rss_end, rss_peak) = rss(server.child.id());
+    let (rss_end, _) = rss(server.child.id());
+    let peak_check_in = phase_peak(server.child.id());
     let server_side = server_latency(&server.metrics, "/api/v1/agent/check-in");
     let db = match &postgres {
         Some(_) => postgres_size(&database_url).await,
@@ -657,7 +672,8 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
         sets["alpine"].len(),
     );
     println!(
-        "  server start (advisories loaded, matcher built): {:.1} s, RSS {rss_idle:.0} MiB",
+        "  server start (advisories loaded, matcher built): {:.1} s, RSS {rss_idle:.0} MiB \
+         (peak {peak_start:.0} MiB while starting)",
         startup.as_secs_f64()
     );
     println!(
@@ -726,8 +742,12 @@ async fn run(hosts: usize, secs: u64, postgres: Option<String>) {
         );
     }
     println!(
-        "  server RSS at the end {rss_end:.0} MiB, peak {rss_peak:.0} MiB \
-         (target 100 MiB + 10 KiB x {hosts} = {:.0} MiB)",
+        "  server RSS at the end {rss_end:.0} MiB, peak {:.0} MiB (target 100 MiB + 10 KiB x \
+         {hosts} = {:.0} MiB); peaks by phase: start {peak_start:.0}, enrolment {peak_enrol:.0}, \
+         uploads {peak_upload:.0}, check-ins {peak_check_in:.0} MiB",
+        [peak_start, peak_enrol, peak_upload, peak_check_in]
+            .into_iter()
+            .fold(0.0, f64::max),
         100.0 + 10.0 * hosts as f64 / 1024.0
     );
     println!(

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
-use patchwarden_core::advisory::Advisory;
 use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_store::{DatabaseUrl, Store, StoreError};
 use serde_json::json;
@@ -157,8 +156,10 @@ pub async fn start_with_store(
             "files": config.advisories.files,
             "records": loaded.advisories.len(),
         }));
+        // Handed over whole: the store drops each once it is encoded, so the parsed files and
+        // their JSON are never both held in full.
         let upsert = store
-            .upsert_advisories(&loaded.advisories, now, audit)
+            .upsert_advisories(std::mem::take(&mut loaded.advisories), now, audit)
             .await?;
         tracing::info!(
             inserted = upsert.inserted,
@@ -168,9 +169,10 @@ pub async fn start_with_store(
         );
         changed_ids = upsert.changed;
     }
-    // Everything parsed is in the store now, and is read back from there below: holding both
-    // copies at once would double the start-up peak.
-    drop(std::mem::take(&mut loaded.advisories));
+    // The files' parse left its garbage in the parser thread's arena; the build below reads
+    // every advisory again on other threads. Handed back first, the two do not add up in the
+    // start-up peak (src/memory.rs).
+    crate::memory::release_freed();
     feeds::define_configured(store.as_ref(), &config.feeds, now)
         .await
         .map_err(|e| ServeError::Refresh(e.to_string()))?;
@@ -229,14 +231,11 @@ pub async fn start_with_store(
     app.feeds.mark_built(generation);
     let state = Arc::new(app);
     if !changed_ids.is_empty() {
-        // Whole advisories, from the store: the index keeps only what matching needs.
-        let changed = state.store.advisories_by_ids(&changed_ids).await?;
-        let changed: Vec<&Advisory> = changed.iter().collect();
-        let hosts = findings::refresh_for_advisories(&state, &changed, now)
+        let hosts = findings::refresh_for_advisories(&state, &changed_ids, now)
             .await
             .map_err(|e| ServeError::Refresh(e.to_string()))?;
         tracing::info!(
-            advisories = changed.len(),
+            advisories = changed_ids.len(),
             hosts,
             "re-matched after advisory changes"
         );

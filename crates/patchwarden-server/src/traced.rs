@@ -222,7 +222,7 @@ impl Store for TracedStore {
 
     async fn upsert_advisories(
         &self,
-        advisories: &[Advisory],
+        advisories: Vec<Advisory>,
         now: Timestamp,
         audit: AuditEntry,
     ) -> Result<AdvisoryUpsert> {

@@ -510,6 +510,82 @@ async fn a_new_advisory_that_affects_the_fleet_is_due_for_review_in_four_hours()
     running.shutdown(std::time::Duration::from_secs(5)).await;
 }
 
+/// An import that changes more advisories than the server reads back whole at once (256, to
+/// learn the packages they name) re-matches the hosts on every one of them: 600 advisories
+/// each name one of a host's 600 packages, and the host ends with a finding on each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_of_many_advisories_re_matches_hosts_on_each_of_them() {
+    const N: usize = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let running = patchwarden_server::start(&config(dir.path()))
+        .await
+        .unwrap();
+    let state = running.state.clone();
+    let store = state.store.clone();
+    let (template, _) = fixtures::debian_inventories(1);
+    let mut inventory = template.clone();
+    inventory.packages = (0..N)
+        .map(|i| {
+            let mut p = template.packages[0].clone();
+            p.name = format!("pwtest{i:04}");
+            p.version = "1.0-1".into();
+            p.source_name = None;
+            p.source_version = None;
+            p
+        })
+        .collect();
+    let host = fixtures::enrolled(&store, "web", "web-1").await;
+    store
+        .replace_inventory(
+            host.id,
+            &inventory,
+            fixtures::at(2),
+            fixtures::entry(fixtures::at(2), "inventory.replace", "host"),
+        )
+        .await
+        .unwrap();
+    let feed = dir.path().join("feed");
+    std::fs::create_dir(&feed).unwrap();
+    for i in 0..N {
+        let advisory = manual_advisory(
+            &format!("PWTEST-{i:04}"),
+            &format!("CVE-2025-{:05}", 10_000 + i),
+            &format!("pwtest{i:04}"),
+            "1.0-2",
+            t("2025-11-01T00:00:00Z"),
+        );
+        std::fs::write(feed.join(format!("PWTEST-{i:04}.json")), advisory).unwrap();
+    }
+    let synced = feeds::import_path(
+        &state,
+        &feed,
+        None,
+        None,
+        operator(),
+        t("2026-12-01T08:00:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(synced.run.run.inserted as usize, N);
+    assert_eq!(synced.hosts, 1);
+    let open = store
+        .list_findings(&FindingFilter {
+            host: Some(host.id),
+            state: Some(FindingState::Open),
+            ..FindingFilter::default()
+        })
+        .await
+        .unwrap();
+    let packages: HashSet<&str> = open.iter().map(|f| f.finding.package.as_str()).collect();
+    assert_eq!(
+        packages.len(),
+        N,
+        "{} packages have a finding",
+        packages.len()
+    );
+    running.shutdown(std::time::Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_servers_sharing_a_database_only_the_lease_holder_fetches() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use jiff::Timestamp;
 use patchwarden_core::audit::AuditEntry;
-use patchwarden_store::codec::{from_json, to_json, ts_to_db};
+use patchwarden_store::codec::{advisory_rows, from_json, to_json, ts_to_db};
 use patchwarden_store::feed::{
     EnrichmentDoc, FeedImport, FeedImported, FeedRun, FeedSource, FeedSourceSpec, FetchValidators,
     MAX_ENRICHMENT_JSON, MAX_ERROR, NewFeedRun, RUN_COLUMNS, RUNS_KEPT, RunOutcome, SOURCE_COLUMNS,
@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::{PgStore, audit, col, execute, inventory, pg, query, query_opt};
+use crate::{PgStore, audit, col, execute, pg, query, query_opt};
 
 const S: &str = "feed_sources";
 
@@ -221,9 +221,10 @@ struct Encoded {
     enrichment: Option<String>,
 }
 
-fn encode(import: &FeedImport) -> Result<Encoded> {
+/// Takes the import's advisories out as they are encoded (see `codec::advisory_rows`).
+fn encode(import: &mut FeedImport) -> Result<Encoded> {
     import.validators.check()?;
-    let mut advisories = inventory::advisory_rows(&import.advisories)?;
+    let mut advisories = advisory_rows(std::mem::take(&mut import.advisories))?;
     advisories.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(Encoded {
         advisories,
@@ -289,7 +290,7 @@ async fn import<C: GenericClient>(
     let records = import
         .enrichment
         .as_ref()
-        .map_or(import.advisories.len(), EnrichmentDoc::len);
+        .map_or(encoded.advisories.len(), EnrichmentDoc::len);
     let records = i64::try_from(records).unwrap_or(i64::MAX);
     execute(
         c,
@@ -433,11 +434,11 @@ impl FeedStore for PgStore {
 
     async fn import_feed(
         &self,
-        feed: FeedImport,
+        mut feed: FeedImport,
         now: Timestamp,
         audit: AuditEntry,
     ) -> Result<FeedImported> {
-        let encoded = encode(&feed)?;
+        let encoded = encode(&mut feed)?;
         tx!(self, "import feed", |tx| import(
             &tx, &feed, &encoded, now, audit
         )

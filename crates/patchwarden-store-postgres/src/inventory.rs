@@ -6,8 +6,7 @@ use jiff::Timestamp;
 use patchwarden_core::advisory::Advisory;
 use patchwarden_core::audit::AuditEntry;
 use patchwarden_core::inventory::{Inventory, PackagesDigest};
-use patchwarden_store::codec::{from_json, to_json, ts_from_db, ts_to_db};
-use patchwarden_store::limits::{MAX_ADVISORY_JSON, MAX_ID, check_name};
+use patchwarden_store::codec::{from_json, ts_from_db, ts_to_db};
 use patchwarden_store::{AdvisoryUpsert, Result, StoreError, StoredInventory};
 use uuid::Uuid;
 
@@ -90,17 +89,6 @@ pub(crate) async fn get<C: GenericClient>(c: &C, host: Uuid) -> Result<Option<St
     }))
 }
 
-/// Advisories checked and encoded before the transaction: (id, JSON).
-pub(crate) fn advisory_rows(advisories: &[Advisory]) -> Result<Vec<(String, String)>> {
-    advisories
-        .iter()
-        .map(|a| {
-            check_name("advisory id", &a.id, MAX_ID)?;
-            Ok((a.id.clone(), to_json("advisory", a, MAX_ADVISORY_JSON)?))
-        })
-        .collect()
-}
-
 pub(crate) async fn upsert_advisories<C: GenericClient>(
     c: &C,
     rows: &[(String, String)],
@@ -140,22 +128,37 @@ pub(crate) async fn upsert_advisories<C: GenericClient>(
     Ok(out)
 }
 
+/// Every advisory, decoded as its row arrives: collected first, the rows' JSON (32 MB for
+/// AlmaLinux's archive) was held beside the decoded advisories while the matcher was built,
+/// the largest part of a PostgreSQL server's peak memory at start. The connection reads no
+/// further ahead than the stream is consumed.
 pub(crate) async fn advisories<C: GenericClient>(c: &C) -> Result<Vec<Advisory>> {
-    let rows = query(c, "SELECT id, body FROM advisories ORDER BY id", &[])
+    use futures_util::TryStreamExt;
+    let statement = c
+        .prepare_cached("SELECT id, body FROM advisories ORDER BY id")
         .await
         .map_err(pg("read advisories"))?;
-    decode_advisories(&rows)
+    let rows = c
+        .query_raw(&statement, std::iter::empty::<&str>())
+        .await
+        .map_err(pg("read advisories"))?;
+    let mut rows = std::pin::pin!(rows);
+    let mut out = Vec::new();
+    while let Some(r) = rows.try_next().await.map_err(pg("read advisories"))? {
+        out.push(decode_advisory(&r)?);
+    }
+    Ok(out)
 }
 
 /// Rows of (id, body) read back as advisories.
 fn decode_advisories(rows: &[tokio_postgres::Row]) -> Result<Vec<Advisory>> {
-    rows.iter()
-        .map(|r| {
-            let id: String = col("advisories", r, 0)?;
-            let body: String = col("advisories", r, 1)?;
-            from_json("advisories", &id, &body)
-        })
-        .collect()
+    rows.iter().map(decode_advisory).collect()
+}
+
+fn decode_advisory(r: &tokio_postgres::Row) -> Result<Advisory> {
+    let id: String = col("advisories", r, 0)?;
+    let body: String = col("advisories", r, 1)?;
+    from_json("advisories", &id, &body)
 }
 
 /// The advisories with these ids, by id.

@@ -394,11 +394,11 @@ impl Store for PgStore {
 
     async fn upsert_advisories(
         &self,
-        advisories: &[Advisory],
+        advisories: Vec<Advisory>,
         now: Timestamp,
         audit: AuditEntry,
     ) -> Result<AdvisoryUpsert> {
-        let rows = inventory::advisory_rows(advisories)?;
+        let rows = patchwarden_store::codec::advisory_rows(advisories)?;
         in_tx!(self, "upsert advisories", |tx| {
             inventory::upsert_advisories(&tx, &rows, now, &audit).await?
         })

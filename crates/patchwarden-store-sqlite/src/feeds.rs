@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use patchwarden_core::audit::AuditEntry;
-use patchwarden_store::codec::{from_json, to_json, ts_to_db};
+use patchwarden_store::codec::{advisory_rows, from_json, to_json, ts_to_db};
 use patchwarden_store::feed::{
     EnrichmentDoc, FeedImport, FeedImported, FeedRun, FeedSource, FeedSourceSpec, FetchValidators,
     MAX_ENRICHMENT_JSON, NewFeedRun, RUN_COLUMNS, RUNS_KEPT, SOURCE_COLUMNS, SourceRow, decode_run,
@@ -21,7 +21,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::json;
 
-use crate::{SqliteStore, audit, db, inventory};
+use crate::{SqliteStore, audit, db};
 
 fn source_row(r: &Row<'_>) -> rusqlite::Result<SourceRow> {
     Ok(SourceRow {
@@ -188,10 +188,11 @@ struct Encoded {
     enrichment: Option<String>,
 }
 
-fn encode(import: &FeedImport) -> Result<Encoded> {
+/// Takes the import's advisories out as they are encoded (see `codec::advisory_rows`).
+fn encode(import: &mut FeedImport) -> Result<Encoded> {
     import.validators.check()?;
     Ok(Encoded {
-        advisories: inventory::advisory_rows(&import.advisories)?,
+        advisories: advisory_rows(std::mem::take(&mut import.advisories))?,
         enrichment: import
             .enrichment
             .as_ref()
@@ -253,7 +254,7 @@ fn import(
     let records = import
         .enrichment
         .as_ref()
-        .map_or(import.advisories.len(), EnrichmentDoc::len);
+        .map_or(encoded.advisories.len(), EnrichmentDoc::len);
     c.execute(
         "UPDATE feed_sources SET last_attempt_at = ?2, last_success_at = ?2, last_updated_at = ?2,
              last_error = NULL, failures = 0, sync_requested_at = NULL, records = ?3
@@ -501,11 +502,11 @@ impl FeedStore for SqliteStore {
 
     async fn import_feed(
         &self,
-        feed: FeedImport,
+        mut feed: FeedImport,
         now: Timestamp,
         audit: AuditEntry,
     ) -> Result<FeedImported> {
-        let encoded = encode(&feed)?;
+        let encoded = encode(&mut feed)?;
         self.write("import feed", move |c| {
             import(c, &feed, &encoded, now, audit)
         })

@@ -11,8 +11,8 @@ use jiff::Timestamp;
 use patchwarden_core::advisory::Advisory;
 use patchwarden_core::audit::AuditEntry;
 use patchwarden_core::inventory::{Inventory, PackagesDigest};
-use patchwarden_store::codec::{self, from_json, to_json, ts_from_db, ts_to_db};
-use patchwarden_store::limits::{MAX_ADVISORY_JSON, MAX_ID, MAX_INVENTORY_JSON, check_name};
+use patchwarden_store::codec::{self, from_json, ts_from_db, ts_to_db};
+use patchwarden_store::limits::MAX_INVENTORY_JSON;
 use patchwarden_store::{AdvisoryUpsert, Result, StoreError, StoredInventory};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -76,17 +76,6 @@ pub(crate) fn get(c: &Connection, host: Uuid) -> Result<Option<StoredInventory>>
             .map_err(|e| StoreError::corrupt(T, host, e))?,
         updated_at: ts_from_db(T, &host, updated_at)?,
     }))
-}
-
-/// Advisories checked and encoded before the write transaction: (id, JSON).
-pub(crate) fn advisory_rows(advisories: &[Advisory]) -> Result<Vec<(String, String)>> {
-    advisories
-        .iter()
-        .map(|a| {
-            check_name("advisory id", &a.id, MAX_ID)?;
-            Ok((a.id.clone(), to_json("advisory", a, MAX_ADVISORY_JSON)?))
-        })
-        .collect()
 }
 
 pub(crate) fn upsert_advisories(

@@ -599,11 +599,11 @@ impl Store for SqliteStore {
 
     async fn upsert_advisories(
         &self,
-        advisories: &[Advisory],
+        advisories: Vec<Advisory>,
         now: Timestamp,
         audit: AuditEntry,
     ) -> Result<AdvisoryUpsert> {
-        let rows = inventory::advisory_rows(advisories)?;
+        let rows = patchwarden_store::codec::advisory_rows(advisories)?;
         self.write("upsert advisories", move |c| {
             inventory::upsert_advisories(c, &rows, now, &audit)
         })

@@ -76,7 +76,7 @@ async fn a_stream_of_writes_that_never_pauses_still_gets_the_wal_started_over() 
         );
         a.details = Some("x".repeat(32 * 1024));
         store
-            .upsert_advisories(&[a], t0(), entry(t0(), "advisories.import", "feed:test"))
+            .upsert_advisories(vec![a], t0(), entry(t0(), "advisories.import", "feed:test"))
             .await
             .unwrap();
         written += 32 * 1024;

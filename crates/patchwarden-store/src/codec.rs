@@ -60,6 +60,22 @@ pub fn to_json<T: Serialize + ?Sized>(
     Ok(text)
 }
 
+/// Advisories checked and encoded as stored rows, (id, JSON), before a store's transaction.
+/// It takes them by value and drops each once it is written out: a feed archive's advisories
+/// parsed (69 MB for AlmaLinux's) and their JSON (32 MB) are then never all held at once.
+pub fn advisory_rows(
+    advisories: Vec<patchwarden_core::advisory::Advisory>,
+) -> Result<Vec<(String, String)>> {
+    advisories
+        .into_iter()
+        .map(|a| {
+            crate::limits::check_name("advisory id", &a.id, crate::limits::MAX_ID)?;
+            let body = to_json("advisory", &a, crate::limits::MAX_ADVISORY_JSON)?;
+            Ok((a.id, body))
+        })
+        .collect()
+}
+
 /// The value stored as JSON `text` in `table`'s row `key`.
 pub fn from_json<T: DeserializeOwned>(
     table: &'static str,

@@ -301,10 +301,11 @@ pub trait Store:
     // Advisories.
 
     /// Inserts or replaces advisories by id; an advisory equal to the stored one is left alone.
-    /// The audit entry is appended when anything changed.
+    /// The audit entry is appended when anything changed. The advisories are taken by value so
+    /// that each can be dropped once encoded.
     async fn upsert_advisories(
         &self,
-        advisories: &[Advisory],
+        advisories: Vec<Advisory>,
         now: Timestamp,
         audit: AuditEntry,
     ) -> Result<AdvisoryUpsert>;

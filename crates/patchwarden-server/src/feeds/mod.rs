@@ -32,7 +32,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use jiff::Timestamp;
-use patchwarden_core::advisory::{Advisory, EpssScore, KevEntry};
+use patchwarden_core::advisory::{EpssScore, KevEntry};
 use patchwarden_core::audit::{Actor, AuditEntry};
 use patchwarden_core::policy::Ssvc;
 use patchwarden_feeds::Limits;
@@ -319,12 +319,8 @@ async fn import_parsed(
             );
         }
     }
-    // The index keeps only what matching needs: the advisories to re-match come whole from
-    // the store.
     let ids: Vec<String> = ids.into_iter().collect();
-    let changed = state.store.advisories_by_ids(&ids).await?;
-    let changed: Vec<&Advisory> = changed.iter().collect();
-    let hosts = findings::refresh_for_advisories(state, &changed, now).await?;
+    let hosts = findings::refresh_for_advisories(state, &ids, now).await?;
     Ok(Synced {
         run: imported.run,
         hosts,

@@ -349,7 +349,7 @@ pub async fn a_change_whose_audit_append_fails_leaves_no_change(db: Arc<dyn Test
         },
     );
     assert!(is_refusal(
-        &store.upsert_advisories(&[adv], now, refused(now)).await
+        &store.upsert_advisories(vec![adv], now, refused(now)).await
     ));
     assert_eq!(store.advisory_count().await.unwrap(), 0);
 

@@ -143,7 +143,11 @@ pub async fn advisories_upsert_by_id_and_count(db: Arc<dyn TestDatabase>) {
         advisory("DSA-5679-1", "curl"),
     ];
     let r = store
-        .upsert_advisories(&first, at(1), entry(at(1), "advisory.import", "feed:osv"))
+        .upsert_advisories(
+            first.clone(),
+            at(1),
+            entry(at(1), "advisory.import", "feed:osv"),
+        )
         .await
         .unwrap();
     assert_eq!((r.inserted, r.updated, r.unchanged), (2, 0, 0));
@@ -155,7 +159,11 @@ pub async fn advisories_upsert_by_id_and_count(db: Arc<dyn TestDatabase>) {
 
     // The same import again changes nothing and appends nothing.
     let r = store
-        .upsert_advisories(&first, at(2), entry(at(2), "advisory.import", "feed:osv"))
+        .upsert_advisories(
+            first.clone(),
+            at(2),
+            entry(at(2), "advisory.import", "feed:osv"),
+        )
         .await
         .unwrap();
     assert_eq!((r.inserted, r.updated, r.unchanged), (0, 0, 2));
@@ -167,7 +175,11 @@ pub async fn advisories_upsert_by_id_and_count(db: Arc<dyn TestDatabase>) {
         advisory("CVE-2024-1", "x"),
     ];
     let r = store
-        .upsert_advisories(&second, at(3), entry(at(3), "advisory.import", "feed:osv"))
+        .upsert_advisories(
+            second.clone(),
+            at(3),
+            entry(at(3), "advisory.import", "feed:osv"),
+        )
         .await
         .unwrap();
     assert_eq!((r.inserted, r.updated, r.unchanged), (1, 1, 0));
@@ -178,6 +190,37 @@ pub async fn advisories_upsert_by_id_and_count(db: Arc<dyn TestDatabase>) {
     assert_eq!(all.last(), second.first());
 }
 
+/// A feed-sized set read back whole: PostgreSQL streams the rows and decodes each as it
+/// arrives, so the read spans many network reads; every advisory comes back once, equal to
+/// what was stored, in id order.
+pub async fn many_advisories_are_read_back_whole_in_id_order(db: Arc<dyn TestDatabase>) {
+    let store = open(&db).await;
+    let mut stored: Vec<Advisory> = (0..2_000)
+        .rev()
+        .map(|i| {
+            let mut a = advisory(&format!("ALSA-2026:{i:05}"), &format!("update {i}"));
+            a.details = Some(format!("{i} ").repeat(300));
+            a
+        })
+        .collect();
+    let r = store
+        .upsert_advisories(
+            stored.clone(),
+            at(1),
+            entry(at(1), "advisory.import", "feed:osv"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.inserted, 2_000);
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    let read = store.advisories().await.unwrap();
+    assert_eq!(read.len(), stored.len());
+    assert!(
+        read == stored,
+        "advisories read back differ from those stored"
+    );
+}
+
 pub async fn advisories_are_read_by_ids(db: Arc<dyn TestDatabase>) {
     let store = open(&db).await;
     let stored = vec![
@@ -186,7 +229,11 @@ pub async fn advisories_are_read_by_ids(db: Arc<dyn TestDatabase>) {
         advisory("CVE-2024-1", "x"),
     ];
     store
-        .upsert_advisories(&stored, at(1), entry(at(1), "advisory.import", "feed:osv"))
+        .upsert_advisories(
+            stored.clone(),
+            at(1),
+            entry(at(1), "advisory.import", "feed:osv"),
+        )
         .await
         .unwrap();
     // By id, whole, each once; unknown ids are left out; no ids, no advisories.

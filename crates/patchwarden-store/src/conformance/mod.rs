@@ -118,6 +118,7 @@ macro_rules! conformance_tests {
             inventory_replacement_is_atomic_for_concurrent_readers,
             advisories_upsert_by_id_and_count,
             advisories_are_read_by_ids,
+            many_advisories_are_read_back_whole_in_id_order,
             findings_open_keep_and_close_with_the_fixing_version,
             a_reclassified_finding_keeps_its_first_seen_and_gains_history,
             a_finding_that_comes_back_opens_anew_and_keeps_the_closed_one,
