@@ -332,6 +332,24 @@ fn manual_advisory(
     .unwrap()
 }
 
+/// A host enrolled in group `web` holding `inventory`.
+async fn host_with(
+    store: &std::sync::Arc<dyn patchwarden_store::Store>,
+    inventory: &patchwarden_core::inventory::Inventory,
+) -> patchwarden_store::Host {
+    let host = fixtures::enrolled(store, "web", "web-1").await;
+    store
+        .replace_inventory(
+            host.id,
+            inventory,
+            fixtures::at(2),
+            fixtures::entry(fixtures::at(2), "inventory.replace", "host"),
+        )
+        .await
+        .unwrap();
+    host
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_advisory_that_affects_the_fleet_is_due_for_review_in_four_hours() {
     let dir = tempfile::tempdir().unwrap();
@@ -342,16 +360,7 @@ async fn a_new_advisory_that_affects_the_fleet_is_due_for_review_in_four_hours()
     let store = state.store.clone();
     // A Debian 12 host whose packages have real security updates.
     let (before, after) = fixtures::debian_inventories(3);
-    let host = fixtures::enrolled(&store, "web", "web-1").await;
-    store
-        .replace_inventory(
-            host.id,
-            &before,
-            fixtures::at(2),
-            fixtures::entry(fixtures::at(2), "inventory.replace", "host"),
-        )
-        .await
-        .unwrap();
+    let host = host_with(&store, &before).await;
     let pkg = &before.packages[0];
     let fixed_pkg = &after.packages[0];
     let src = pkg.source_name.clone().unwrap_or_else(|| pkg.name.clone());
@@ -534,16 +543,7 @@ async fn an_import_of_many_advisories_re_matches_hosts_on_each_of_them() {
             p
         })
         .collect();
-    let host = fixtures::enrolled(&store, "web", "web-1").await;
-    store
-        .replace_inventory(
-            host.id,
-            &inventory,
-            fixtures::at(2),
-            fixtures::entry(fixtures::at(2), "inventory.replace", "host"),
-        )
-        .await
-        .unwrap();
+    let host = host_with(&store, &inventory).await;
     let feed = dir.path().join("feed");
     std::fs::create_dir(&feed).unwrap();
     for i in 0..N {
