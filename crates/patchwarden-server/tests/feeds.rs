@@ -360,7 +360,7 @@ async fn a_new_advisory_that_affects_the_fleet_is_due_for_review_in_four_hours()
     let store = state.store.clone();
     // A Debian 12 host whose packages have real security updates.
     let (before, after) = fixtures::debian_inventories(3);
-    let host = host_with(&store, &before).await;
+    host_with(&store, &before).await;
     let pkg = &before.packages[0];
     let fixed_pkg = &after.packages[0];
     let src = pkg.source_name.clone().unwrap_or_else(|| pkg.name.clone());
