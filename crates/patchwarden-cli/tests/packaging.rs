@@ -88,11 +88,15 @@ struct Packages {
     rpm: PathBuf,
 }
 
-/// Builds both packages once per test run, with the project's own script.
+/// Builds both packages once per test process, with the project's own script. The directory
+/// is the process's own: a runner that starts a process per test (cargo-nextest) had several
+/// of them remove and rebuild one shared directory under each other's feet.
 fn packages() -> &'static Packages {
     static PACKAGES: OnceLock<Packages> = OnceLock::new();
     PACKAGES.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("packaging");
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale_package_dirs(tmp);
+        let out = tmp.join(format!("packaging-{}", std::process::id()));
         let _ = fs::remove_dir_all(&out);
         fs::create_dir_all(&out).expect("create the package directory");
         let printed = package_into(&out);
@@ -106,6 +110,27 @@ fn packages() -> &'static Packages {
         assert_eq!(built, [deb.clone(), rpm.clone()], "scripts/package printed");
         Packages { deb, rpm }
     })
+}
+
+/// Removes the package directories of test processes that have ended (each process leaves its
+/// own behind: a static is never dropped).
+fn remove_stale_package_dirs(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("packaging-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The time the packages' files carry (`SOURCE_DATE_EPOCH`): fixed, where `scripts/package`
