@@ -225,13 +225,16 @@ pub(crate) async fn refresh_for_advisories(
     now: Timestamp,
 ) -> Result<usize, ApiError> {
     let store: &dyn Store = state.store.as_ref();
+    if changed.is_empty() {
+        return Ok(0);
+    }
     let any_host = store
         .list_hosts(&HostFilter {
             limit: Some(1),
             ..HostFilter::default()
         })
         .await?;
-    if changed.is_empty() || any_host.is_empty() {
+    if any_host.is_empty() {
         return Ok(0);
     }
     let mut wanted: BTreeMap<String, HashSet<String>> = BTreeMap::new();

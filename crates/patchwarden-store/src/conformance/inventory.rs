@@ -120,6 +120,22 @@ pub async fn inventory_replacement_is_atomic_for_concurrent_readers(db: Arc<dyn 
     assert_eq!(last.digest, digests[1]);
 }
 
+/// `advisories` imported at `at(secs)`, as a feed import stores them.
+async fn upsert(
+    store: &Arc<dyn crate::Store>,
+    advisories: Vec<Advisory>,
+    secs: i64,
+) -> crate::AdvisoryUpsert {
+    store
+        .upsert_advisories(
+            advisories,
+            at(secs),
+            entry(at(secs), "advisory.import", "feed:osv"),
+        )
+        .await
+        .unwrap()
+}
+
 fn advisory(id: &str, summary: &str) -> Advisory {
     let mut a = Advisory::new(
         id,
@@ -142,14 +158,7 @@ pub async fn advisories_upsert_by_id_and_count(db: Arc<dyn TestDatabase>) {
         advisory("DSA-5678-1", "openssl"),
         advisory("DSA-5679-1", "curl"),
     ];
-    let r = store
-        .upsert_advisories(
-            first.clone(),
-            at(1),
-            entry(at(1), "advisory.import", "feed:osv"),
-        )
-        .await
-        .unwrap();
+    let r = upsert(&store, first.clone(), 1).await;
     assert_eq!((r.inserted, r.updated, r.unchanged), (2, 0, 0));
     assert_eq!(
         r.changed,
@@ -158,14 +167,7 @@ pub async fn advisories_upsert_by_id_and_count(db: Arc<dyn TestDatabase>) {
     let head = store.audit_head().await.unwrap();
 
     // The same import again changes nothing and appends nothing.
-    let r = store
-        .upsert_advisories(
-            first.clone(),
-            at(2),
-            entry(at(2), "advisory.import", "feed:osv"),
-        )
-        .await
-        .unwrap();
+    let r = upsert(&store, first.clone(), 2).await;
     assert_eq!((r.inserted, r.updated, r.unchanged), (0, 0, 2));
     assert!(r.changed.is_empty());
     assert_eq!(store.audit_head().await.unwrap(), head);
@@ -174,14 +176,7 @@ pub async fn advisories_upsert_by_id_and_count(db: Arc<dyn TestDatabase>) {
         advisory("DSA-5679-1", "curl, revised"),
         advisory("CVE-2024-1", "x"),
     ];
-    let r = store
-        .upsert_advisories(
-            second.clone(),
-            at(3),
-            entry(at(3), "advisory.import", "feed:osv"),
-        )
-        .await
-        .unwrap();
+    let r = upsert(&store, second.clone(), 3).await;
     assert_eq!((r.inserted, r.updated, r.unchanged), (1, 1, 0));
     assert_eq!(store.advisory_count().await.unwrap(), 3);
     let all = store.advisories().await.unwrap();
@@ -203,14 +198,7 @@ pub async fn many_advisories_are_read_back_whole_in_id_order(db: Arc<dyn TestDat
             a
         })
         .collect();
-    let r = store
-        .upsert_advisories(
-            stored.clone(),
-            at(1),
-            entry(at(1), "advisory.import", "feed:osv"),
-        )
-        .await
-        .unwrap();
+    let r = upsert(&store, stored.clone(), 1).await;
     assert_eq!(r.inserted, 2_000);
     stored.sort_by(|a, b| a.id.cmp(&b.id));
     let read = store.advisories().await.unwrap();
@@ -228,14 +216,7 @@ pub async fn advisories_are_read_by_ids(db: Arc<dyn TestDatabase>) {
         advisory("DSA-5679-1", "curl"),
         advisory("CVE-2024-1", "x"),
     ];
-    store
-        .upsert_advisories(
-            stored.clone(),
-            at(1),
-            entry(at(1), "advisory.import", "feed:osv"),
-        )
-        .await
-        .unwrap();
+    upsert(&store, stored.clone(), 1).await;
     // By id, whole, each once; unknown ids are left out; no ids, no advisories.
     let ids = ["DSA-5679-1", "nope", "CVE-2024-1", "DSA-5679-1"].map(String::from);
     let read = store.advisories_by_ids(&ids).await.unwrap();
