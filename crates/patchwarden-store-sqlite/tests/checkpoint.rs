@@ -59,13 +59,17 @@ async fn a_stream_of_writes_that_never_pauses_still_gets_the_wal_started_over() 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    // 32 MiB of back-to-back writes through the store, each with a 32 KiB body. A checkpoint
-    // made only beside the writer never finds the WAL without new frames, so the WAL would
-    // never start over; the checkpointer has the writer thread finish each round between two
-    // of its transactions. (A
-    // fixed amount rather than a fixed time: on a loaded CI machine 3 s wrote only 18 MiB.)
+    // Back-to-back writes through the store, each with a 32 KiB body, for at least 32 MiB and
+    // at least 3 s. A checkpoint made only beside the writer never finds the WAL without new
+    // frames, so the WAL would never start over; the checkpointer has the writer thread finish
+    // each round between two of its transactions. The WAL then holds at most what is written
+    // in about one round (a quarter of a second and the checkpoint's own time), so enough
+    // rounds must pass for the bound to show: a quick machine writes 32 MiB in one second,
+    // about four rounds, and its WAL reached half of it; on a loaded CI machine 3 s wrote only
+    // 18 MiB. Time only sets how much is written; what is asserted is sizes.
+    let started = std::time::Instant::now();
     let (mut written, mut longest, mut i) = (0u64, 0, 0);
-    while written < 32 * 1024 * 1024 {
+    while written < 32 * 1024 * 1024 || started.elapsed() < Duration::from_secs(3) {
         let mut a = Advisory::new(
             format!("TEST-{i}"),
             Source {
