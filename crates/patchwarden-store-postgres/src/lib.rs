@@ -49,9 +49,61 @@ mod pipelined;
 mod tokens;
 mod users;
 
-/// Connections per server process: enough for a busy server on two cores, few enough that
-/// several servers fit under PostgreSQL's default 100 connections.
-const POOL_SIZE: usize = 16;
+/// Connections per server process unless the URL's `pool_max_conns` says otherwise: enough to
+/// keep PostgreSQL's cores busy with a server's uploads, check-ins and reads (more only queue
+/// inside PostgreSQL, each holding its own working memory), few enough that several servers
+/// fit under PostgreSQL's default 100 connections. 8 rather than 16: the same upload rate and
+/// check-in latency on two cores, 8–12 MiB less server memory at 3,000 hosts (BENCHMARKS.md,
+/// thirteenth session).
+pub const DEFAULT_POOL_SIZE: usize = 8;
+
+/// The largest `pool_max_conns` taken: PostgreSQL's own ceiling on connections is in the
+/// hundreds, and a larger number is a mistake rather than a setting.
+const MAX_POOL_SIZE: usize = 1000;
+
+/// The URL's query parameter naming the pool's size (the name pgx's pool gives it). The driver
+/// refuses parameters it does not know, so it is taken out of the URL before the driver reads
+/// it.
+const POOL_PARAM: &str = "pool_max_conns";
+
+/// Splits `pool_max_conns=N` off a `postgres://` URL: the URL without it, and the pool's size
+/// (the default when absent). An error says why the value is refused.
+pub fn take_pool_size(url: &str) -> std::result::Result<(String, usize), String> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), DEFAULT_POOL_SIZE));
+    };
+    let mut size = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((POOL_PARAM, value)) => {
+                if size.is_some() {
+                    return Err(format!("{POOL_PARAM} is given twice"));
+                }
+                let n = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_POOL_SIZE).contains(n))
+                    .ok_or_else(|| {
+                        format!("{POOL_PARAM} must be a number from 1 to {MAX_POOL_SIZE}")
+                    })?;
+                size = Some(n);
+            }
+            None if pair == POOL_PARAM => {
+                return Err(format!(
+                    "{POOL_PARAM} must be a number from 1 to {MAX_POOL_SIZE}"
+                ));
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, size.unwrap_or(DEFAULT_POOL_SIZE)))
+}
 
 /// A PostgreSQL store. Cloning shares the pool.
 #[derive(Clone)]
@@ -84,17 +136,33 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 
 impl PgStore {
     /// Connects to the database at `url`, applying the missing migrations.
+    /// A `pool_max_conns=N` query parameter sets the number of connections (default
+    /// [`DEFAULT_POOL_SIZE`]); the others are the driver's (libpq's names).
     pub async fn open(url: &str) -> Result<PgStore> {
         let location = patchwarden_store::redact(url);
+        let (url, pool_size) = take_pool_size(url).map_err(|reason| StoreError::Url {
+            url: location.clone(),
+            reason,
+        })?;
         let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Url {
             url: location.clone(),
             reason: format!("{e}"),
         })?;
-        PgStore::connect(config, location).await
+        PgStore::connect_pool(config, location, pool_size).await
     }
 
-    /// Connects with a driver configuration (`location` names the database in messages).
+    /// Connects with a driver configuration (`location` names the database in messages) and a
+    /// pool of [`DEFAULT_POOL_SIZE`] connections.
     pub async fn connect(config: tokio_postgres::Config, location: String) -> Result<PgStore> {
+        PgStore::connect_pool(config, location, DEFAULT_POOL_SIZE).await
+    }
+
+    /// Connects with a driver configuration and a pool of at most `pool_size` connections.
+    pub async fn connect_pool(
+        config: tokio_postgres::Config,
+        location: String,
+        pool_size: usize,
+    ) -> Result<PgStore> {
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -103,7 +171,7 @@ impl PgStore {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(pool_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Open {
@@ -121,6 +189,11 @@ impl PgStore {
         })?;
         migrate::migrate(&mut client).await?;
         Ok(store)
+    }
+
+    /// The most connections this store opens.
+    pub fn pool_size(&self) -> usize {
+        self.pool.status().max_size
     }
 
     async fn client(&self, op: &'static str) -> Result<deadpool_postgres::Client> {
@@ -581,5 +654,56 @@ impl Store for PgStore {
     async fn audit_head(&self) -> Result<Option<AuditHead>> {
         let client = self.client("read audit head").await?;
         audit::head(&client).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_size_comes_out_of_the_url_and_the_rest_stays() {
+        let base = "postgres://pw:secret@db.example/pw";
+        assert_eq!(
+            take_pool_size(base).unwrap(),
+            (base.to_owned(), DEFAULT_POOL_SIZE)
+        );
+        assert_eq!(
+            take_pool_size(&format!("{base}?pool_max_conns=3")).unwrap(),
+            (base.to_owned(), 3)
+        );
+        assert_eq!(
+            take_pool_size(&format!(
+                "{base}?application_name=pw&pool_max_conns=24&sslmode=disable"
+            ))
+            .unwrap(),
+            (format!("{base}?application_name=pw&sslmode=disable"), 24)
+        );
+        assert_eq!(
+            take_pool_size(&format!("{base}?connect_timeout=5")).unwrap(),
+            (format!("{base}?connect_timeout=5"), DEFAULT_POOL_SIZE)
+        );
+    }
+
+    #[test]
+    fn a_bad_pool_size_is_refused_with_the_reason() {
+        let base = "postgres://db/pw";
+        for bad in [
+            "pool_max_conns=0",
+            "pool_max_conns=1001",
+            "pool_max_conns=-1",
+            "pool_max_conns=eight",
+            "pool_max_conns=",
+            "pool_max_conns",
+            "pool_max_conns=99999999999999999999999",
+        ] {
+            let e = take_pool_size(&format!("{base}?{bad}")).unwrap_err();
+            assert!(
+                e.contains("pool_max_conns must be a number from 1 to 1000"),
+                "{bad}: {e}"
+            );
+        }
+        let e = take_pool_size(&format!("{base}?pool_max_conns=2&pool_max_conns=3")).unwrap_err();
+        assert!(e.contains("given twice"), "{e}");
     }
 }
