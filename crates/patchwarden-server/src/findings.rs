@@ -86,7 +86,8 @@ pub(crate) async fn refresh_host(
 
 /// An uploaded inventory: [`refresh_host`] and the inventory stored in the same transaction
 /// (`Store::apply_inventory`), the latter recorded by `inventory_audit`; `digest` is the
-/// inventory's. Returns the sync and the digest now held.
+/// inventory's; `nonce` the upload request's nonce and its expiry, recorded in the same
+/// transaction (a replay fails and changes nothing). Returns the sync and the digest now held.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply_inventory(
     state: &AppState,
@@ -95,13 +96,15 @@ pub(crate) async fn apply_inventory(
     digest: PackagesDigest,
     touched: &Touched,
     actor: Actor,
+    nonce: (&str, Timestamp),
     now: Timestamp,
     inventory_audit: AuditEntry,
 ) -> Result<(FindingSync, PackagesDigest), ApiError> {
     let rematched = rematch(state, host, inventory, touched, now).await?;
     let audit = AuditEntry::new(now, actor, "findings.sync", format!("host:{}", host.id));
     let upload =
-        patchwarden_store::PreparedUpload::with_digest(inventory, digest, &rematched.current)?;
+        patchwarden_store::PreparedUpload::with_digest(inventory, digest, &rematched.current)?
+            .with_nonce(nonce.0, nonce.1)?;
     let (sync, digest) = state
         .store
         .apply_inventory(host.id, upload, now, audit, inventory_audit)

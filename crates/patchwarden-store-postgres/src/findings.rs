@@ -12,15 +12,15 @@ use patchwarden_core::policy::Class;
 use patchwarden_store::codec::{from_json, opt_ts_from_db, opt_ts_to_db, ts_from_db, ts_to_db};
 use patchwarden_store::finding::{FindingKey, FixingVersions, OpenRow, PreparedFinding, plan_sync};
 use patchwarden_store::{
-    Classification, ClassificationChange, FindingFilter, FindingState, FindingSync, Result,
-    StoreError, StoredFinding,
+    Classification, ClassificationChange, FindingFilter, FindingState, FindingSync, RequestNonce,
+    Result, StoreError, StoredFinding,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::pipelined::{AuditedTx, Batch};
-use crate::{PgStore, col, execute, pg, query, query_opt};
+use crate::{PgStore, col, execute, hosts, pg, query, query_opt};
 
 const T: &str = "findings";
 
@@ -133,28 +133,49 @@ pub(crate) struct Planned {
 /// the `BEGIN`, and decides the sync. What it writes is in the returned batch, for the caller
 /// to send with the rest of the transaction's writes, its audit events and its commit
 /// ([`AuditedTx::finish`]).
+///
+/// With a request's `nonce`, it is recorded in the same first flight, after the lock: a
+/// replay finds it recorded and the sync fails with [`StoreError::Replay`] before deciding
+/// anything.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn begin(
     store: &PgStore,
     op: &'static str,
     host: Uuid,
     current: Vec<PreparedFinding>,
     fixing: &FixingVersions,
+    nonce: Option<&RequestNonce>,
     now: Timestamp,
     entry: &AuditEntry,
 ) -> Result<(AuditedTx, Planned)> {
     let args: [&(dyn ToSql + Sync); 1] = [&host];
-    let (tx, reads) = AuditedTx::begin_with(
-        store,
-        op,
-        &[
-            (LOCK_HOST, &args, "lock host"),
-            (OPEN_ROWS, &args, "sync findings"),
-        ],
-    )
-    .await?;
-    let planned = match tx.client() {
-        Ok(c) => plan(c, &store.bodies, host, &reads, current, fixing, now, entry).await,
-        Err(e) => Err(e),
+    let now_db = ts_to_db("now", now)?;
+    let nonce_row = nonce
+        .map(|n| Ok::<_, StoreError>((n, ts_to_db("nonce expires_at", n.expires_at)?)))
+        .transpose()?;
+    let nonce_args: Option<[&(dyn ToSql + Sync); 4]> = nonce_row
+        .as_ref()
+        .map(|(n, expires)| [&host as _, &n.nonce as _, expires as _, &now_db as _]);
+    let mut reads: Vec<(&str, &[&(dyn ToSql + Sync)], &'static str)> = vec![
+        (LOCK_HOST, &args[..], "lock host"),
+        (OPEN_ROWS, &args[..], "sync findings"),
+    ];
+    if let Some(a) = &nonce_args {
+        reads.push((hosts::RECORD_NONCE_LOCKED, &a[..], "record nonce"));
+    }
+    let (tx, reads) = AuditedTx::begin_with(store, op, &reads).await?;
+    let replayed = match (nonce, reads.get(2)) {
+        (Some(n), Some(recorded)) if recorded.is_empty() && reads[0].len() == 1 => {
+            Some(StoreError::Replay {
+                host,
+                nonce: n.nonce.clone(),
+            })
+        }
+        _ => None,
+    };
+    let planned = match (replayed, tx.client()) {
+        (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(c)) => plan(c, &store.bodies, host, &reads, current, fixing, now, entry).await,
     };
     match planned {
         Ok(p) => Ok((tx, p)),

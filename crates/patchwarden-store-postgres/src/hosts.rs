@@ -342,6 +342,16 @@ pub(crate) const RECORD_NONCE: &str = "INSERT INTO nonces (host, nonce, expires_
      ON CONFLICT (host, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
      WHERE nonces.expires_at <= $4";
 
+/// [`RECORD_NONCE`] as a query inside a transaction that has locked the host's row
+/// ([`crate::findings::begin`]): a row for a nonce recorded, none for a replay. It inserts
+/// nothing for a host that does not exist (the lock then found no row, which says so), rather
+/// than failing the transaction's first flight on the foreign key.
+pub(crate) const RECORD_NONCE_LOCKED: &str = "INSERT INTO nonces (host, nonce, expires_at)
+     SELECT id, $2, $3 FROM hosts WHERE id = $1
+     ON CONFLICT (host, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
+     WHERE nonces.expires_at <= $4
+     RETURNING 1";
+
 /// What [`RECORD_NONCE`] did: `stored` rows changed, or the driver's error.
 pub(crate) fn nonce_outcome(
     host: Uuid,

@@ -503,8 +503,17 @@ impl Store for PgStore {
         // Serialised and digested before the transaction takes the host's row lock.
         let current = patchwarden_store::finding::prepare(current)?;
         let fixing = patchwarden_store::finding::FixingVersions::of(installed);
-        let (tx, mut p) =
-            findings::begin(self, "sync findings", host, current, &fixing, now, &audit).await?;
+        let (tx, mut p) = findings::begin(
+            self,
+            "sync findings",
+            host,
+            current,
+            &fixing,
+            None,
+            now,
+            &audit,
+        )
+        .await?;
         // The host's counts and its earliest due date, kept on its row (migrations 0011 and
         // 0017); unchanged ones are not written again.
         p.batch.push(
@@ -544,6 +553,7 @@ impl Store for PgStore {
             host,
             up.current,
             &up.fixing,
+            up.nonce.as_ref(),
             now,
             &sync_audit,
         )

@@ -662,15 +662,27 @@ impl Store for SqliteStore {
         inventory_audit: AuditEntry,
     ) -> Result<(FindingSync, PackagesDigest)> {
         let known = self.inner.body_ids.clone();
-        // Packed here, on the caller's thread: the writer thread only stores the bytes.
-        let packed = patchwarden_store::codec::pack(&up.inventory.json);
-        let digest = up.inventory.digest;
+        let PreparedUpload {
+            inventory,
+            current,
+            fixing,
+            nonce,
+        } = up;
+        // Packed here, on the caller's thread: the writer thread only stores the bytes. The
+        // JSON goes before the upload queues for the writer: uploads wait there together,
+        // each holding only its packed bytes, a fraction of the text.
+        let packed = patchwarden_store::codec::pack(&inventory.json);
+        let digest = inventory.digest;
+        drop(inventory);
         let (synced, digest, spent) = self
             .write("apply inventory", move |c| {
-                let synced =
-                    findings::sync(c, host, up.current, &up.fixing, &known, now, &sync_audit)?;
+                // The request's nonce first: a replay changes nothing.
+                if let Some(n) = &nonce {
+                    hosts::record_nonce(c, host, &n.nonce, n.expires_at, now)?;
+                }
+                let synced = findings::sync(c, host, current, &fixing, &known, now, &sync_audit)?;
                 let digest = inventory::replace(c, host, &packed, digest, now, &inventory_audit)?;
-                Ok((synced, digest, Spent((up.fixing, up.inventory, packed))))
+                Ok((synced, digest, Spent((fixing, packed))))
             })
             .await?;
         spent.free();

@@ -105,6 +105,13 @@ impl PreparedInventory {
     }
 }
 
+/// A signed request's nonce and until when it must be remembered ([`Store::record_nonce`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestNonce {
+    pub nonce: String,
+    pub expires_at: Timestamp,
+}
+
 /// An upload made ready to store ([`Store::apply_inventory`]): the inventory, its current
 /// findings ([`finding::prepare`]) and the versions that would close the others.
 #[derive(Debug, Clone)]
@@ -112,6 +119,9 @@ pub struct PreparedUpload {
     pub inventory: PreparedInventory,
     pub current: Vec<finding::PreparedFinding>,
     pub fixing: finding::FixingVersions,
+    /// The upload request's nonce, recorded in the upload's own transaction before it changes
+    /// anything ([`PreparedUpload::with_nonce`]); `None` when the caller recorded it already.
+    pub nonce: Option<RequestNonce>,
 }
 
 impl PreparedUpload {
@@ -129,7 +139,21 @@ impl PreparedUpload {
             inventory: PreparedInventory::with_digest(inventory, digest)?,
             current: finding::prepare(current)?,
             fixing: finding::FixingVersions::of(&inventory.packages),
+            nonce: None,
         })
+    }
+
+    /// The upload with its request's nonce to record: a replay of the request then fails
+    /// with [`StoreError::Replay`] and changes nothing, and the nonce costs the upload no
+    /// transaction of its own. Checked against [`limits::MAX_NONCE`] here, as
+    /// [`Store::record_nonce`] checks it.
+    pub fn with_nonce(mut self, nonce: &str, expires_at: Timestamp) -> Result<PreparedUpload> {
+        limits::check_name("nonce", nonce, limits::MAX_NONCE)?;
+        self.nonce = Some(RequestNonce {
+            nonce: nonce.to_owned(),
+            expires_at,
+        });
+        Ok(self)
     }
 }
 
@@ -340,7 +364,9 @@ pub trait Store:
     /// `inventory_audit`). Both happen or neither: a host never has a new inventory with the
     /// findings of the old one, nor findings of an inventory it does not have. Returns the
     /// sync and the new digest. The upload is prepared by the caller ([`PreparedUpload::of`]),
-    /// outside any lock or transaction.
+    /// outside any lock or transaction. Its nonce, if it carries one, is recorded in the same
+    /// transaction as [`Store::record_nonce`] would: a nonce seen and unexpired fails the
+    /// whole upload with [`StoreError::Replay`].
     async fn apply_inventory(
         &self,
         host: Uuid,

@@ -246,6 +246,98 @@ async fn replayed_forged_and_stale_requests_fail() {
     assert_eq!(after, head);
 }
 
+/// An inventory upload replayed: refused whether the inventory it carries is the one held (the
+/// nonce recorded on its own) or an older one after a newer upload (the nonce recorded in the
+/// upload's transaction, which a replay then fails as a whole) — the newer inventory stands,
+/// nothing is appended.
+#[tokio::test]
+async fn a_replayed_inventory_upload_is_refused_and_changes_nothing() {
+    use patchwarden_core::inventory::{Manager, Package, PackageStatus};
+    let server = TestServer::start().await;
+    let ((a, fa), _) = two_hosts(&server).await;
+    let host_a = Uuid::parse_str(a.host_id()).unwrap();
+    let upload = |version: &str| {
+        let mut inventory = Inventory {
+            host: fa.clone(),
+            packages: vec![Package {
+                manager: Manager::Dpkg,
+                name: "openssl".into(),
+                version: version.into(),
+                arch: Some("amd64".into()),
+                source_name: Some("openssl".into()),
+                source_version: Some(version.into()),
+                epoch: None,
+                module: None,
+                status: PackageStatus::Installed,
+            }],
+            ..Inventory::default()
+        };
+        inventory.canonicalize();
+        let digest = inventory.packages_digest();
+        let body = serde_json::to_vec(&InventoryUpload::Full { inventory }).unwrap();
+        (body, digest)
+    };
+    let held = || async {
+        server
+            .store()
+            .get_inventory(host_a)
+            .await
+            .unwrap()
+            .unwrap()
+            .digest
+    };
+    let (old_body, old_digest) = upload("3.0.11-1~deb12u1");
+    let old_signing = Signing::now(Some(a.host_id()));
+    let first = a
+        .send_raw("POST", INVENTORY_PATH, old_body.clone(), None, &old_signing)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert_eq!(held().await, old_digest);
+
+    // Replayed at once: the inventory is the one held.
+    let head = server.store().audit_head().await.unwrap();
+    let replay = a
+        .send_raw("POST", INVENTORY_PATH, old_body.clone(), None, &old_signing)
+        .await
+        .unwrap();
+    refused(&replay, 401, ProblemCode::Replayed);
+    assert_eq!(server.store().audit_head().await.unwrap(), head);
+
+    // A newer inventory, then the old request replayed to put the old one back.
+    let (new_body, new_digest) = upload("3.0.15-1~deb12u1");
+    let second = a
+        .send_raw(
+            "POST",
+            INVENTORY_PATH,
+            new_body,
+            None,
+            &Signing::now(Some(a.host_id())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        second.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&second.body)
+    );
+    assert_eq!(held().await, new_digest);
+    let head = server.store().audit_head().await.unwrap();
+    let replay = a
+        .send_raw("POST", INVENTORY_PATH, old_body, None, &old_signing)
+        .await
+        .unwrap();
+    refused(&replay, 401, ProblemCode::Replayed);
+    assert_eq!(held().await, new_digest);
+    assert_eq!(server.store().audit_head().await.unwrap(), head);
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(bytes).unwrap();

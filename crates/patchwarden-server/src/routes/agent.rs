@@ -354,7 +354,20 @@ async fn inventory_inner(
     // The signature covers the bytes as sent, so it is checked before decompressing: an
     // unauthenticated caller cannot make the server inflate anything.
     let raw = body::read(body, state.limits.max_body_bytes).await?;
-    let host = auth::agent(state, method, uri, headers, &raw, now).await?;
+    // The nonce is recorded before anything is acted on: with the upload, in its transaction,
+    // when it changes the inventory (one transaction an upload, not two), and on its own
+    // before any other answer that acts or tells the host's state. A request refused for its
+    // body acts on nothing and records nothing.
+    let auth::Signed {
+        host,
+        nonce,
+        nonce_expires_at,
+    } = auth::signed(state, method, uri, headers, &raw, now).await?;
+    let record_nonce = || {
+        state
+            .store
+            .record_nonce(host.id, &nonce, nonce_expires_at, now)
+    };
     let decoded = body::decode(headers, &raw, state.limits.max_inventory_bytes)?;
     let upload: InventoryUpload = body::json(&decoded)?;
     drop(decoded);
@@ -389,6 +402,7 @@ async fn inventory_inner(
         let reason = format!(
             "an inventory from a machine with another machine id ({sent}, enrolled as {known})"
         );
+        record_nonce().await?;
         return Err(quarantine(state, &host, reason, now).await);
     }
     // The inventory held already (a re-inventory of an unchanged host, or a retry whose first
@@ -396,6 +410,7 @@ async fn inventory_inner(
     if let Some(held) = &old
         && held.inventory == new
     {
+        record_nonce().await?;
         // The host's row, read to authenticate, carries its open count: nothing more is read
         // for an unchanged host.
         let open = host.open_findings;
@@ -434,6 +449,7 @@ async fn inventory_inner(
         digest,
         &touched,
         agent(host.id),
+        (&nonce, nonce_expires_at),
         now,
         audit,
     )

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use patchwarden_core::inventory::Package;
+use patchwarden_core::inventory::{Inventory, Package};
 use patchwarden_core::policy::Class;
 
 use super::fixtures::{at, debian_inventories, enrolled, entry, finding};
@@ -714,6 +714,111 @@ pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_a
             at(40),
             entry(at(40), "findings.sync", "h"),
             entry(at(40), "inventory.replace", "h"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::StoreError::NotFound { .. }), "{e}");
+}
+
+/// An upload carrying its request's nonce records it in the upload's transaction: the first
+/// upload stands, a replay of the same nonce (even with another inventory, as a replay of an
+/// older upload after a newer one would be) fails as a replay and changes nothing, the nonce is
+/// then known to [`crate::Store::record_nonce`] too, and an expired record of it no longer
+/// refuses anything.
+pub async fn an_upload_records_its_nonce_with_it_and_a_replay_changes_nothing(
+    db: Arc<dyn TestDatabase>,
+) {
+    let store = open(&db).await;
+    let host = enrolled(&store, "web", "web-1").await;
+    let (before, after) = debian_inventories(3);
+    let first = vec![current(
+        pkg(&before.packages, 0),
+        "CVE-2024-0001",
+        Some(pkg(&after.packages, 0)),
+        classified(Class::High, 1000),
+    )];
+    let nonce = "0123456789abcdef0123456789abcdef";
+    let upload = |inventory: &Inventory, current: &[CurrentFinding], expires: i64| {
+        crate::PreparedUpload::of(inventory, current)
+            .unwrap()
+            .with_nonce(nonce, at(expires))
+            .unwrap()
+    };
+    let head = |store: Arc<dyn crate::Store>| async move {
+        store.audit_head().await.unwrap().map_or(0, |h| h.seq)
+    };
+    let (sync, digest) = store
+        .apply_inventory(
+            host.id,
+            upload(&before, &first, 100),
+            at(10),
+            entry(at(10), "findings.sync", "h"),
+            entry(at(10), "inventory.replace", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sync.opened, 1);
+    let events = head(store.clone()).await;
+    // The same nonce again, with the patched inventory: refused, nothing changes.
+    let e = store
+        .apply_inventory(
+            host.id,
+            upload(&after, &[], 100),
+            at(20),
+            entry(at(20), "findings.sync", "h"),
+            entry(at(20), "inventory.replace", "h"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, crate::StoreError::Replay { host: h, nonce: n } if *h == host.id && n == nonce),
+        "{e}"
+    );
+    assert_eq!(
+        store.get_inventory(host.id).await.unwrap().unwrap().digest,
+        digest
+    );
+    assert_eq!(store.count_open_findings(host.id).await.unwrap(), 1);
+    assert_eq!(head(store.clone()).await, events);
+    // The nonce the upload recorded is the one requests are checked against.
+    let e = store
+        .record_nonce(host.id, nonce, at(100), at(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::StoreError::Replay { .. }), "{e}");
+    // Past its expiry the record protects nothing (the request's own time window refuses
+    // anything that old): the same nonce is taken again.
+    let (sync, patched) = store
+        .apply_inventory(
+            host.id,
+            upload(&after, &[], 300),
+            at(200),
+            entry(at(200), "findings.sync", "h"),
+            entry(at(200), "inventory.replace", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sync.closed, 1);
+    assert_ne!(patched, digest);
+    // A nonce that could never be sent is refused before anything is stored.
+    let e = crate::PreparedUpload::of(&after, &[])
+        .unwrap()
+        .with_nonce(&"n".repeat(crate::limits::MAX_NONCE + 1), at(300))
+        .unwrap_err();
+    assert!(matches!(e, crate::StoreError::TooLong { .. }), "{e}");
+    let e = crate::PreparedUpload::of(&after, &[])
+        .unwrap()
+        .with_nonce("", at(300))
+        .unwrap_err();
+    assert!(matches!(e, crate::StoreError::Invalid { .. }), "{e}");
+    // And an unknown host is still unknown, not a replay.
+    let e = store
+        .apply_inventory(
+            uuid::Uuid::new_v4(),
+            upload(&after, &[], 300),
+            at(210),
+            entry(at(210), "findings.sync", "h"),
+            entry(at(210), "inventory.replace", "h"),
         )
         .await
         .unwrap_err();

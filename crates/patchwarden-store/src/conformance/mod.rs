@@ -128,6 +128,7 @@ macro_rules! conformance_tests {
             hosts_syncing_the_same_new_findings_at_once_all_open_them,
             a_large_sync_stores_every_finding_as_given,
             an_uploaded_inventory_and_its_findings_are_stored_together_or_not_at_all,
+            an_upload_records_its_nonce_with_it_and_a_replay_changes_nothing,
             jobs_round_trip_and_lease_oldest_first,
             a_job_leased_by_host_a_cannot_be_reported_by_host_b,
             job_reports_are_idempotent_and_a_finished_job_keeps_its_outcome,
