@@ -51,10 +51,11 @@ mod users;
 
 /// Connections per server process unless the URL's `pool_max_conns` says otherwise: enough to
 /// keep PostgreSQL's cores busy with a server's uploads, check-ins and reads (more only queue
-/// inside PostgreSQL, each holding its own working memory), few enough that several servers
-/// fit under PostgreSQL's default 100 connections. 8 rather than 16: the same upload rate and
-/// check-in latency on two cores, 8–12 MiB less server memory at 3,000 hosts (BENCHMARKS.md,
-/// thirteenth session).
+/// inside PostgreSQL), few enough that several servers fit under PostgreSQL's default 100
+/// connections. Each connection keeps the buffers of the largest message it carried (an
+/// upload's pipelined findings), so the pool's size is also server memory. 8 rather than 16:
+/// the same upload rate and check-in latency on two cores, about 10 MiB less at 3,000 hosts
+/// and 20 at 50,000 (BENCHMARKS.md, thirteenth session).
 pub const DEFAULT_POOL_SIZE: usize = 8;
 
 /// The largest `pool_max_conns` taken: PostgreSQL's own ceiling on connections is in the
