@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::fixtures::{at, enrolled, entry, facts};
+use super::fixtures::{at, audit_seq, enrolled, entry, facts};
 use super::{TestDatabase, open};
 use crate::{CheckIn, CheckedIn, Host, JobState, NewJob, Store, StoreError};
 
@@ -59,10 +59,6 @@ async fn actions_since(store: &Arc<dyn Store>, seq: i64) -> Vec<String> {
         .collect()
 }
 
-async fn head(store: &Arc<dyn Store>) -> i64 {
-    store.audit_head().await.unwrap().map_or(0, |h| h.seq)
-}
-
 pub async fn a_check_in_leases_jobs_resends_held_ones_and_records_facts(db: Arc<dyn TestDatabase>) {
     let store = open(&db).await;
     let host = enrolled(&store, "web", "web-1").await;
@@ -73,7 +69,7 @@ pub async fn a_check_in_leases_jobs_resends_held_ones_and_records_facts(db: Arc<
         job(&store, host.id, 12).await,
     );
     let theirs = job(&store, other.id, 13).await;
-    let start = head(&store).await;
+    let start = audit_seq(&store).await;
 
     // The first check-in leases the two oldest (the limit), records the counter and the time,
     // and appends the lease; unchanged facts append nothing.
@@ -123,7 +119,7 @@ pub async fn a_check_in_leases_jobs_resends_held_ones_and_records_facts(db: Arc<
         .unwrap();
     // Past the leases' deadline (80 for the first two, 90 for the third), the unfinished
     // ones are leased again, oldest first; and changed facts are recorded and audited.
-    let before = head(&store).await;
+    let before = audit_seq(&store).await;
     let mut moved = check_in(&host, "n-3", 3, at(100), 5);
     moved.facts = facts("web-1", "machine-web-1");
     moved.facts.kernel = Some("6.1.0-28-amd64".into());
@@ -137,12 +133,12 @@ pub async fn a_check_in_leases_jobs_resends_held_ones_and_records_facts(db: Arc<
         vec!["host.facts", "job.lease"]
     );
     // Nothing due and nothing new: a check-in appends nothing.
-    let quiet = head(&store).await;
+    let quiet = audit_seq(&store).await;
     let mut again = check_in(&host, "n-4", 4, at(110), 5);
     again.facts = moved.facts.clone();
     let fourth = store.check_in(again).await.unwrap();
     assert_eq!(ids(&fourth), vec![j2, j3], "held, not leased anew");
-    assert_eq!(head(&store).await, quiet);
+    assert_eq!(audit_seq(&store).await, quiet);
 
     // The host's finding counts come with it.
     assert_eq!(
@@ -161,7 +157,7 @@ pub async fn a_refused_check_in_keeps_nothing(db: Arc<dyn TestDatabase>) {
         .unwrap();
     assert_eq!(ids(&done), vec![j1]);
     let j2 = job(&store, host.id, 21).await;
-    let start = head(&store).await;
+    let start = audit_seq(&store).await;
     let unchanged = |h: Host| {
         assert_eq!(h.check_in_seq, Some(5));
         assert_eq!(h.last_seen, Some(at(20)));
@@ -218,7 +214,7 @@ pub async fn a_refused_check_in_keeps_nothing(db: Arc<dyn TestDatabase>) {
         store.get_job(j2).await.unwrap().unwrap().state,
         JobState::Queued
     );
-    assert_eq!(head(&store).await, start);
+    assert_eq!(audit_seq(&store).await, start);
 
     // Values that cannot be stored, and hosts that do not exist.
     let e = store
@@ -253,7 +249,7 @@ pub async fn a_refused_check_in_keeps_nothing(db: Arc<dyn TestDatabase>) {
         "{e}"
     );
     unchanged(store.get_host(host.id).await.unwrap().unwrap());
-    assert_eq!(head(&store).await, start);
+    assert_eq!(audit_seq(&store).await, start);
 
     // The refused request's nonce was not kept: with a good counter it goes through, and
     // leases the job waiting.
@@ -295,7 +291,7 @@ pub async fn check_ins_racing_with_one_counter_accept_exactly_one(db: Arc<dyn Te
     // Racing different counters, each with other facts (two machines on one identity): no
     // check-in fails for any other reason, the highest counter stays, and every accepted
     // change of facts is audited.
-    let start = head(&store).await;
+    let start = audit_seq(&store).await;
     let mut racers = Vec::new();
     for seq in 2..=9u64 {
         let mut request = check_in(&host, &format!("second-race-{seq}"), seq, at(30), 5);

@@ -7,14 +7,14 @@ use patchwarden_core::advisory::{Advisory, FeedKind, KevEntry, RansomwareUse, So
 use patchwarden_core::audit::AuditEntry;
 use patchwarden_core::policy::Class;
 
-use super::fixtures::{at, entry, shared_data};
+use super::fixtures::{at, audit_seq, entry, shared_data};
 use super::{TestDatabase, open};
+use crate::StoreError;
 use crate::feed::{
     EnrichmentDoc, FeedImport, FeedSourceSpec, FetchValidators, NewFeedRun, RunOutcome, SourceKind,
     SourceOrigin,
 };
 use crate::triage::{NewTriageItem, TriageDecision, TriageFilter};
-use crate::{Store, StoreError};
 
 fn spec(name: &str, kind: SourceKind) -> FeedSourceSpec {
     FeedSourceSpec {
@@ -60,10 +60,6 @@ fn import(source: &str, advisories: Vec<Advisory>, etag: &str) -> FeedImport {
     }
 }
 
-async fn audit_len(store: &Arc<dyn Store>) -> i64 {
-    store.audit_head().await.unwrap().map_or(0, |h| h.seq)
-}
-
 /// The first `n` entries of CISA's real KEV catalogue, as the KEV parser would give them.
 fn kev_entries(n: usize) -> Vec<KevEntry> {
     let path = shared_data().join("kev/known_exploited_vulnerabilities.json");
@@ -105,7 +101,7 @@ pub async fn feed_sources_round_trip_and_only_changes_are_audited(db: Arc<dyn Te
     assert_eq!(made.spec, kev);
     assert_eq!(made.created_at, at(1));
     assert_eq!(made.last_attempt_at, None);
-    let events = audit_len(&store).await;
+    let events = audit_seq(&store).await;
     assert_eq!(events, 1);
     // The same definition again (every restart with the same configuration) changes nothing.
     let again = store
@@ -113,7 +109,7 @@ pub async fn feed_sources_round_trip_and_only_changes_are_audited(db: Arc<dyn Te
         .await
         .unwrap();
     assert_eq!(again, made);
-    assert_eq!(audit_len(&store).await, events);
+    assert_eq!(audit_seq(&store).await, events);
     let mut changed = kev.clone();
     changed.interval_secs = Some(600);
     store
@@ -124,7 +120,7 @@ pub async fn feed_sources_round_trip_and_only_changes_are_audited(db: Arc<dyn Te
         )
         .await
         .unwrap();
-    assert_eq!(audit_len(&store).await, events + 1);
+    assert_eq!(audit_seq(&store).await, events + 1);
     let last = store.audit_events(events, 10).await.unwrap();
     assert_eq!(
         last[0].entry.before.as_ref().unwrap()["interval_secs"],
@@ -301,7 +297,7 @@ pub async fn failed_runs_keep_the_data_in_force_and_say_why(db: Arc<dyn TestData
         )
         .await
         .unwrap();
-    let events = audit_len(&store).await;
+    let events = audit_seq(&store).await;
     let mut failed = NewFeedRun::new(at(20), RunOutcome::Failed);
     failed.error = Some("the download stopped after 1200 of 5000 bytes".into());
     failed.http_status = Some(200);
@@ -334,7 +330,7 @@ pub async fn failed_runs_keep_the_data_in_force_and_say_why(db: Arc<dyn TestData
         2
     );
     // Bookkeeping: failed runs are not in the audit chain, and the data is untouched.
-    assert_eq!(audit_len(&store).await, events);
+    assert_eq!(audit_seq(&store).await, events);
     assert_eq!(store.advisory_count().await.unwrap(), 1);
 
     // A 304 with a new ETag: reached, not updated.
@@ -510,7 +506,7 @@ pub async fn triage_items_enter_once_and_their_classification_is_audited(
         .await
         .unwrap();
     assert_eq!(added.len(), 2);
-    let events = audit_len(&store).await;
+    let events = audit_seq(&store).await;
     // Entering again (another host, a later import) adds nothing and appends nothing.
     let again = store
         .enqueue_triage(
@@ -522,7 +518,7 @@ pub async fn triage_items_enter_once_and_their_classification_is_audited(
         .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].vulnerability, "CVE-2024-3");
-    assert_eq!(audit_len(&store).await, events + 1);
+    assert_eq!(audit_seq(&store).await, events + 1);
     let none = store
         .enqueue_triage(
             &[item("CVE-2024-1", 600)],
@@ -532,7 +528,7 @@ pub async fn triage_items_enter_once_and_their_classification_is_audited(
         .await
         .unwrap();
     assert!(none.is_empty());
-    assert_eq!(audit_len(&store).await, events + 1);
+    assert_eq!(audit_seq(&store).await, events + 1);
     let first = store
         .list_triage(&TriageFilter {
             vulnerability: Some("CVE-2024-1".into()),
@@ -702,7 +698,7 @@ pub async fn racing_enqueues_queue_each_vulnerability_once(db: Arc<dyn TestDatab
         arrived_at: at(arrived),
         due_at: at(arrived + 4 * 3600),
     };
-    let start = audit_len(&store).await;
+    let start = audit_seq(&store).await;
     // Eight hosts' first inventories at once, their recent vulnerabilities overlapping (each
     // offers 0..40 shifted by its number, one of them a vulnerability twice).
     let mut racers = Vec::new();
@@ -740,7 +736,7 @@ pub async fn racing_enqueues_queue_each_vulnerability_once(db: Arc<dyn TestDatab
     added.sort();
     let want: Vec<String> = (0..75).map(|n| format!("CVE-2024-{n:04}")).collect();
     assert_eq!(added, want, "every vulnerability queued exactly once");
-    assert_eq!(audit_len(&store).await, start + adders);
+    assert_eq!(audit_seq(&store).await, start + adders);
     let queued = store.list_triage(&TriageFilter::default()).await.unwrap();
     assert_eq!(queued.len(), 75);
     let even = queued

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use patchwarden_core::inventory::{Inventory, Package};
 use patchwarden_core::policy::Class;
 
-use super::fixtures::{at, debian_inventories, enrolled, entry, finding};
+use super::fixtures::{at, audit_seq, debian_inventories, enrolled, entry, finding};
 use super::{TestDatabase, open};
 use crate::{
     Classification, CurrentFinding, FindingFilter, FindingState, FindingSync, StoredFinding,
@@ -26,6 +26,34 @@ fn current(p: &Package, vuln: &str, fixed: Option<&Package>, c: Classification) 
         finding: finding(p, vuln, fixed).into(),
         classification: c,
     }
+}
+
+/// A High finding on `before`'s first package, fixed by `after`'s.
+fn high_on_first(before: &Inventory, after: &Inventory) -> Vec<CurrentFinding> {
+    vec![current(
+        pkg(&before.packages, 0),
+        "CVE-2024-0001",
+        Some(pkg(&after.packages, 0)),
+        classified(Class::High, 1000),
+    )]
+}
+
+/// `upload` applied to `host` at `at(t)`, with the audit entries an upload makes.
+async fn apply_at(
+    store: &Arc<dyn crate::Store>,
+    host: uuid::Uuid,
+    upload: crate::PreparedUpload,
+    t: i64,
+) -> crate::Result<(FindingSync, crate::PackagesDigest)> {
+    store
+        .apply_inventory(
+            host,
+            upload,
+            at(t),
+            entry(at(t), "findings.sync", "h"),
+            entry(at(t), "inventory.replace", "h"),
+        )
+        .await
 }
 
 fn pkg(packages: &[Package], i: usize) -> &Package {
@@ -620,26 +648,16 @@ pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_a
     let store = open(&db).await;
     let host = enrolled(&store, "web", "web-1").await;
     let (before, after) = debian_inventories(3);
-    let first = vec![current(
-        pkg(&before.packages, 0),
-        "CVE-2024-0001",
-        Some(pkg(&after.packages, 0)),
-        classified(Class::High, 1000),
-    )];
-    let events = |store: Arc<dyn crate::Store>| async move {
-        store.audit_head().await.unwrap().map_or(0, |h| h.seq)
-    };
-    let start = events(store.clone()).await;
-    let (sync, digest) = store
-        .apply_inventory(
-            host.id,
-            crate::PreparedUpload::of(&before, &first).unwrap(),
-            at(10),
-            entry(at(10), "findings.sync", "h"),
-            entry(at(10), "inventory.replace", "h"),
-        )
-        .await
-        .unwrap();
+    let first = high_on_first(&before, &after);
+    let start = audit_seq(&store).await;
+    let (sync, digest) = apply_at(
+        &store,
+        host.id,
+        crate::PreparedUpload::of(&before, &first).unwrap(),
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!((sync.opened, sync.kept, sync.closed), (1, 0, 0));
     assert_eq!(
         digest,
@@ -661,7 +679,7 @@ pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_a
 
     // The patched inventory, with either audit entry refused: neither the findings nor the
     // inventory change, and nothing is appended.
-    let head = events(store.clone()).await;
+    let head = audit_seq(&store).await;
     for (sync_action, inventory_action) in [("", "inventory.replace"), ("findings.sync", "")] {
         let e = store
             .apply_inventory(
@@ -677,20 +695,18 @@ pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_a
         let held = store.get_inventory(host.id).await.unwrap().unwrap();
         assert_eq!(held.digest, digest);
         assert_eq!(store.count_open_findings(host.id).await.unwrap(), 1);
-        assert_eq!(events(store.clone()).await, head);
+        assert_eq!(audit_seq(&store).await, head);
     }
 
     // Accepted, the finding closes with the version installed and the new inventory stands.
-    let (sync, patched) = store
-        .apply_inventory(
-            host.id,
-            crate::PreparedUpload::of(&after, &[]).unwrap(),
-            at(30),
-            entry(at(30), "findings.sync", "h"),
-            entry(at(30), "inventory.replace", "h"),
-        )
-        .await
-        .unwrap();
+    let (sync, patched) = apply_at(
+        &store,
+        host.id,
+        crate::PreparedUpload::of(&after, &[]).unwrap(),
+        30,
+    )
+    .await
+    .unwrap();
     assert_eq!(sync.closed, 1);
     assert_eq!(
         store.get_inventory(host.id).await.unwrap().unwrap().digest,
@@ -707,16 +723,14 @@ pub async fn an_uploaded_inventory_and_its_findings_are_stored_together_or_not_a
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].closed_at, Some(at(30)));
 
-    let e = store
-        .apply_inventory(
-            uuid::Uuid::new_v4(),
-            crate::PreparedUpload::of(&after, &first).unwrap(),
-            at(40),
-            entry(at(40), "findings.sync", "h"),
-            entry(at(40), "inventory.replace", "h"),
-        )
-        .await
-        .unwrap_err();
+    let e = apply_at(
+        &store,
+        uuid::Uuid::new_v4(),
+        crate::PreparedUpload::of(&after, &first).unwrap(),
+        40,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, crate::StoreError::NotFound { .. }), "{e}");
 }
 
@@ -731,12 +745,7 @@ pub async fn an_upload_records_its_nonce_with_it_and_a_replay_changes_nothing(
     let store = open(&db).await;
     let host = enrolled(&store, "web", "web-1").await;
     let (before, after) = debian_inventories(3);
-    let first = vec![current(
-        pkg(&before.packages, 0),
-        "CVE-2024-0001",
-        Some(pkg(&after.packages, 0)),
-        classified(Class::High, 1000),
-    )];
+    let first = high_on_first(&before, &after);
     let nonce = "0123456789abcdef0123456789abcdef";
     let upload = |inventory: &Inventory, current: &[CurrentFinding], expires: i64| {
         crate::PreparedUpload::of(inventory, current)
@@ -744,30 +753,13 @@ pub async fn an_upload_records_its_nonce_with_it_and_a_replay_changes_nothing(
             .with_nonce(nonce, at(expires))
             .unwrap()
     };
-    let head = |store: Arc<dyn crate::Store>| async move {
-        store.audit_head().await.unwrap().map_or(0, |h| h.seq)
-    };
-    let (sync, digest) = store
-        .apply_inventory(
-            host.id,
-            upload(&before, &first, 100),
-            at(10),
-            entry(at(10), "findings.sync", "h"),
-            entry(at(10), "inventory.replace", "h"),
-        )
+    let (sync, digest) = apply_at(&store, host.id, upload(&before, &first, 100), 10)
         .await
         .unwrap();
     assert_eq!(sync.opened, 1);
-    let events = head(store.clone()).await;
+    let events = audit_seq(&store).await;
     // The same nonce again, with the patched inventory: refused, nothing changes.
-    let e = store
-        .apply_inventory(
-            host.id,
-            upload(&after, &[], 100),
-            at(20),
-            entry(at(20), "findings.sync", "h"),
-            entry(at(20), "inventory.replace", "h"),
-        )
+    let e = apply_at(&store, host.id, upload(&after, &[], 100), 20)
         .await
         .unwrap_err();
     assert!(
@@ -779,7 +771,7 @@ pub async fn an_upload_records_its_nonce_with_it_and_a_replay_changes_nothing(
         digest
     );
     assert_eq!(store.count_open_findings(host.id).await.unwrap(), 1);
-    assert_eq!(head(store.clone()).await, events);
+    assert_eq!(audit_seq(&store).await, events);
     // The nonce the upload recorded is the one requests are checked against.
     let e = store
         .record_nonce(host.id, nonce, at(100), at(30))
@@ -788,14 +780,7 @@ pub async fn an_upload_records_its_nonce_with_it_and_a_replay_changes_nothing(
     assert!(matches!(e, crate::StoreError::Replay { .. }), "{e}");
     // Past its expiry the record protects nothing (the request's own time window refuses
     // anything that old): the same nonce is taken again.
-    let (sync, patched) = store
-        .apply_inventory(
-            host.id,
-            upload(&after, &[], 300),
-            at(200),
-            entry(at(200), "findings.sync", "h"),
-            entry(at(200), "inventory.replace", "h"),
-        )
+    let (sync, patched) = apply_at(&store, host.id, upload(&after, &[], 300), 200)
         .await
         .unwrap();
     assert_eq!(sync.closed, 1);
@@ -812,14 +797,7 @@ pub async fn an_upload_records_its_nonce_with_it_and_a_replay_changes_nothing(
         .unwrap_err();
     assert!(matches!(e, crate::StoreError::Invalid { .. }), "{e}");
     // And an unknown host is still unknown, not a replay.
-    let e = store
-        .apply_inventory(
-            uuid::Uuid::new_v4(),
-            upload(&after, &[], 300),
-            at(210),
-            entry(at(210), "findings.sync", "h"),
-            entry(at(210), "inventory.replace", "h"),
-        )
+    let e = apply_at(&store, uuid::Uuid::new_v4(), upload(&after, &[], 300), 210)
         .await
         .unwrap_err();
     assert!(matches!(e, crate::StoreError::NotFound { .. }), "{e}");
@@ -939,16 +917,14 @@ pub async fn open_findings_due_before_a_time_follow_every_sync(db: Arc<dyn TestD
     );
     // An uploaded inventory changes them too: a reopens CVE-1 (a new finding, due at 100),
     // then the patched inventory closes everything of a.
-    store
-        .apply_inventory(
-            a.id,
-            crate::PreparedUpload::of(&before, &[cve1_a, cve2_a]).unwrap(),
-            at(40),
-            entry(at(40), "findings.sync", "h"),
-            entry(at(40), "inventory.replace", "h"),
-        )
-        .await
-        .unwrap();
+    apply_at(
+        &store,
+        a.id,
+        crate::PreparedUpload::of(&before, &[cve1_a, cve2_a]).unwrap(),
+        40,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         due(500).await,
         vec![
@@ -957,16 +933,14 @@ pub async fn open_findings_due_before_a_time_follow_every_sync(db: Arc<dyn TestD
             (a.id, "CVE-1".into())
         ]
     );
-    store
-        .apply_inventory(
-            a.id,
-            crate::PreparedUpload::of(&after, &[]).unwrap(),
-            at(50),
-            entry(at(50), "findings.sync", "h"),
-            entry(at(50), "inventory.replace", "h"),
-        )
-        .await
-        .unwrap();
+    apply_at(
+        &store,
+        a.id,
+        crate::PreparedUpload::of(&after, &[]).unwrap(),
+        50,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         due(500).await,
         vec![(b.id, "CVE-1".into()), (c.id, "CVE-3".into())]

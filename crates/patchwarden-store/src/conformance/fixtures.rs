@@ -68,6 +68,12 @@ pub fn new_token(secret: &str, group: &str, max_uses: u32) -> NewEnrollmentToken
 }
 
 /// Facts of a Debian 12 host.
+/// The audit chain's last sequence number (0 while it is empty): unchanged when a refused
+/// change appended nothing.
+pub async fn audit_seq(store: &Arc<dyn Store>) -> i64 {
+    store.audit_head().await.unwrap().map_or(0, |h| h.seq)
+}
+
 pub fn facts(hostname: &str, machine_id: &str) -> HostFacts {
     HostFacts {
         hostname: hostname.into(),

@@ -8,9 +8,9 @@ use patchwarden_core::audit::{Actor, AuditEntry, verify};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::fixtures::{at, enrolled, entry};
+use super::fixtures::{at, audit_seq, enrolled, entry};
 use super::{TestDatabase, open};
-use crate::{HostState, HostStateChange, Store, StoreError};
+use crate::{HostState, HostStateChange, StoreError};
 
 fn quarantine(reason: &str) -> HostStateChange {
     HostStateChange::Quarantine {
@@ -24,10 +24,6 @@ fn retire(reason: &str) -> HostStateChange {
     }
 }
 
-async fn head_seq(store: &Arc<dyn Store>) -> i64 {
-    store.audit_head().await.unwrap().map_or(0, |h| h.seq)
-}
-
 pub async fn host_state_changes_are_audited_once_and_retired_is_final(db: Arc<dyn TestDatabase>) {
     let store = open(&db).await;
     let host = enrolled(&store, "web", "web-1").await;
@@ -38,7 +34,7 @@ pub async fn host_state_changes_are_audited_once_and_retired_is_final(db: Arc<dy
     );
     assert_eq!((host.baseline_met_at, host.check_in_seq), (None, None));
     let object = format!("host:{}", host.id);
-    let head = head_seq(&store).await;
+    let head = audit_seq(&store).await;
 
     // No change without its event: a refused entry leaves the host as it was.
     let refused = AuditEntry::new(at(5), Actor::System("t".into()), "", object.clone());
@@ -48,7 +44,7 @@ pub async fn host_state_changes_are_audited_once_and_retired_is_final(db: Arc<dy
         .unwrap_err();
     assert!(matches!(e, StoreError::Invalid { .. }), "{e}");
     assert_eq!(store.get_host(host.id).await.unwrap().as_ref(), Some(&host));
-    assert_eq!(head_seq(&store).await, head);
+    assert_eq!(audit_seq(&store).await, head);
 
     // Current for the first time: recorded once, with the time; the second time is nothing.
     let met = store
@@ -78,7 +74,7 @@ pub async fn host_state_changes_are_audited_once_and_retired_is_final(db: Arc<dy
         .await
         .unwrap();
     assert_eq!(again, met);
-    assert_eq!(head_seq(&store).await, head + 1);
+    assert_eq!(audit_seq(&store).await, head + 1);
 
     // Quarantined with its reason; quarantining it again keeps the first reason and time.
     let q = store
@@ -112,7 +108,7 @@ pub async fn host_state_changes_are_audited_once_and_retired_is_final(db: Arc<dy
         .await
         .unwrap();
     assert_eq!(q2, q);
-    assert_eq!(head_seq(&store).await, head + 2);
+    assert_eq!(audit_seq(&store).await, head + 2);
 
     // An operator retires the quarantined host; retired is final.
     let r = store
@@ -157,7 +153,7 @@ pub async fn host_state_changes_are_audited_once_and_retired_is_final(db: Arc<dy
         ),
         "{e}"
     );
-    assert_eq!(head_seq(&store).await, head + 3);
+    assert_eq!(audit_seq(&store).await, head + 3);
 
     // An active host may be retired directly (a re-enrollment replaces it).
     let other = enrolled(&store, "web", "web-2").await;
@@ -184,7 +180,7 @@ pub async fn host_state_changes_are_audited_once_and_retired_is_final(db: Arc<dy
         .unwrap_err();
     assert!(matches!(e, StoreError::NotFound { .. }), "{e}");
     let fresh = enrolled(&store, "web", "web-3").await;
-    let head = head_seq(&store).await;
+    let head = audit_seq(&store).await;
     for (reason, too_long) in [(String::new(), false), ("r".repeat(1025), true)] {
         let e = store
             .change_host_state(
@@ -201,7 +197,7 @@ pub async fn host_state_changes_are_audited_once_and_retired_is_final(db: Arc<dy
         }
     }
     assert_eq!(store.get_host(fresh.id).await.unwrap(), Some(fresh));
-    assert_eq!(head_seq(&store).await, head);
+    assert_eq!(audit_seq(&store).await, head);
 
     // A restarted server sees the same standing.
     drop(store);
@@ -218,7 +214,7 @@ pub async fn the_check_in_counter_only_moves_forward_across_restarts_and_races(
     let store = open(&db).await;
     let host = enrolled(&store, "web", "web-1").await;
     let other = enrolled(&store, "web", "web-2").await;
-    let head = head_seq(&store).await;
+    let head = audit_seq(&store).await;
     let refused = |e: StoreError, seq: u64, last: u64| match e {
         StoreError::CounterNotIncreased {
             host: h,
@@ -332,5 +328,5 @@ pub async fn the_check_in_counter_only_moves_forward_across_restarts_and_races(
         Some(15)
     );
     // Bookkeeping on every check-in, like nonces: not in the audit chain.
-    assert_eq!(head_seq(&store).await, head);
+    assert_eq!(audit_seq(&store).await, head);
 }
