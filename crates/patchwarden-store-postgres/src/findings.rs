@@ -150,11 +150,11 @@ pub(crate) async fn begin(
 ) -> Result<(AuditedTx, Planned)> {
     let args: [&(dyn ToSql + Sync); 1] = [&host];
     let now_db = ts_to_db("now", now)?;
-    let nonce_row = nonce
-        .map(|n| Ok::<_, StoreError>((n, ts_to_db("nonce expires_at", n.expires_at)?)))
+    let expires = nonce
+        .map(|n| ts_to_db("nonce expires_at", n.expires_at))
         .transpose()?;
-    let nonce_args: Option<[&(dyn ToSql + Sync); 4]> = nonce_row
-        .as_ref()
+    let nonce_args: Option<[&(dyn ToSql + Sync); 4]> = nonce
+        .zip(expires.as_ref())
         .map(|(n, expires)| [&host as _, &n.nonce as _, expires as _, &now_db as _]);
     let mut reads: Vec<(&str, &[&(dyn ToSql + Sync)], &'static str)> = vec![
         (LOCK_HOST, &args[..], "lock host"),

@@ -332,25 +332,33 @@ pub(crate) async fn advance_counter<C: GenericClient>(c: &C, id: Uuid, seq: u64)
     })
 }
 
+/// The rule both nonce statements apply to a nonce recorded before (see [`RECORD_NONCE`]).
+macro_rules! nonce_seen {
+    () => {
+        "ON CONFLICT (host, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
+         WHERE nonces.expires_at <= $4"
+    };
+}
+
 /// Records a nonce unless the host used it and it has not expired. An expired record of the
 /// same nonce no longer protects anything (the request's own timestamp window refuses
 /// anything that old); replacing it keeps the table small. A concurrent insert of the same
 /// nonce waits for the first and then finds it unexpired. Parameters: host, nonce, expiry,
 /// now; changes one row, or none for a replay.
-pub(crate) const RECORD_NONCE: &str = "INSERT INTO nonces (host, nonce, expires_at)
-     VALUES ($1, $2, $3)
-     ON CONFLICT (host, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
-     WHERE nonces.expires_at <= $4";
+pub(crate) const RECORD_NONCE: &str = concat!(
+    "INSERT INTO nonces (host, nonce, expires_at) VALUES ($1, $2, $3) ",
+    nonce_seen!()
+);
 
 /// [`RECORD_NONCE`] as a query inside a transaction that has locked the host's row
 /// ([`crate::findings::begin`]): a row for a nonce recorded, none for a replay. It inserts
 /// nothing for a host that does not exist (the lock then found no row, which says so), rather
 /// than failing the transaction's first flight on the foreign key.
-pub(crate) const RECORD_NONCE_LOCKED: &str = "INSERT INTO nonces (host, nonce, expires_at)
-     SELECT id, $2, $3 FROM hosts WHERE id = $1
-     ON CONFLICT (host, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
-     WHERE nonces.expires_at <= $4
-     RETURNING 1";
+pub(crate) const RECORD_NONCE_LOCKED: &str = concat!(
+    "INSERT INTO nonces (host, nonce, expires_at) SELECT id, $2, $3 FROM hosts WHERE id = $1 ",
+    nonce_seen!(),
+    " RETURNING 1"
+);
 
 /// What [`RECORD_NONCE`] did: `stored` rows changed, or the driver's error.
 pub(crate) fn nonce_outcome(

@@ -76,27 +76,20 @@ pub fn take_pool_size(url: &str) -> std::result::Result<(String, usize), String>
     let mut size = None;
     let mut kept = Vec::new();
     for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some((POOL_PARAM, value)) => {
-                if size.is_some() {
-                    return Err(format!("{POOL_PARAM} is given twice"));
-                }
-                let n = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_POOL_SIZE).contains(n))
-                    .ok_or_else(|| {
-                        format!("{POOL_PARAM} must be a number from 1 to {MAX_POOL_SIZE}")
-                    })?;
-                size = Some(n);
-            }
-            None if pair == POOL_PARAM => {
-                return Err(format!(
-                    "{POOL_PARAM} must be a number from 1 to {MAX_POOL_SIZE}"
-                ));
-            }
-            _ => kept.push(pair),
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != POOL_PARAM {
+            kept.push(pair);
+            continue;
         }
+        if size.is_some() {
+            return Err(format!("{POOL_PARAM} is given twice"));
+        }
+        let n = value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_POOL_SIZE).contains(n))
+            .ok_or_else(|| format!("{POOL_PARAM} must be a number from 1 to {MAX_POOL_SIZE}"))?;
+        size = Some(n);
     }
     let url = if kept.is_empty() {
         base.to_owned()

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use patchwarden_core::audit::verify;
-use patchwarden_core::inventory::{Inventory, PackagesDigest};
-use patchwarden_store::conformance::fixtures::{at, debian_inventories, enrolled, entry};
+use patchwarden_core::inventory::Inventory;
+use patchwarden_store::conformance::fixtures::{apply_at, debian_inventories, enrolled};
 use patchwarden_store::{CurrentFinding, PreparedUpload, Store, StoreError};
 use patchwarden_store_postgres::PgStore;
 use uuid::Uuid;
@@ -57,24 +57,6 @@ async fn chain(store: &Arc<dyn Store>) -> i64 {
     }
 }
 
-/// `store.apply_inventory` of `upload` for `host` at `at(t)`, with the two audit entries.
-async fn apply(
-    store: &Arc<dyn Store>,
-    host: Uuid,
-    upload: PreparedUpload,
-    t: i64,
-) -> Result<(patchwarden_store::FindingSync, PackagesDigest), StoreError> {
-    store
-        .apply_inventory(
-            host,
-            upload,
-            at(t),
-            entry(at(t), "findings.sync", "h"),
-            entry(at(t), "inventory.replace", "h"),
-        )
-        .await
-}
-
 /// `before` with one High finding, on its first package.
 fn one_finding(before: &Inventory, after: &Inventory) -> PreparedUpload {
     PreparedUpload::of(
@@ -106,7 +88,7 @@ async fn a_failing_statement_of_the_flight_rolls_the_whole_upload_back() {
     let upload = |inventory: &Inventory, current: &[CurrentFinding]| {
         PreparedUpload::of(inventory, current).unwrap()
     };
-    apply(
+    apply_at(
         &store,
         host.id,
         upload(
@@ -146,7 +128,7 @@ async fn a_failing_statement_of_the_flight_rolls_the_whole_upload_back() {
             ))
             .await
             .unwrap();
-        let e = apply(&store, host.id, upload(&after, &patched), 20)
+        let e = apply_at(&store, host.id, upload(&after, &patched), 20)
             .await
             .unwrap_err();
         assert!(
@@ -170,13 +152,13 @@ async fn a_failing_statement_of_the_flight_rolls_the_whole_upload_back() {
     for i in 0..PAST_THE_POOL {
         let (store, inventory) = (store.clone(), if i % 2 == 0 { &after } else { &before });
         let prepared = upload(inventory, if i % 2 == 0 { &patched[..] } else { &[] });
-        uploads.spawn(async move { apply(&store, host.id, prepared, 30 + i).await });
+        uploads.spawn(async move { apply_at(&store, host.id, prepared, 30 + i).await });
     }
     while let Some(r) = uploads.join_next().await {
         r.unwrap().unwrap();
     }
     assert!(chain(&store).await > events);
-    apply(&store, host.id, upload(&after, &patched), 100)
+    apply_at(&store, host.id, upload(&after, &patched), 100)
         .await
         .unwrap();
     let now = state(&client, host.id).await;
@@ -205,7 +187,7 @@ async fn an_upload_dropped_while_it_waits_leaves_nothing_behind() {
         .unwrap();
     let dropped = tokio::time::timeout(
         Duration::from_millis(300),
-        apply(&store, host.id, one_finding(&before, &after), 10),
+        apply_at(&store, host.id, one_finding(&before, &after), 10),
     )
     .await;
     assert!(dropped.is_err(), "the upload did not wait for the lock");
@@ -234,7 +216,7 @@ async fn an_upload_dropped_while_it_waits_leaves_nothing_behind() {
         store.get_host(host.id).await.unwrap();
         assert_eq!(store.count_open_findings(host.id).await.unwrap(), 0, "{i}");
     }
-    apply(&store, host.id, one_finding(&before, &after), 20)
+    apply_at(&store, host.id, one_finding(&before, &after), 20)
         .await
         .unwrap();
     assert_eq!(state(&client, host.id).await.1, 1);
@@ -264,7 +246,7 @@ async fn a_known_body_gone_from_the_database_fails_one_upload_and_the_retry_stor
     let prepared = || one_finding(&before, &after);
     // The first host's upload stores the body; the store now knows it and sends no text for it.
     let first = enrolled(&store, "web", "web-1").await;
-    apply(&store, first.id, prepared(), 10).await.unwrap();
+    apply_at(&store, first.id, prepared(), 10).await.unwrap();
     let body = found(first.id).await[0].finding.clone();
     // The body and what names it deleted behind the store's back (as a restore of an earlier
     // backup would): the triggers that refuse it are set aside for the deletion.
@@ -280,7 +262,9 @@ async fn a_known_body_gone_from_the_database_fails_one_upload_and_the_retry_stor
     // and the upload is refused whole rather than attached to anything else.
     let second = enrolled(&store, "web", "web-2").await;
     let held = state(&client, second.id).await;
-    let e = apply(&store, second.id, prepared(), 20).await.unwrap_err();
+    let e = apply_at(&store, second.id, prepared(), 20)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::Backend { reason, .. } if reason.contains("body_id")),
         "{e}"
@@ -288,7 +272,7 @@ async fn a_known_body_gone_from_the_database_fails_one_upload_and_the_retry_stor
     assert_eq!(state(&client, second.id).await, held);
     // The store forgot what it knew: the retry stores the body again, and the finding reads
     // back with it.
-    apply(&store, second.id, prepared(), 30).await.unwrap();
+    apply_at(&store, second.id, prepared(), 30).await.unwrap();
     let stored = found(second.id).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].finding, body);
@@ -311,7 +295,7 @@ async fn inventories_are_compressed_with_lz4_and_read_back_whole() {
     // Enough packages for PostgreSQL to compress the row (past some 2 KiB).
     let (before, _) = debian_inventories(200);
     let host = enrolled(&store, "web", "web-1").await;
-    apply(
+    apply_at(
         &store,
         host.id,
         PreparedUpload::of(&before, &[]).unwrap(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use patchwarden_core::inventory::{Inventory, Package};
 use patchwarden_core::policy::Class;
 
-use super::fixtures::{at, audit_seq, debian_inventories, enrolled, entry, finding};
+use super::fixtures::{apply_at, at, audit_seq, debian_inventories, enrolled, entry, finding};
 use super::{TestDatabase, open};
 use crate::{
     Classification, CurrentFinding, FindingFilter, FindingState, FindingSync, StoredFinding,
@@ -36,24 +36,6 @@ fn high_on_first(before: &Inventory, after: &Inventory) -> Vec<CurrentFinding> {
         Some(pkg(&after.packages, 0)),
         classified(Class::High, 1000),
     )]
-}
-
-/// `upload` applied to `host` at `at(t)`, with the audit entries an upload makes.
-async fn apply_at(
-    store: &Arc<dyn crate::Store>,
-    host: uuid::Uuid,
-    upload: crate::PreparedUpload,
-    t: i64,
-) -> crate::Result<(FindingSync, crate::PackagesDigest)> {
-    store
-        .apply_inventory(
-            host,
-            upload,
-            at(t),
-            entry(at(t), "findings.sync", "h"),
-            entry(at(t), "inventory.replace", "h"),
-        )
-        .await
 }
 
 fn pkg(packages: &[Package], i: usize) -> &Package {

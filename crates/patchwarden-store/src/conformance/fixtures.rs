@@ -74,6 +74,27 @@ pub async fn audit_seq(store: &Arc<dyn Store>) -> i64 {
     store.audit_head().await.unwrap().map_or(0, |h| h.seq)
 }
 
+/// `upload` applied to `host` at `at(t)`, with the two audit entries an upload makes.
+pub async fn apply_at(
+    store: &Arc<dyn Store>,
+    host: uuid::Uuid,
+    upload: crate::PreparedUpload,
+    t: i64,
+) -> crate::Result<(
+    crate::FindingSync,
+    patchwarden_core::inventory::PackagesDigest,
+)> {
+    store
+        .apply_inventory(
+            host,
+            upload,
+            at(t),
+            entry(at(t), "findings.sync", "h"),
+            entry(at(t), "inventory.replace", "h"),
+        )
+        .await
+}
+
 pub fn facts(hostname: &str, machine_id: &str) -> HostFacts {
     HostFacts {
         hostname: hostname.into(),
